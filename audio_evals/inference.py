@@ -1,0 +1,98 @@
+"""The infer stage for one shard: render prompts, call the backend once, check what came back."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+from audio_evals import storage
+from audio_evals.data.audio import AudioError
+from audio_evals.data.prepare import decode_to_cache
+from audio_evals.models.base import Backend, ModelOutput, ModelRequest
+from audio_evals.prompts import PromptError, render
+from audio_evals.registry.entries import PromptEntry
+from audio_evals.schema import PreparedSample, Sample, ShardRef
+
+_calls = 0
+_calls_lock = threading.Lock()
+
+
+def model_calls() -> int:
+    """Samples sent to a backend by this process so far (tests count cache hits with it)."""
+    return _calls
+
+
+def _count(n: int) -> None:
+    global _calls
+    with _calls_lock:
+        _calls += n
+
+
+def _local(p: PreparedSample, audio_dir: str) -> PreparedSample:
+    """The sample with its decoded audio on this machine (decoded again if another made it)."""
+    if os.path.exists(p.prepared):
+        return p
+    return decode_to_cache(p.sample, audio_dir, p.sample_rate)
+
+
+def transcribe_generated(outputs: list[ModelOutput], asr: Backend, audio_dir: str) -> None:
+    """Speech-out models: transcribe each generated clip with ``asr``; the transcript is scored."""
+    requests = []
+    for output in outputs:
+        if output.error or not output.audio_path:
+            continue
+        try:
+            clip = decode_to_cache(Sample(output.sample_id, output.audio_path), audio_dir, asr.requirements.sample_rate)
+        except AudioError as e:
+            output.error = f"generated audio unusable: {e}"
+            continue
+        requests.append(ModelRequest(output.sample_id, clip.prepared, clip.sample_rate))
+    if not requests:
+        return
+    _count(len(requests))
+    by_id = {o.sample_id: o for o in outputs}
+    for result in asr.generate(requests):
+        target = by_id[result.sample_id]
+        if result.error:
+            target.error = f"transcribing the generated audio failed: {result.error}"
+        else:
+            target.transcript = result.text
+
+
+def run_shard(shard: ShardRef, backend: Backend, prompt: PromptEntry, audio_dir: str,
+              asr: Backend | None = None) -> dict[str, Any]:
+    """Outputs for every sample of the shard; a backend exception fails the whole shard.
+
+    With ``asr`` (speech-out models) generated audio is transcribed for scoring.
+    """
+    prepared = [_local(PreparedSample.from_dict(r), audio_dir) for r in storage.read_jsonl(shard.path)]
+    requests: list[ModelRequest] = []
+    outputs: dict[str, ModelOutput] = {}
+    for p in prepared:
+        try:
+            messages = render(prompt, p)
+        except PromptError as e:
+            outputs[p.sample.id] = ModelOutput(p.sample.id, error=str(e))
+            continue
+        requests.append(ModelRequest(p.sample.id, p.prepared, p.sample_rate, messages))
+    start = time.perf_counter()
+    if requests:
+        _count(len(requests))
+        results = backend.generate(requests)
+        if [o.sample_id for o in results] != [r.sample_id for r in requests]:
+            raise RuntimeError(
+                f"backend returned outputs for {len(results)} samples, not the {len(requests)} requested in order"
+            )
+        if asr is not None:
+            transcribe_generated(results, asr, audio_dir)
+        outputs.update((o.sample_id, o) for o in results)
+    elapsed = time.perf_counter() - start
+    return {
+        "index": shard.index,
+        "content_hash": shard.content_hash,
+        "outputs": [outputs[p.sample.id].to_dict() for p in prepared],
+        "inference_s": elapsed,
+        "audio_seconds": shard.audio_seconds,
+    }

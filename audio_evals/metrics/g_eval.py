@@ -1,0 +1,112 @@
+"""g-eval: an LLM judge rates each open answer 1-10 against the reference answer.
+
+The judge prompt is fixed and versioned (the version is recorded in ``params``) because a change
+of wording changes the scores; it follows MT-Bench's single-answer grading with a reference. The
+judge runs at temperature 0 through the shared OpenAI-compatible client (bounded concurrency,
+retries on rate limits). A reply without a rating is asked again up to ``parse_retries`` times,
+then recorded unparsed with the raw reply; such samples are left out of the mean (a judge's
+format slip says nothing about the model) and counted as ``unparsed``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from audio_evals.metrics.base import Metric, SampleScore, ScoreItem
+from audio_evals.models.http_client import ApiError, OpenAIClient, Secret, resolve_base_url
+
+JUDGE_PROMPT_V1 = (
+    "[Instruction]\n"
+    "Please act as an impartial judge and evaluate the quality of the response provided by an AI "
+    "assistant to the user question displayed below. Your evaluation should consider correctness and "
+    "helpfulness. You will be given a reference answer and the assistant's answer. Begin your "
+    "evaluation by comparing the assistant's answer with the reference answer. Identify and correct "
+    "any mistakes. Be as objective as possible. After providing your explanation, you must rate the "
+    "response on a scale of 1 to 10 by strictly following this format: \"[[rating]]\", for example: "
+    "\"Rating: [[5]]\".\n\n"
+    "[Question]\n{question}\n\n"
+    "[The Start of Reference Answer]\n{reference}\n[The End of Reference Answer]\n\n"
+    "[The Start of Assistant's Answer]\n{answer}\n[The End of Assistant's Answer]"
+)
+PROMPTS = {"g-eval-v1": JUDGE_PROMPT_V1}
+
+_RATING = re.compile(r"\[\[\s*(\d+(?:\.\d+)?)\s*\]\]")
+
+
+def parse_rating(reply: str) -> float | None:
+    """The first ``[[n]]`` in the reply when 1 <= n <= 10, else None."""
+    match = _RATING.search(reply)
+    if not match:
+        return None
+    score = float(match.group(1))
+    return score if 1.0 <= score <= 10.0 else None
+
+
+class GEval(Metric):
+    name = "g-eval"
+    higher_is_better = True
+    normalization = "None: the judge reads the raw answer, the question and the reference."
+    description = "LLM-judge rating 1-10 against the reference, x10 (0-100, higher is better)"
+
+    def __init__(self, base_url: str, model: str, api_key: Secret | None, prompt_version: str,
+                 max_concurrency: int, timeout_s: float, max_retries: int, parse_retries: int):
+        if prompt_version not in PROMPTS:
+            raise ValueError(f"g-eval: unknown prompt_version {prompt_version!r} (known: {', '.join(PROMPTS)})")
+        self.base_url = base_url
+        self.model = model
+        self.api_key = api_key
+        self.prompt_version = prompt_version
+        self.max_concurrency = max_concurrency
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.parse_retries = parse_retries
+
+    def params(self) -> dict[str, Any]:
+        return {"judge_model": self.model, "base_url": self.base_url, "prompt_version": self.prompt_version,
+                "temperature": 0.0, "parse_retries": self.parse_retries}
+
+    def _prompt(self, item: ScoreItem) -> str:
+        question = item.fields.get("question") or item.fields.get("instruction") or "(not available)"
+        reference = item.reference if isinstance(item.reference, str) else "\n".join(item.reference or [])
+        return PROMPTS[self.prompt_version].format(question=question, reference=reference, answer=item.hypothesis)
+
+    async def _judge(self, client: OpenAIClient, item: ScoreItem) -> SampleScore:
+        messages = [{"role": "user", "content": self._prompt(item)}]
+        reply = ""
+        try:
+            for _ in range(self.parse_retries + 1):
+                reply = await client.achat(messages, self.model, temperature=0.0)
+                score = parse_rating(reply)
+                if score is not None:
+                    return SampleScore(item.sample_id, self.name, score * 10, {"score": score}, explanation=reply)
+        except ApiError as e:
+            reply = f"judge request refused: {e}"
+        return SampleScore(item.sample_id, self.name, None, parsed=False, explanation=reply)
+
+    def score(self, items: list[ScoreItem]) -> list[SampleScore]:
+        if not items:
+            return []
+        with OpenAIClient(self.base_url, self.api_key, timeout_s=self.timeout_s, max_retries=self.max_retries,
+                          max_concurrency=self.max_concurrency) as client:
+            return client.batch([lambda item=item: self._judge(client, item) for item in items])
+
+    def aggregate(self, scores: list[SampleScore]) -> float:
+        rated = [s.stats["score"] for s in scores if "score" in s.stats]
+        return 10.0 * sum(rated) / len(rated) if rated else float("nan")
+
+
+def build(
+    model: str = "gpt-4o-mini",
+    base_url: str | None = None,
+    base_url_env: str | None = "OPENAI_BASE_URL",
+    api_key_env: str | None = "OPENAI_API_KEY",
+    prompt_version: str = "g-eval-v1",
+    max_concurrency: int = 8,
+    timeout_s: float = 120.0,
+    max_retries: int = 4,
+    parse_retries: int = 2,
+) -> GEval:
+    """The judge named by the task's ``metric_params``; endpoint and key come from the environment."""
+    return GEval(resolve_base_url(base_url, base_url_env, "g-eval judge"), model, Secret.from_env(api_key_env),
+                 prompt_version, max_concurrency, timeout_s, max_retries, parse_retries)

@@ -1,0 +1,50 @@
+"""mmau: the official MMAU string match (Sakshi113/MMAU ``evaluation.py``, ``string_match``).
+
+Prediction, answer and choices become sets of lowercase word tokens (``\\b\\w+\\b``). The
+prediction is correct iff it contains every answer token and none of the tokens that only wrong
+choices have (a wrong choice's tokens minus the answer's). An empty prediction is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+
+from audio_evals.metrics.base import AccuracyMetric, SampleScore, ScoreItem, text_list, unscorable
+
+_WORD = re.compile(r"\b\w+\b")
+
+
+def tokens(text: str) -> set[str]:
+    """MMAU's tokeniser: the set of lowercase ``\\w+`` words."""
+    return set(_WORD.findall(text.lower()))
+
+
+def wrong_choice_tokens(answer: set[str], choices: list[str]) -> set[str]:
+    """Tokens of the choices that the answer does not have (the answer's own choice adds none)."""
+    return set().union(*(tokens(choice) - answer for choice in choices))
+
+
+class MMAU(AccuracyMetric):
+    name = "mmau"
+    description = "MMAU accuracy, official string match (higher is better)"
+    normalization = "Lowercase word-token sets; answer tokens present, no token unique to a wrong choice."
+
+    def judge(self, item: ScoreItem) -> SampleScore:
+        refs = text_list(item.reference)
+        if len(refs) != 1:
+            return unscorable(item, self.name, f"expected one answer text, got {item.reference!r}")
+        answer = tokens(refs[0])
+        predicted = tokens(item.hypothesis)
+        if not predicted:
+            return self.verdict(item, False, [], sorted(answer), "empty prediction", parsed=False)
+        missing = answer - predicted
+        wrong = predicted & wrong_choice_tokens(answer, text_list(item.fields.get("choices")))
+        reasons = [f"missing answer tokens {sorted(missing)}"] if missing else []
+        if wrong:
+            reasons.append(f"has wrong-choice tokens {sorted(wrong)}")
+        why = "; ".join(reasons) or "has every answer token and no wrong-choice token"
+        return self.verdict(item, not reasons, sorted(predicted), sorted(answer), why)
+
+
+def build() -> MMAU:
+    return MMAU()

@@ -1,0 +1,75 @@
+"""Named text normalisation pipelines applied to both hypothesis and reference before scoring.
+
+Each pipeline is a plain function so a metric's ``normalization`` legend can name it and a test
+can pin its behaviour. Heavy normalisers (Whisper's, OpenCC) are built once, on first use.
+"""
+
+from __future__ import annotations
+
+import functools
+import unicodedata
+from collections.abc import Callable
+
+_ARTICLES = frozenset({"a", "an", "the"})
+
+
+@functools.cache
+def _whisper_english() -> Callable[[str], str]:
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    return EnglishTextNormalizer()
+
+
+@functools.cache
+def _whisper_basic() -> Callable[[str], str]:
+    from whisper_normalizer.basic import BasicTextNormalizer
+
+    return BasicTextNormalizer()
+
+
+@functools.cache
+def _t2s() -> Callable[[str], str]:
+    from opencc import OpenCC
+
+    return OpenCC("t2s").convert
+
+
+def _is_punct_or_symbol(char: str) -> bool:
+    return unicodedata.category(char)[0] in "PS"
+
+
+def english(text: str) -> str:
+    """Whisper's English normaliser (the one behind published Whisper WERs).
+
+    Lowercases; drops text in brackets/parentheses and fillers (hmm, uh); standardises spelled
+    numbers ("one two three" -> "123"), British spellings ("colour" -> "color") and titles
+    ("mr" -> "mister"); removes punctuation and diacritics; collapses whitespace.
+    """
+    return _whisper_english()(text)
+
+
+def basic(text: str) -> str:
+    """Whisper's language-agnostic normaliser: lowercase, drop bracketed text, punctuation to spaces."""
+    return _whisper_basic()(text)
+
+
+def mandarin(text: str) -> str:
+    """Mandarin CER normalisation, applied character by character.
+
+    NFKC (full-width letters, digits and punctuation become half-width), traditional to
+    simplified characters (OpenCC ``t2s``), removal of every punctuation (Unicode P*) and symbol
+    (S*) character and of all whitespace, then lowercasing of Latin letters.
+    """
+    simplified = _t2s()(unicodedata.normalize("NFKC", text))
+    return "".join(c for c in simplified if not (c.isspace() or _is_punct_or_symbol(c))).lower()
+
+
+def qa(text: str) -> list[str]:
+    """Answer tokens for has-answer matching (DPR/SQuAD style).
+
+    Unicode NFD, lowercase, every punctuation or symbol character replaced by a space (so
+    "New York-based" splits like DPR's tokenizer), whitespace split, articles a/an/the removed.
+    """
+    lowered = unicodedata.normalize("NFD", text).lower()
+    spaced = "".join(" " if _is_punct_or_symbol(c) else c for c in lowered)
+    return [t for t in spaced.split() if t not in _ARTICLES]

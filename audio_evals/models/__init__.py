@@ -1,0 +1,49 @@
+"""Model backends: one module per backend, each exposing ``BACKEND``.
+
+Backends are built once per worker process and reused across shards (``get_backend``); their
+construction is cheap and weights load on first use, so a fully cached run loads nothing.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from typing import Any
+
+from audio_evals.models.base import Backend, BackendUnavailable
+from audio_evals.plugins import load_plugin
+from audio_evals.registry.entries import ModelEntry
+from audio_evals.storage import stable_hash
+
+_POOL: dict[str, Backend] = {}
+_LOCK = threading.Lock()
+
+
+def generation_params(entry: ModelEntry, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The registry's generation parameters with command-line overrides applied."""
+    return {**entry.generation, **(overrides or {})}
+
+
+def get_backend(entry: ModelEntry, generation: dict[str, Any]) -> Backend:
+    """The process-wide backend instance for this model and generation parameters."""
+    key = stable_hash([entry.backend, entry.args, generation])
+    with _LOCK:
+        if key not in _POOL:
+            module = load_plugin("audio_evals.models", entry.backend, "backend")
+            try:
+                _POOL[key] = module.BACKEND(generation=dict(generation), **entry.args)
+            except TypeError as e:
+                raise BackendUnavailable(f"model {entry.name!r}: bad backend arguments: {e}") from None
+        return _POOL[key]
+
+
+def close_all() -> None:
+    """Close every pooled backend (weights, GPU memory, subprocesses)."""
+    with _LOCK:
+        backends = list(_POOL.values())
+        _POOL.clear()
+    for backend in backends:
+        backend.close()
+
+
+atexit.register(close_all)

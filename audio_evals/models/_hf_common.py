@@ -1,0 +1,301 @@
+"""Helpers shared by the Hugging Face backends (transformers ASR and chat, vLLM offline).
+
+Kept out of the backends so weights identity, device/dtype choice, generation-parameter mapping,
+chat-message conversion and the batching loop are written once. Nothing here imports torch at
+module import: a backend must be constructible (and fingerprintable) without its extra.
+"""
+
+from __future__ import annotations
+
+import abc
+import gc
+import hashlib
+import importlib.metadata
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from audio_evals.models.base import (
+    Backend, BackendUnavailable, ModelOutput, ModelRequest, Requirements, TransientBackendError,
+)
+from audio_evals.paths import resolve_resource
+
+TRANSFORMERS_EXTRA = "install the extra: pip install 'audio-evals[transformers]'"
+
+#: Registry-style names of generation parameters mapped to ``model.generate`` keywords.
+_ALIASES = {"max_tokens": "max_new_tokens", "beam_size": "num_beams"}
+_GENERATE_KEYS = {
+    "max_new_tokens", "num_beams", "do_sample", "temperature", "top_p", "top_k",
+    "repetition_penalty", "length_penalty", "no_repeat_ngram_size",
+}
+#: Small text files whose content (not only size) identifies a local model folder.
+_CONTENT_HASHED = (".json", ".txt", ".jinja", ".model")
+
+
+def version(package: str) -> str | None:
+    """Installed version of ``package`` without importing it (None if absent)."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def import_torch_transformers() -> tuple[Any, Any]:
+    """``(torch, transformers)``, or BackendUnavailable naming the extra to install."""
+    try:
+        import torch
+        import transformers
+    except ImportError as e:
+        raise BackendUnavailable(f"{e.name or e} is not installed; {TRANSFORMERS_EXTRA}") from None
+    return torch, transformers
+
+
+def hub_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` is set, read at load time so a test or a user can flip it."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def weights_identity(model: str, revision: str | None) -> dict[str, Any]:
+    """What identifies the weights without loading them.
+
+    A local folder is identified by the names and sizes of its files plus the content of its
+    small config files (hashing multi-GB weights on every run would be slow); a hub id by the id
+    and revision (pin ``revision`` to a commit for reproducible runs).
+    """
+    model = resolve_resource(model)
+    if not os.path.isdir(model):
+        return {"hub_id": model, "revision": revision}
+    digest = hashlib.sha256()
+    for root, dirs, files in os.walk(model):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            size = os.path.getsize(path)
+            digest.update(f"{os.path.relpath(path, model)}\0{size}\0".encode())
+            if name.endswith(_CONTENT_HASHED) and size < (1 << 20):
+                with open(path, "rb") as f:
+                    digest.update(f.read())
+    return {"path": os.path.abspath(model), "files_sha256": digest.hexdigest()}
+
+
+def resolve_device(torch: Any, device: str) -> str:
+    """``auto`` → all visible GPUs (accelerate's device map) if any, else CPU; ``cuda`` needs one."""
+    if device == "auto":
+        return "auto" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BackendUnavailable(f"needs a GPU: device {device!r} was requested but CUDA is not available here")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise BackendUnavailable(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)")
+    return device
+
+
+def resolve_dtype(torch: Any, dtype: str, device: str) -> Any:
+    """``auto`` → bfloat16 (or float16) on GPU, float32 on CPU, where half precision is slow."""
+    if dtype == "auto":
+        if device == "cpu":
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if dtype not in {"float32", "float16", "bfloat16"}:
+        raise BackendUnavailable(f"unknown dtype {dtype!r} (use auto, float32, float16 or bfloat16)")
+    return getattr(torch, dtype)
+
+
+def generate_kwargs(generation: dict[str, Any], extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``model.generate`` keywords from registry generation parameters.
+
+    ``temperature: 0`` (or none) means greedy decoding; a positive one turns sampling on. Keys
+    ``generate`` does not take (``seed``, backend-specific ones) are left out; they stay in the
+    fingerprint all the same.
+    """
+    kwargs = {}
+    for key, value in generation.items():
+        key = _ALIASES.get(key, key)
+        if key in _GENERATE_KEYS or key in extra:
+            kwargs[key] = value
+    temperature = kwargs.pop("temperature", None)
+    if temperature:
+        kwargs.setdefault("do_sample", True)
+        kwargs["temperature"] = temperature
+    else:
+        kwargs.setdefault("do_sample", False)
+    return kwargs
+
+
+def release_cuda_memory() -> None:
+    """Collect dropped models and return cached GPU memory to the driver."""
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def is_cuda_oom(error: BaseException) -> bool:
+    torch = sys.modules.get("torch")
+    oom = getattr(getattr(torch, "cuda", None), "OutOfMemoryError", None)
+    return (oom is not None and isinstance(error, oom)) or "out of memory" in str(error).lower()
+
+
+def chat_conversation(request: ModelRequest) -> list[dict[str, Any]]:
+    """The request's messages in the content-parts form chat templates expect."""
+    return [
+        {"role": m.role, "content": [
+            {"type": "audio", "audio_url": c.value} if c.type == "audio" else {"type": "text", "text": c.value}
+            for c in m.contents
+        ]}
+        for m in request.messages
+    ]
+
+
+def audio_parts(request: ModelRequest) -> list[np.ndarray]:
+    """The audio of every audio part of the prompt, in order (float32 mono at the request's rate)."""
+    import soundfile as sf
+
+    arrays = []
+    for c in (c for m in request.messages for c in m.contents if c.type == "audio"):
+        data, rate = sf.read(c.value, dtype="float32", always_2d=False)
+        if rate != request.sample_rate:
+            raise ValueError(f"{c.value}: sample rate {rate} Hz, expected {request.sample_rate} Hz")
+        arrays.append(data if data.ndim == 1 else data.mean(axis=1))
+    return arrays
+
+
+@dataclass(kw_only=True)
+class HFBackend(Backend):
+    """A transformers model run in batches of similar-length clips.
+
+    Subclasses load (processor, model) and turn one batch of prepared inputs into texts; this
+    class owns laziness, device/dtype, sorting by duration (less padding) and restoring request
+    order, per-sample errors, and OOM → TransientBackendError so the runner retries the shard.
+    """
+
+    model: str
+    revision: str | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    batch_size: int = 8
+    sample_rate: int = 16000
+    trust_remote_code: bool = False
+    _loaded: tuple[Any, Any] | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    #: The backend's module name, for fingerprints and messages.
+    backend_name: ClassVar[str] = ""
+
+    @property
+    def requirements(self) -> Requirements:
+        return Requirements(sample_rate=self.sample_rate)
+
+    @property
+    def source(self) -> str:
+        """Where ``from_pretrained`` looks: a hub id, or a folder (``package:``/``assets:`` expanded)."""
+        return resolve_resource(self.model)
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend_name,
+            "weights": weights_identity(self.model, self.revision),
+            "dtype": self.dtype,
+            "generation": self.generation,
+            "transformers": version("transformers"),
+            "torch": version("torch"),
+        }
+
+    def load_kwargs(self) -> dict[str, Any]:
+        """Arguments common to every ``from_pretrained`` call (revision, offline, remote code)."""
+        return {"revision": self.revision, "local_files_only": hub_offline(),
+                "trust_remote_code": self.trust_remote_code}
+
+    def _load(self) -> tuple[Any, Any]:
+        with self._lock:
+            if self._loaded is None:
+                torch, transformers = import_torch_transformers()
+                device = resolve_device(torch, self.device)  # before any download: fail fast
+                dtype_key = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
+                model_kwargs = {**self.load_kwargs(), dtype_key: resolve_dtype(torch, self.dtype, device)}
+                if device == "auto":
+                    model_kwargs["device_map"] = "auto"
+                try:
+                    processor, model = self.load(transformers, model_kwargs)
+                except (OSError, ValueError) as e:
+                    offline = " (HF_HUB_OFFLINE is set: only the local cache is used)" if hub_offline() else ""
+                    raise BackendUnavailable(
+                        f"{self.backend_name}: cannot load weights at {self.model!r}"
+                        f" (revision {self.revision or 'default'}){offline}: {e}"
+                    ) from None
+                rate = getattr(getattr(processor, "feature_extractor", processor), "sampling_rate", self.sample_rate)
+                if rate != self.sample_rate:
+                    raise BackendUnavailable(
+                        f"{self.backend_name}: the processor expects {rate} Hz audio; set sample_rate: {rate}"
+                    )
+                if device != "auto":
+                    model = model.to(device)
+                self._loaded = (processor, model.eval())
+            return self._loaded
+
+    @abc.abstractmethod
+    def load(self, transformers: Any, model_kwargs: dict[str, Any]) -> tuple[Any, Any]:
+        """``(processor, model)`` from ``self.source``; OSError/ValueError mean missing weights.
+
+        ``model_kwargs`` (revision, offline, dtype, device map) go to the model's ``from_pretrained``;
+        ``load_kwargs()`` to the processor's and config's.
+        """
+
+    @abc.abstractmethod
+    def prepare(self, processor: Any, request: ModelRequest) -> Any:
+        """One request's model input (audio and prompt); raise ValueError/OSError for a bad sample."""
+
+    @abc.abstractmethod
+    def run_batch(self, processor: Any, model: Any, inputs: list[Any]) -> list[str]:
+        """Decoded texts for the prepared inputs of one batch, in order."""
+
+    def output(self, sample_id: str, text: str, latency_s: float) -> ModelOutput:
+        """One sample's output from its decoded text (chat models split off reasoning here)."""
+        return ModelOutput(sample_id, text=text.strip(), latency_s=latency_s)
+
+    @staticmethod
+    def duration(prepared: Any) -> int:
+        """Length used to group similar clips; subclasses with several arrays per input override."""
+        return len(prepared)
+
+    def generate(self, requests: list[ModelRequest]) -> list[ModelOutput]:
+        processor, model = self._load()
+        import torch
+
+        if "seed" in self.generation:
+            torch.manual_seed(int(self.generation["seed"]))
+        outputs: list[ModelOutput | None] = [None] * len(requests)
+        prepared: dict[int, Any] = {}
+        for i, request in enumerate(requests):
+            try:
+                prepared[i] = self.prepare(processor, request)
+            except (OSError, ValueError, RuntimeError) as e:
+                outputs[i] = ModelOutput(request.sample_id, error=f"{self.backend_name}: bad input: {e}")
+        order = sorted(prepared, key=lambda i: self.duration(prepared[i]))
+        for start in range(0, len(order), max(1, self.batch_size)):
+            batch = order[start:start + max(1, self.batch_size)]
+            began = time.perf_counter()
+            try:
+                with torch.inference_mode():
+                    texts = self.run_batch(processor, model, [prepared[i] for i in batch])
+            except (RuntimeError, ValueError) as e:
+                if is_cuda_oom(e):
+                    release_cuda_memory()
+                    raise TransientBackendError(f"{self.backend_name}: CUDA out of memory: {e}") from None
+                for i in batch:
+                    outputs[i] = ModelOutput(requests[i].sample_id, error=f"{self.backend_name} failed: {e}")
+                continue
+            # Samples of a batch finish together: each is charged an equal share of its time.
+            latency = (time.perf_counter() - began) / len(batch)
+            for i, text in zip(batch, texts, strict=True):
+                outputs[i] = self.output(requests[i].sample_id, text, latency)
+        return outputs  # type: ignore[return-value]
+
+    def close(self) -> None:
+        with self._lock:
+            self._loaded = None
+        release_cuda_memory()

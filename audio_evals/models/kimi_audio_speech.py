@@ -1,0 +1,124 @@
+"""Kimi-Audio-7B-Instruct with speech output (text + a generated WAV per sample).
+
+vLLM serves Kimi-Audio's text output only (its OpenAI transcription/chat endpoints), and no
+vLLM-Omni release ships the audio detokenizer, so speech output goes through Moonshot's own
+inference package ``kimia_infer`` (github.com/MoonshotAI/Kimi-Audio, not on PyPI):
+``KimiAudio(...).generate(chats, output_type="both")`` returns the 24 kHz waveform and the text.
+It runs one sample at a time on a CUDA GPU (the package hard-codes ``torch.cuda``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from audio_evals.models._hf_common import release_cuda_memory, version, weights_identity
+from audio_evals.models.base import (
+    Backend, BackendUnavailable, ModelOutput, ModelRequest, Requirements, TransientBackendError,
+)
+from audio_evals.paths import local_cache_dir, resolve_resource
+from audio_evals.storage import stable_hash
+
+KIMIA_INSTALL = (
+    "Kimi-Audio speech output needs Moonshot's kimia_infer package (not on PyPI): "
+    "pip install git+https://github.com/MoonshotAI/Kimi-Audio.git"
+)
+#: Sample rate of the Kimi-Audio detokenizer's waveform.
+OUTPUT_RATE = 24000
+#: Generation keys ``KimiAudio.generate`` takes (``temperature``/``top_k`` map to the text stream).
+_KEYS = {"audio_temperature", "audio_top_k", "text_temperature", "text_top_k", "audio_repetition_penalty",
+         "audio_repetition_window_size", "text_repetition_penalty", "text_repetition_window_size"}
+
+
+def _wav_name(sample_id: str) -> str:
+    """A file name safe on any filesystem; the hash keeps ids that sanitise alike apart."""
+    return f"{re.sub(r'[^A-Za-z0-9_.-]', '_', sample_id)[:80]}-{stable_hash(sample_id)[:8]}.wav"
+
+
+@dataclass(kw_only=True)
+class KimiAudioSpeechBackend(Backend):
+    model: str = "moonshotai/Kimi-Audio-7B-Instruct"
+    #: ``text`` skips the audio detokenizer (text answers only, less GPU memory).
+    output_type: Literal["both", "text"] = "both"
+    #: Where generated WAVs go (a subfolder per fingerprint); default: the local cache.
+    output_dir: str | None = None
+    _model: Any = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @property
+    def requirements(self) -> Requirements:
+        return Requirements(sample_rate=16000)
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"backend": "kimi_audio_speech", "weights": weights_identity(self.model, None),
+                "output_type": self.output_type, "generation": self.generation, "kimia_infer": version("kimia_infer")}
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                try:
+                    from kimia_infer.api.kimia import KimiAudio
+                except ImportError as e:
+                    raise BackendUnavailable(f"{KIMIA_INSTALL} ({e})") from None
+                import torch
+
+                if not torch.cuda.is_available():
+                    raise BackendUnavailable("kimi_audio_speech needs a GPU (CUDA, >= 24 GB): none is available here")
+                self._model = KimiAudio(model_path=resolve_resource(self.model),
+                                        load_detokenizer=self.output_type == "both")
+            return self._model
+
+    def _params(self) -> dict[str, Any]:
+        params = {k: v for k, v in self.generation.items() if k in _KEYS}
+        if "temperature" in self.generation:
+            params.setdefault("text_temperature", self.generation["temperature"])
+        if "top_k" in self.generation:
+            params.setdefault("text_top_k", self.generation["top_k"])
+        return params
+
+    def _folder(self) -> str:
+        base = self.output_dir or os.path.join(local_cache_dir(), "generated-audio", "kimi_audio_speech")
+        folder = os.path.join(base, stable_hash(self.fingerprint())[:16])
+        os.makedirs(folder, exist_ok=True)
+        return folder
+
+    def generate(self, requests: list[ModelRequest]) -> list[ModelOutput]:
+        model = self._load()
+        import soundfile as sf
+        import torch
+
+        folder, params = self._folder(), self._params()
+        outputs = []
+        for request in requests:
+            if "seed" in self.generation:
+                torch.manual_seed(int(self.generation["seed"]))
+            chats = [{"role": m.role, "message_type": c.type, "content": c.value}
+                     for m in request.messages for c in m.contents]
+            began = time.perf_counter()
+            try:
+                wav, text = model.generate(chats, output_type=self.output_type, **params)
+            except torch.cuda.OutOfMemoryError as e:
+                release_cuda_memory()
+                raise TransientBackendError(f"kimi_audio_speech: CUDA out of memory: {e}") from None
+            except (RuntimeError, ValueError, AssertionError, OSError) as e:
+                outputs.append(ModelOutput(request.sample_id, error=f"kimi_audio_speech failed: {e}"))
+                continue
+            audio_path = None
+            if wav is not None:
+                audio_path = os.path.join(folder, _wav_name(request.sample_id))
+                sf.write(audio_path, wav.detach().float().cpu().view(-1).numpy(), OUTPUT_RATE)
+            outputs.append(ModelOutput(request.sample_id, text=text.strip(), audio_path=audio_path,
+                                       latency_s=time.perf_counter() - began))
+        return outputs
+
+    def close(self) -> None:
+        with self._lock:
+            self._model = None
+        release_cuda_memory()
+
+
+BACKEND = KimiAudioSpeechBackend

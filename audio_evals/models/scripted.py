@@ -1,0 +1,61 @@
+"""A deterministic test backend: canned answers and fault switches, no model.
+
+Pipeline tests use it to prove sharding, retries, caching and failure handling without paying
+for inference. ``responses_file`` maps sample ids to answers; ``faults_file`` (read on every
+call, so a test can flip it mid-run) lists ``fail_shard_ids`` (the shard holding one of them
+raises a transient error) and ``error_ids`` (per-sample errors). The faults are deliberately
+not part of the fingerprint: removing a fault must not invalidate cached shards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from audio_evals.models.base import Backend, ModelOutput, ModelRequest, TransientBackendError
+from audio_evals.storage import stable_hash
+
+
+def _load(path: str | None) -> dict[str, Any]:
+    if not path or not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+@dataclass(kw_only=True)
+class ScriptedBackend(Backend):
+    responses_file: str | None = None
+    faults_file: str | None = None
+    calls_file: str | None = None
+    default_answer: str = ""
+    delay_s: float = 0.0
+    thread_safe: bool = True
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"backend": "scripted", "responses": stable_hash(_load(self.responses_file)),
+                "default_answer": self.default_answer, "generation": self.generation}
+
+    def generate(self, requests: list[ModelRequest]) -> list[ModelOutput]:
+        faults = _load(self.faults_file)
+        ids = {r.sample_id for r in requests}
+        if ids & set(faults.get("fail_shard_ids", [])):
+            raise TransientBackendError("injected shard fault (scripted backend)")
+        if self.calls_file:
+            with open(self.calls_file, "a", encoding="utf-8") as f:
+                f.writelines(r.sample_id + "\n" for r in requests)
+        responses = _load(self.responses_file)
+        outputs = []
+        for request in requests:
+            time.sleep(self.delay_s)
+            if request.sample_id in faults.get("error_ids", []):
+                outputs.append(ModelOutput(request.sample_id, error="injected sample error (scripted backend)"))
+            else:
+                outputs.append(ModelOutput(request.sample_id, text=responses.get(request.sample_id, self.default_answer)))
+        return outputs
+
+
+BACKEND = ScriptedBackend

@@ -1,0 +1,68 @@
+"""ASR with Hugging Face transformers: Whisper-style sequence-to-sequence or CTC models.
+
+The decoding path is chosen from the model's config (an architecture ending in ``ForCTC`` means
+CTC, anything else ``generate``), so one backend covers Whisper, wav2vec2, HuBERT, MMS, ... on CPU
+or GPU. Clips are batched by similar duration; weights come from a hub id or a local folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from audio_evals.models._hf_common import HFBackend, generate_kwargs
+from audio_evals.models.base import ModelRequest
+
+
+@dataclass(kw_only=True)
+class TransformersASRBackend(HFBackend):
+    #: ``auto`` reads the config; ``ctc``/``seq2seq`` force the decoding path.
+    kind: Literal["auto", "ctc", "seq2seq"] = "auto"
+    _ctc: bool = field(default=False, init=False, repr=False)
+    backend_name: ClassVar[str] = "transformers_asr"
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {**super().fingerprint(), "kind": self.kind}
+
+    def load(self, transformers: Any, model_kwargs: dict[str, Any]) -> tuple[Any, Any]:
+        config = transformers.AutoConfig.from_pretrained(self.source, **self.load_kwargs())
+        kind = self.kind
+        if kind == "auto":
+            kind = "ctc" if any(a.endswith("ForCTC") for a in config.architectures or ()) else "seq2seq"
+        auto = transformers.AutoModelForCTC if kind == "ctc" else transformers.AutoModelForSpeechSeq2Seq
+        processor = transformers.AutoProcessor.from_pretrained(self.source, **self.load_kwargs())
+        model = auto.from_pretrained(self.source, config=config, **model_kwargs)
+        self._ctc = kind == "ctc"
+        return processor, model
+
+    def prepare(self, processor: Any, request: ModelRequest) -> np.ndarray:
+        audio = request.load_audio()
+        # Whisper's feature extractor silently cuts audio past its window: refuse instead.
+        window = getattr(getattr(processor, "feature_extractor", None), "n_samples", None)
+        if not self._ctc and window and len(audio) > window:
+            raise ValueError(
+                f"clip is {len(audio) / request.sample_rate:.1f} s, longer than the model's "
+                f"{window / request.sample_rate:.0f} s window (set --max-duration to skip such clips)"
+            )
+        return audio
+
+    def run_batch(self, processor: Any, model: Any, inputs: list[np.ndarray]) -> list[str]:
+        if self._ctc:
+            features = processor(audio=inputs, sampling_rate=self.sample_rate, return_tensors="pt", padding=True)
+            features = features.to(model.device, dtype=model.dtype)
+            ids = model(**features).logits.argmax(-1)
+            mask = features.get("attention_mask")
+            if mask is not None and hasattr(model, "_get_feat_extract_output_lengths"):
+                # Frames past each clip's end are padding: their argmax is noise, not blanks.
+                lengths = model._get_feat_extract_output_lengths(mask.sum(-1)).tolist()
+                ids = [row[:n] for row, n in zip(ids, lengths, strict=True)]
+            return processor.batch_decode(ids)
+        features = processor(audio=inputs, sampling_rate=self.sample_rate, return_tensors="pt")
+        features = features.to(model.device, dtype=model.dtype)
+        tokens = model.generate(**features, **generate_kwargs(self.generation, extra=("language", "task")))
+        return processor.batch_decode(tokens, skip_special_tokens=True)
+
+
+BACKEND = TransformersASRBackend

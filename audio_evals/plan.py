@@ -1,0 +1,95 @@
+"""Resolve command-line names into a validated evaluation plan before any work starts."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from audio_evals.models import generation_params
+from audio_evals.registry import DatasetEntry, ModelEntry, PromptEntry, Registry, TaskEntry
+from audio_evals.registry.entries import ManifestSource
+from audio_evals.schema import Sample
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    """Everything one evaluation needs, resolved and validated."""
+
+    dataset: DatasetEntry
+    task: TaskEntry
+    model: ModelEntry
+    prompt: PromptEntry
+    generation: dict[str, Any] = field(default_factory=dict)
+    prompt_given: bool = False
+    #: The ASR model transcribing a speech-out model's audio (None for text-out models).
+    asr: ModelEntry | None = None
+
+    def skip_reason(self, sample: Sample) -> str | None:
+        """Why a sample is not run: a language the model or the task cannot handle."""
+        if self.task.metric_for(sample.lang) is None:
+            return f"task {self.task.name!r} has no metric for language {sample.lang!r}"
+        languages = self.model.languages
+        if languages and sample.lang and sample.lang not in languages:
+            return f"model {self.model.name!r} supports {', '.join(languages)} only; sample language is {sample.lang!r}"
+        return None
+
+    def skip_key(self) -> str:
+        """Identity of ``skip_reason`` for cache keys."""
+        return repr([self.task.metric, self.model.languages])
+
+    def eval_cli(self) -> str:
+        """The reference tool's command form for this evaluation (as in the seed reports)."""
+        parts = ["python", "audio_evals/main.py", "--dataset", self.dataset.name, "--model", self.model.name]
+        if self.prompt_given:
+            parts += ["--prompt", self.prompt.name]
+        return shlex.join(parts)
+
+
+def is_manifest_path(dataset: str) -> bool:
+    return dataset.endswith((".jsonl", ".json")) and ("/" in dataset or os.path.exists(dataset))
+
+
+def manifest_entry(path: str, task: str = "asr") -> DatasetEntry:
+    """An ad-hoc dataset for a manifest a user names directly (absolute audio paths allowed)."""
+    location = path if "://" in path else os.path.abspath(path)
+    stem = re.sub(r"\.jsonl?$", "", os.path.basename(location.rstrip("/")))
+    return DatasetEntry(
+        name=stem,
+        task=task,
+        description=f"manifest {location}",
+        source=ManifestSource(path=location, allow_absolute=True),
+    )
+
+
+def resolve(
+    registry: Registry,
+    dataset: str,
+    model: str,
+    prompt: str | None = None,
+    generation: dict[str, Any] | None = None,
+    task: str | None = None,
+    model_revision: str | None = None,
+) -> EvalPlan:
+    """Look every name up; unknown names fail here, with close-match suggestions.
+
+    ``model_revision`` (a published revision: hub commit, folder version) is passed to the
+    backend as its ``revision`` argument and recorded with the results.
+    """
+    entry = manifest_entry(dataset, task or "asr") if is_manifest_path(dataset) else registry.dataset(dataset)
+    task_entry = registry.task(task or entry.task)
+    model_entry = registry.model(model)
+    if model_revision:
+        model_entry = model_entry.model_copy(update={"args": {**model_entry.args, "revision": model_revision}})
+    prompt_entry = registry.prompt(prompt or task_entry.default_prompt)
+    return EvalPlan(
+        dataset=entry,
+        task=task_entry,
+        model=model_entry,
+        prompt=prompt_entry,
+        generation=generation_params(model_entry, generation),
+        prompt_given=prompt is not None,
+        asr=registry.model(model_entry.transcribe_with) if model_entry.transcribe_with else None,
+    )

@@ -1,0 +1,120 @@
+"""Typed registry entries. Unknown keys are errors, so a typo in YAML fails at load."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str = ""
+
+
+class ManifestSource(BaseModel):
+    """A JSONL manifest (``id``, ``audio``, ``text``, optional ``lang``) on disk or any fsspec URL.
+
+    Relative audio paths resolve against the manifest's folder and may not escape it; absolute
+    paths and URLs are refused unless ``allow_absolute`` (set for manifests a user names on the
+    command line, never by default for registry entries).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: Literal["manifest"] = "manifest"
+    path: str
+    filter: dict[str, str] = Field(default_factory=dict)
+    allow_absolute: bool = False
+
+
+class FolderSource(BaseModel):
+    """A folder of audio files with same-stem ``.txt`` transcripts beside them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: Literal["folder"] = "folder"
+    path: str
+    lang: str | None = None
+
+
+class HubSource(BaseModel):
+    """A Hugging Face dataset, loaded with ``datasets`` (or from a mirror laid out like the hub)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: Literal["hf"] = "hf"
+    repo: str
+    config: str | None = None
+    split: str | list[str] = "test"
+    revision: str | None = None
+    audio_column: str = "audio"
+    reference_column: str = "text"
+    id_column: str | None = None
+    lang: str | None = None
+    keep_columns: list[str] | None = None
+
+
+Source = ManifestSource | FolderSource | HubSource
+
+
+class DatasetEntry(_Entry):
+    task: str
+    source: Source = Field(discriminator="type")
+    lang: str | None = None
+    #: Sample fields built from source columns for prompts and metrics: ``{field: column}``, or
+    #: ``{field: "A,B,C,D"}`` to gather several columns into a list (multiple-choice options).
+    fields: dict[str, str] = Field(default_factory=dict)
+
+
+class ModelEntry(_Entry):
+    backend: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    generation: dict[str, Any] = Field(default_factory=dict)
+    #: Languages the model can handle; samples in others are skipped with a recorded reason.
+    languages: list[str] | None = None
+    #: What running it needs, shown by ``list models`` (e.g. "1 GPU, 24 GB").
+    needs: str = "CPU"
+    #: Speech-out models: the generated audio is transcribed by this registry model and the
+    #: transcript is scored (the reference tool used Whisper large-v3 / Paraformer).
+    transcribe_with: str | None = None
+
+
+class ContentTemplate(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: Literal["text", "audio"]
+    value: str
+
+
+class MessageTemplate(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    role: Literal["system", "user", "assistant"] = "user"
+    contents: list[ContentTemplate]
+
+
+class PromptEntry(_Entry):
+    """A chat prompt; text values are Jinja templates over sample fields (``{{ question }}``)."""
+
+    messages: list[MessageTemplate]
+
+    @field_validator("messages")
+    @classmethod
+    def _has_audio(cls, messages: list[MessageTemplate]) -> list[MessageTemplate]:
+        if not any(c.type == "audio" for m in messages for c in m.contents):
+            raise ValueError("a prompt must contain an audio part")
+        return messages
+
+
+class TaskEntry(_Entry):
+    """How a dataset is scored: the metric (or one per language) and the report placement."""
+
+    metric: str | dict[str, str]
+    metric_params: dict[str, Any] = Field(default_factory=dict)
+    default_prompt: str
+    label: str
+    family: str
+
+    def metric_for(self, lang: str | None) -> str | None:
+        """The metric for a sample's language; None when the task has none for it."""
+        if isinstance(self.metric, str):
+            return self.metric
+        return self.metric.get(lang or "", self.metric.get("*"))

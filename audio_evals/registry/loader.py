@@ -1,0 +1,114 @@
+"""Load and cross-check registry YAML files."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from audio_evals.plugins import UnknownName, check_name, suggest
+from audio_evals.registry.entries import DatasetEntry, ModelEntry, PromptEntry, TaskEntry
+
+BUILTIN_DIR = Path(__file__).parent
+SECTIONS = {"datasets": DatasetEntry, "models": ModelEntry, "prompts": PromptEntry, "tasks": TaskEntry}
+
+
+class RegistryError(ValueError):
+    """A registry file that does not parse or validate; the message names the file and entry."""
+
+
+@dataclass
+class Registry:
+    datasets: dict[str, DatasetEntry] = field(default_factory=dict)
+    models: dict[str, ModelEntry] = field(default_factory=dict)
+    prompts: dict[str, PromptEntry] = field(default_factory=dict)
+    tasks: dict[str, TaskEntry] = field(default_factory=dict)
+
+    def _get(self, section: str, name: str) -> Any:
+        entries = getattr(self, section)
+        if name not in entries:
+            raise UnknownName(f"unknown {section[:-1]} {name!r}{suggest(name, list(entries))}")
+        return entries[name]
+
+    def dataset(self, name: str) -> DatasetEntry:
+        return self._get("datasets", name)
+
+    def model(self, name: str) -> ModelEntry:
+        return self._get("models", name)
+
+    def prompt(self, name: str) -> PromptEntry:
+        return self._get("prompts", name)
+
+    def task(self, name: str) -> TaskEntry:
+        return self._get("tasks", name)
+
+    def validate(self) -> None:
+        """Cross-references: every task, prompt, backend and metric named must exist."""
+        for d in self.datasets.values():
+            _check(lambda: self.task(d.task), f"dataset {d.name!r}")
+        for t in self.tasks.values():
+            _check(lambda: self.prompt(t.default_prompt), f"task {t.name!r}")
+            metrics = [t.metric] if isinstance(t.metric, str) else list(t.metric.values())
+            for m in metrics:
+                _check(lambda: check_name("audio_evals.metrics", m, "metric"), f"task {t.name!r}")
+        for m in self.models.values():
+            _check(lambda: check_name("audio_evals.models", m.backend, "backend"), f"model {m.name!r}")
+            if m.transcribe_with:
+                _check(lambda: self.model(m.transcribe_with), f"model {m.name!r} transcribe_with")
+
+
+def _check(fn: Any, where: str) -> None:
+    try:
+        fn()
+    except UnknownName as e:
+        raise RegistryError(f"{where}: {e}") from None
+
+
+def _yaml_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise RegistryError(f"registry path {str(folder)!r} is not a folder")
+    return sorted(p for p in folder.rglob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+
+
+def _load_file(path: Path, registry: Registry, seen: dict[tuple[str, str], Path]) -> None:
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise RegistryError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(doc, dict):
+        raise RegistryError(f"{path}: expected a mapping with sections {sorted(SECTIONS)}")
+    for section, entries in doc.items():
+        if section not in SECTIONS:
+            raise RegistryError(f"{path}: unknown section {section!r}{suggest(section, list(SECTIONS))}")
+        for name, body in (entries or {}).items():
+            key = (section, str(name))
+            if key in seen and seen[key].parent == path.parent:
+                raise RegistryError(f"{path}: {section[:-1]} {name!r} is also defined in {seen[key]}")
+            try:
+                entry = SECTIONS[section].model_validate({"name": str(name), **(body or {})})
+            except ValidationError as e:
+                raise RegistryError(f"{path}: {section[:-1]} {name!r}: {e}") from None
+            seen[key] = path
+            getattr(registry, section)[str(name)] = entry
+
+
+def load_registry(extra_paths: list[str] | tuple[str, ...] = ()) -> Registry:
+    """Built-in entries, then each extra folder in order (later entries override earlier ones).
+
+    ``AUDIO_EVALS_REGISTRY_PATH`` (os.pathsep-separated) adds folders too.
+    """
+    folders = [BUILTIN_DIR]
+    env = os.environ.get("AUDIO_EVALS_REGISTRY_PATH", "")
+    folders += [Path(p) for p in env.split(os.pathsep) if p]
+    folders += [Path(p) for p in extra_paths]
+    registry = Registry()
+    seen: dict[tuple[str, str], Path] = {}
+    for folder in folders:
+        for path in _yaml_files(folder):
+            _load_file(path, registry, seen)
+    registry.validate()
+    return registry

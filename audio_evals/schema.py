@@ -1,0 +1,106 @@
+"""Typed records that travel between the stages.
+
+Stages exchange these as JSON lines on disk and pass *references* (paths, hashes) between
+Prefect tasks, never audio arrays or model objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One evaluation item as materialised by the download stage.
+
+    ``id`` is stable across runs (taken from the source, never a positional index). ``audio`` is
+    an absolute local path or an fsspec URL. ``reference`` is the target text, or a list of
+    acceptable answers for QA. ``fields`` keeps every other source column (question, choices,
+    provenance) so prompts and metrics can use them.
+    """
+
+    id: str
+    audio: str
+    reference: str | list[str] | None = None
+    lang: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> "Sample":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in row.items() if k in names})
+
+
+@dataclass(frozen=True)
+class PreparedSample:
+    """A sample whose audio decoded cleanly: ``prepared`` is a mono WAV at the model's rate."""
+
+    sample: Sample
+    prepared: str
+    sample_rate: int
+    duration_s: float
+    audio_sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sample": self.sample.to_dict(),
+            "prepared": self.prepared,
+            "sample_rate": self.sample_rate,
+            "duration_s": self.duration_s,
+            "audio_sha256": self.audio_sha256,
+        }
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> "PreparedSample":
+        return cls(
+            sample=Sample.from_dict(row["sample"]),
+            prepared=row["prepared"],
+            sample_rate=int(row["sample_rate"]),
+            duration_s=float(row["duration_s"]),
+            audio_sha256=row["audio_sha256"],
+        )
+
+
+@dataclass(frozen=True)
+class SampleFailure:
+    """A sample that produced no usable output, with the stage and the cause.
+
+    Failures are kept and reported (count and rate); they never silently vanish from a score.
+    ``kind`` is ``failed`` (bad input or model error) or ``skipped`` (deliberately not run, e.g.
+    a language the model does not support).
+    """
+
+    id: str
+    stage: str
+    error: str
+    kind: str = "failed"
+    audio: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> "SampleFailure":
+        return cls(**row)
+
+
+@dataclass(frozen=True)
+class ShardRef:
+    """A reference to a shard of prepared samples: a JSONL file plus its content hash.
+
+    ``content_hash`` covers the sample ids, references, prompt fields and audio hashes, so it
+    is a sound cache key for inference: same hash, same model inputs.
+    """
+
+    index: int
+    path: str
+    content_hash: str
+    n: int
+    audio_seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

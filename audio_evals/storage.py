@@ -1,0 +1,101 @@
+"""Where files live: local paths or any fsspec URL (``s3://bucket/prefix``), written atomically.
+
+Local writes go to a temporary file in the same folder and are renamed into place; object
+stores get the whole object in one PUT (never an append). Either way a crash never leaves a
+half-written file that a later run would read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import fsspec
+
+
+def is_remote(url: str) -> bool:
+    return "://" in url and not url.startswith("file://")
+
+
+def join(base: str, *parts: str) -> str:
+    """Join path parts with '/' for URLs and os.path for local paths."""
+    if is_remote(base):
+        return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
+    return os.path.join(base, *parts)
+
+
+def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs, path
+
+
+def exists(url: str) -> bool:
+    if not is_remote(url):
+        return os.path.exists(url)
+    fs, path = filesystem(url)
+    return fs.exists(path)
+
+
+def read_bytes(url: str) -> bytes:
+    if not is_remote(url):
+        with open(url, "rb") as f:
+            return f.read()
+    fs, path = filesystem(url)
+    return fs.cat_file(path)
+
+
+def write_bytes(url: str, data: bytes) -> None:
+    """Write ``data`` to ``url`` atomically."""
+    if is_remote(url):
+        fs, path = filesystem(url)
+        fs.pipe_file(path, data)
+        return
+    folder = os.path.dirname(os.path.abspath(url))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(url))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, url)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_text(url: str, text: str) -> None:
+    write_bytes(url, text.encode("utf-8"))
+
+
+def write_json(url: str, obj: Any) -> None:
+    write_text(url, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def read_json(url: str) -> Any:
+    return json.loads(read_bytes(url).decode("utf-8"))
+
+
+def write_jsonl(url: str, rows: Iterable[dict[str, Any]]) -> int:
+    """Write rows as JSON lines atomically; returns the row count."""
+    lines = [json.dumps(r, ensure_ascii=False, default=str) for r in rows]
+    write_text(url, "".join(line + "\n" for line in lines))
+    return len(lines)
+
+
+def read_jsonl(url: str) -> Iterator[dict[str, Any]]:
+    """Rows of a JSON-lines file written by this package (one object per line)."""
+    for line in read_bytes(url).decode("utf-8").splitlines():
+        if line.strip():
+            yield json.loads(line)
+
+
+def stable_hash(obj: Any) -> str:
+    """SHA-256 of the canonical JSON of ``obj``: the basis of every cache key."""
+    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()

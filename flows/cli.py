@@ -1,0 +1,218 @@
+"""``audio-evals``: run evaluations, list the registry, run suites.
+
+``audio-evals run --dataset D --model M`` and the reference tool's form
+``python audio_evals/main.py --dataset D --model M [--prompt P]`` are the same command.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from typing import Annotated, Any, Optional
+
+# Before Prefect is imported: readable console output unless --verbose, no analytics.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL", "WARNING")
+
+import typer
+import yaml
+
+from audio_evals.models.base import BackendUnavailable
+from audio_evals.plan import resolve
+from audio_evals.plugins import UnknownName
+from audio_evals.registry import RegistryError, load_registry
+from flows.console import ShardProgress, console, print_summary
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+USER_ERRORS = (UnknownName, RegistryError, BackendUnavailable, FileNotFoundError, ValueError)
+
+
+def _registry_paths(values: list[str]) -> list[str]:
+    """The reference tool takes ``--registry_path "DIR1 DIR2"``; accept both forms."""
+    return [p for v in values for p in v.split()]
+
+
+def _params(values: list[str]) -> dict[str, Any]:
+    params = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"--param takes key=value, got {item!r}")
+        params[key.strip()] = yaml.safe_load(raw)
+    return params
+
+
+def _verbose_logs() -> None:
+    for handler in ("", "_FLOW_RUNS", "_TASK_RUNS"):
+        os.environ[f"PREFECT_LOGGING_HANDLERS_CONSOLE{handler}_LEVEL"] = "INFO"
+
+
+def _fail(message: str, code: int) -> None:
+    console.print(f"[bold red]error:[/bold red] {message}")
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Registry name, or a JSONL manifest path/URL.")] = "speech-sample",
+    model: Annotated[str, typer.Option("--model", "-m", help="Registry model name.")] = "whisper-tiny.en",
+    prompt: Annotated[Optional[str], typer.Option("--prompt", "-p", help="Registry prompt (default: the task's).")] = None,
+    task: Annotated[Optional[str], typer.Option("--task", help="Override the dataset's task.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Evaluate the first N samples.")] = None,
+    output: Annotated[str, typer.Option("--output", "--save", "-o", help="Results root folder or s3:// URL.")] = "results",
+    workers: Annotated[int, typer.Option("--workers", help="Shards in flight at once.")] = 1,
+    shard_size: Annotated[int, typer.Option("--shard-size", help="Samples per shard (the unit of caching and retry).")] = 32,
+    registry_path: Annotated[list[str], typer.Option("--registry-path", "--registry_path", help="Extra registry folder(s).")] = [],
+    param: Annotated[list[str], typer.Option("--param", "-P", help="Generation parameter override key=value.")] = [],
+    fresh: Annotated[bool, typer.Option("--fresh", help="Ignore caches and recompute everything.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Score failed samples as errors; exit non-zero on failures.")] = False,
+    max_duration: Annotated[Optional[float], typer.Option("--max-duration", help="Reject clips longer than this (s).")] = None,
+    cache_dir: Annotated[Optional[str], typer.Option("--cache-dir", envvar="AUDIO_EVALS_CACHE", help="Dataset/decoded-audio/shard cache.")] = None,
+    run_id: Annotated[Optional[str], typer.Option("--run-id", help="Write into this run id (default: new).")] = None,
+    store: Annotated[Optional[str], typer.Option("--store", envvar="AUDIO_EVALS_STORE", help="One place (path or s3://bucket/prefix) for cache, task results and run results.")] = None,
+    task_runner: Annotated[str, typer.Option("--task-runner", help="thread (this process) or dask.")] = "thread",
+    dask_address: Annotated[Optional[str], typer.Option("--dask-address", help="Dask scheduler (default: a LocalCluster of --workers processes).")] = None,
+    model_revision: Annotated[Optional[str], typer.Option("--model-revision", help="Published model revision to load and record.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Resolve everything, print the plan, stop before download.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect logs.")] = False,
+) -> None:
+    """Evaluate a model on a dataset (download → preprocess → infer → score → report)."""
+    paths = _registry_paths(registry_path)
+    generation = _params(param)
+    try:
+        plan = resolve(load_registry(paths), dataset, model, prompt, generation, task)
+    except USER_ERRORS as e:
+        _fail(str(e), 2)
+    if dry_run:
+        console.print_json(data={
+            "dataset": plan.dataset.model_dump(mode="json"), "task": plan.task.model_dump(mode="json"),
+            "model": plan.model.model_dump(mode="json"), "prompt": plan.prompt.name,
+            "generation": plan.generation, "eval_cli": plan.eval_cli(),
+        })
+        return
+    if verbose:
+        _verbose_logs()
+    os.environ["AUDIO_EVALS_COMMAND"] = shlex.join(["audio-evals", *sys.argv[1:]])
+    if store:
+        from audio_evals import storage
+
+        cache_dir = cache_dir or storage.join(store, "cache")
+        output = storage.join(store, "results") if output == "results" else output
+    summary = _run_flow(
+        f"{model} on {plan.dataset.name}",
+        runner=_task_runner(task_runner, workers, dask_address), model_revision=model_revision,
+        dataset=dataset, model=model, prompt=prompt, task=task, limit=limit, shard_size=shard_size,
+        workers=workers, output=output, registry_paths=paths, generation=generation, fresh=fresh,
+        strict=strict, max_duration_s=max_duration, cache_dir=cache_dir, run_id=run_id,
+    )
+    print_summary(summary)
+
+
+def _task_runner(kind: str, workers: int, address: str | None) -> Any:
+    """Threads in this process (default), or Dask: a LocalCluster here, a scheduler address in
+    production. Each Dask worker process loads the model once and keeps it across shards."""
+    if kind == "thread":
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        return ThreadPoolTaskRunner(max_workers=max(1, workers))
+    if kind == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if address:
+            return DaskTaskRunner(address=address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": max(1, workers), "threads_per_worker": 1, "processes": True})
+    raise typer.BadParameter(f"--task-runner must be thread or dask, not {kind!r}")
+
+
+def _run_flow(label: str, runner: Any = None, **params: Any) -> dict[str, Any]:
+    """Run the evaluate flow with a progress bar; user errors exit with a message, not a trace."""
+    from flows.evaluate import StrictModeFailure, evaluate
+
+    flow = evaluate.with_options(task_runner=runner) if runner is not None else evaluate
+    try:
+        with ShardProgress(label):
+            return flow(**params)
+    except StrictModeFailure as e:
+        _fail(str(e), 1)
+    except USER_ERRORS as e:
+        _fail(str(e), 2)
+    raise AssertionError("unreachable")
+
+
+@app.command()
+def retry(
+    run: Annotated[str, typer.Argument(help="Run folder (or its summary.json) of an earlier run.")],
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Re-run exactly the failed shards of an earlier run, into the same run folder.
+
+    Completed shards come from the cache; the run's rows, summary and report are rewritten
+    whole (atomically), so no sample is duplicated or lost.
+    """
+    from audio_evals import storage
+
+    path = run if run.endswith("summary.json") else storage.join(run, "summary.json")
+    if not storage.exists(path):
+        _fail(f"no summary.json at {path}", 2)
+    previous = storage.read_json(path)
+    options = previous["options"]
+    if verbose:
+        _verbose_logs()
+    params = {k: options.get(k) for k in ("dataset", "model", "prompt", "task", "limit", "shard_size", "workers",
+                                          "strict", "max_duration_s", "cache_dir", "output", "registry_paths",
+                                          "generation", "model_revision")}
+    summary = _run_flow(f"retry {previous['run_id']}", **params, run_id=previous["run_id"])
+    console.print(f"retried {len(previous['failed_shards'])} failed shard(s); "
+                  f"now {len(summary['failed_shards'])} failed")
+    print_summary(summary)
+
+
+@app.command("list")
+def list_entries(
+    kind: Annotated[str, typer.Argument(help="datasets | models | prompts | tasks")],
+    registry_path: Annotated[list[str], typer.Option("--registry-path", "--registry_path")] = [],
+) -> None:
+    """List registry entries."""
+    from rich.table import Table
+
+    try:
+        registry = load_registry(_registry_paths(registry_path))
+        entries = getattr(registry, kind) if kind in ("datasets", "models", "prompts", "tasks") else None
+        if entries is None:
+            raise UnknownName(f"unknown registry section {kind!r} (known: datasets, models, prompts, tasks)")
+    except USER_ERRORS as e:
+        _fail(str(e), 2)
+    table = Table(title=f"{kind} ({len(entries)})")
+    table.add_column("name", style="bold")
+    table.add_column("details")
+    table.add_column("description")
+    for name, entry in sorted(entries.items()):
+        details = {
+            "datasets": lambda e: f"task={e.task} source={e.source.type}:{getattr(e.source, 'repo', None) or e.source.path}",
+            "models": lambda e: f"backend={e.backend} needs={e.needs}",
+            "prompts": lambda e: " ".join(c.type for m in e.messages for c in m.contents),
+            "tasks": lambda e: f"metric={e.metric} prompt={e.default_prompt}",
+        }[kind](entry)
+        table.add_row(name, details, entry.description)
+    console.print(table)
+
+
+from flows import cli_service  # noqa: E402  (suite, publish, serve commands)
+
+cli_service.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point; a first argument that is an option means ``run`` (reference form)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0].startswith("-") and args[0] not in ("--help", "-h"):
+        args.insert(0, "run")
+    app(args=args, prog_name="audio-evals")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""CLI commands for suites and the service side: ``suite``, ``publish``, ``serve``, ``watch``.
+
+Heavy modules are imported inside the commands so ``audio-evals list`` stays fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any, Optional
+
+import typer
+
+from flows.console import console
+
+
+def _cli() -> Any:
+    """``flows.cli`` imports this module at its end; its helpers are read when a command runs."""
+    from flows import cli
+
+    return cli
+
+
+def _require_api() -> None:
+    """Events only reach automations through a server; without one they would vanish silently."""
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        _cli()._fail("no Prefect server: set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api after "
+                     "`prefect server start`, or your Prefect Cloud workspace URL with PREFECT_API_KEY)", 2)
+
+
+def _emit(event: str, *, resource: dict[str, str], payload: dict[str, Any]) -> None:
+    """Send one event and wait until it is sent, so a failure is an error here, not a log line."""
+    from prefect.events import Event
+    from prefect.events.clients import get_events_client
+
+    async def send() -> None:
+        async with get_events_client() as client:
+            await client.emit(Event(event=event, resource=resource, payload=payload))
+
+    asyncio.run(send())
+
+
+def _print_suite(result: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=result["suite"])
+    columns = list(dict.fromkeys(k for row in result["leaderboard"] for k in row))
+    for column in columns:
+        table.add_column(column, style="bold" if column == "model" else None)
+    for row in result["leaderboard"]:
+        table.add_row(*("—" if row.get(c) is None else str(row[c]) for c in columns))
+    console.print(table)
+    for run in result["runs"]:
+        if run["error"]:
+            console.print(f"[red]{run['model']} on {run['dataset']}: {run['error']}[/red]")
+    for regression in result["regressions"]:
+        console.print(f"[yellow]regression: {regression['model']} {regression['metric']} on {regression['dataset']} "
+                      f"{regression['old']:.2f} → {regression['new']:.2f}[/yellow]")
+    console.print(f"report: {result['paths']['report']}\nhtml:   {result['paths']['html']}")
+
+
+def suite(
+    suite_file: Annotated[str, typer.Argument(help="Suite YAML (suites/*.yaml).")],
+    model: Annotated[list[str], typer.Option("--model", "-m", help="Run for these models only (or instead of the suite's).")] = [],
+    model_revision: Annotated[Optional[str], typer.Option("--model-revision", help="Model revision to evaluate.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Evaluate the first N samples of each dataset.")] = None,
+    max_parallel: Annotated[int, typer.Option("--max-parallel", help="Evaluations at once.")] = 1,
+    output: Annotated[str, typer.Option("--output", "-o", help="Results root folder or s3:// URL.")] = "results",
+    cache_dir: Annotated[Optional[str], typer.Option("--cache-dir", envvar="AUDIO_EVALS_CACHE", help="Dataset/shard cache.")] = None,
+    registry_path: Annotated[list[str], typer.Option("--registry-path", "--registry_path", help="Extra registry folder(s).")] = [],
+    fresh: Annotated[bool, typer.Option("--fresh", help="Ignore caches and recompute everything.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect logs.")] = False,
+) -> None:
+    """Run every evaluation of a suite, then write its report (markdown, chart, HTML). Exit 1 if any did not run."""
+    cli = _cli()
+    if verbose:
+        cli._verbose_logs()
+    from flows.suite import suite as suite_flow
+
+    try:
+        result = suite_flow(suite_file=suite_file, models=model or None, model_revision=model_revision, output=output,
+                            cache_dir=cache_dir, limit=limit, max_parallel=max_parallel, fresh=fresh,
+                            registry_paths=cli._registry_paths(registry_path))
+    except cli.USER_ERRORS as e:
+        cli._fail(str(e), 2)
+    _print_suite(result)
+    if any(run["error"] for run in result["runs"]):
+        raise typer.Exit(1)
+
+
+def publish(
+    model: Annotated[str, typer.Argument(help="Registry model name.")],
+    revision: Annotated[str, typer.Option("--revision", help="The new revision (hub commit, folder name, tag).")],
+    source: Annotated[str, typer.Option("--source", help="Where the revision comes from (recorded in the event).")] = "cli",
+) -> None:
+    """Announce a new model revision: emits audio_evals.model.published (on-model-published runs the suite)."""
+    from audio_evals.watch import MODEL_PUBLISHED, model_resource
+
+    _require_api()
+    _emit(MODEL_PUBLISHED, resource=model_resource(model),
+          payload={"model": model, "revision": revision, "source": source})
+    console.print(f"published {model} revision {revision} ({MODEL_PUBLISHED})")
+
+
+def watch(
+    config: Annotated[str, typer.Option("--config", help="Watch config (model sources).")] = "deployments/watch.yaml",
+    output: Annotated[str, typer.Option("--output", "-o", help="Results store holding watch-state.json.")] = "results",
+) -> None:
+    """Poll the model sources once; announce each new revision (needs PREFECT_API_URL)."""
+    from audio_evals import watch as watcher
+
+    _require_api()
+    announced = watcher.poll(watcher.load_config(config), watcher.state_path(output), _emit)
+    console.print(f"{len(announced)} new revision(s)" + "".join(f"\n  {a['model']} {a['revision']}" for a in announced))
+
+
+def serve(ctx: typer.Context) -> None:
+    """Serve the deployments (evaluate, nightly-suite, on-model-published, watch-models); see --help."""
+    from deployments.serve import cli
+
+    cli(args=ctx.args, prog_name="audio-evals serve")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(suite)
+    app.command()(publish)
+    app.command()(watch)
+    app.command(add_help_option=False,
+                context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(serve)

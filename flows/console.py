@@ -1,0 +1,72 @@
+"""Terminal output of the CLI: shard progress bar, result table, where the files are."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from flows import progress
+
+console = Console(stderr=False)
+
+
+class ShardProgress:
+    """A rich progress bar fed by the flow's shard events (a context manager)."""
+
+    def __init__(self, label: str):
+        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("shards"), TextColumn("[red]{task.fields[failed]} failed"),
+                            TimeElapsedColumn(), console=console)
+        self.label = label
+        self.task_id: Any = None
+        self.failed = 0
+
+    def __enter__(self) -> "ShardProgress":
+        self.bar.start()
+        self.unsubscribe = progress.subscribe(self.on_event)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.unsubscribe()
+        self.bar.stop()
+
+    def on_event(self, event: str, payload: dict[str, Any]) -> None:
+        if event == "start":
+            self.task_id = self.bar.add_task(self.label, total=payload["total"], failed=0)
+        elif event == "shard" and self.task_id is not None:
+            self.failed += not payload["ok"]
+            self.bar.update(self.task_id, completed=payload["done"], failed=self.failed)
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """The result table a person reads, then counts, speed and file locations."""
+    arrow = {True: "⬆️", False: "⬇️"}
+    table = Table(title=f"{summary['model']['name']} on {summary['dataset']['name']}  (run {summary['run_id']})")
+    for column in ("task", "measure", "performance", "95% CI", "n", "failed", "unparsed"):
+        table.add_column(column, justify="left" if column in ("task", "measure") else "right")
+    for m in summary["metrics"]:
+        ci = m.get("ci95")
+        measure = m["name"] + arrow[m["higher_is_better"]] + (f" ({m['group']})" if m.get("group") else "")
+        table.add_row(summary["dataset"]["task_label"], measure, _fmt(m["value"]),
+                      f"[{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "—", str(m["n"]), str(m["failed"]), str(m["unparsed"]))
+    console.print(table)
+    c = summary["counts"]
+    console.print(f"samples {c['samples']}: scored {c['scored']}, failed {c['failed']} "
+                  f"(fail rate {100 * c['fail_rate']:.1f}%), skipped {c['skipped']}, unparsed {c['unparsed']}")
+    for m in summary["metrics"]:
+        console.print(f"  [dim]{m['name']}: {m['normalization']}[/dim]")
+    shards = summary["shards"]
+    console.print(f"shards {shards['total']}: computed {shards['computed']}, cached {shards['cached']}, "
+                  f"failed {shards['failed']};  RTFx {summary['rtfx'] or '—'};  "
+                  f"wall {summary['timings_s'].get('total', 0):.1f} s")
+    for failure in summary["failed_shards"]:
+        console.print(f"[red]shard {failure['index']} failed: {failure['error']}[/red]")
+    for name, path in summary.get("paths", {}).items():
+        console.print(f"{name:>8}: {path}")

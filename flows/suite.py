@@ -1,0 +1,154 @@
+"""``suite``: every evaluation of a suite file, then its report; ``model-published``: a suite for one new revision.
+
+Each distinct (dataset, model, prompt) of the suite runs once as an ``evaluate-and-check`` subflow,
+at most ``max_parallel`` at a time. An unchanged model/dataset pair costs nothing on a re-run:
+every shard comes from evaluate's cache. A row whose evaluation cannot run (unknown model, a
+backend that cannot load here) is reported as "not run: <why>" and the others go on.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from audio_evals import storage
+from audio_evals.regression import Regression, render_section
+from audio_evals.report import render_html, render_suite_chart, render_suite_report
+from audio_evals.report.markdown import metric_key
+from audio_evals.suites import Suite, SuiteRow, load_suite
+from flows.regressions import evaluate_and_check
+from tasks.report import artifact_key
+
+DEFAULT_SUITE = "suites/sample.yaml"
+Evaluation = tuple[str, str, str | None]  # dataset, model, prompt
+
+
+def select_models(suite: Suite, models: list[str] | None) -> Suite:
+    """The suite for ``models``: a model the suite names keeps its own rows; any other model
+    (a new fine-tune, say) takes every row of the suite. No ``models``: the suite unchanged."""
+    if not models:
+        return suite
+    named = {row.model for _, row in suite.rows()}
+    sections = []
+    for section in suite.sections:
+        rows: dict[tuple[str, str], SuiteRow] = {}
+        for model in models:
+            for row in section.rows:
+                if model in named and row.model != model:
+                    continue
+                moved = row.model_copy(update={"model": model})
+                rows.setdefault((suite.eval_cli(moved), moved.measure), moved)
+        if rows:
+            sections.append(section.model_copy(update={"rows": list(rows.values())}))
+    return suite.model_copy(update={"sections": sections})
+
+
+def _not_run(evaluation: Evaluation, error: BaseException) -> dict[str, Any]:
+    """A stand-in summary: the suite report shows its ``error`` in the row's note."""
+    dataset, model, prompt = evaluation
+    return {"dataset": {"name": dataset}, "model": {"name": model}, "prompt": {"name": prompt}, "metrics": [],
+            "error": f"not run: {type(error).__name__}: {error}"}
+
+
+def leaderboard(suite: Suite, summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Models as rows, one column per dataset and measure: the figures a reader compares."""
+    table: dict[str, dict[str, Any]] = {}
+    for _, row in suite.rows():
+        summary = next((s for s in summaries if s["dataset"]["name"] == row.dataset and s["model"]["name"] == row.model
+                        and (row.prompt is None or s["prompt"]["name"] == row.prompt)), None)
+        value = None if summary is None else summary.get("error") or next(
+            (m["value"] for m in summary["metrics"] if metric_key(m["name"]) == metric_key(row.measure)), None)
+        table.setdefault(row.model, {"model": row.model})[f"{row.label or row.dataset} ({row.measure})"] = (
+            round(value, 2) if isinstance(value, float) else value)
+    return list(table.values())
+
+
+@task(name="suite-report", cache_policy=NO_CACHE)
+def suite_report(suite: Suite, name: str, summaries: list[dict[str, Any]], output: str) -> dict[str, Any]:
+    """Write report.md, chart.png and report.html under ``<output>/suites/<name>/<time>/``; publish artifacts."""
+    folder = storage.join(output, "suites", name, dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
+    regressions = [Regression(**r) for s in summaries for r in s.get("regressions", [])]
+    markdown = render_suite_report(summaries, suite)
+    if regressions:
+        markdown = markdown.rstrip("\n") + "\n\n" + render_section(regressions)
+    scored = [s for s in summaries if "error" not in s]
+    paths = {"report": storage.join(folder, "report.md"), "chart": storage.join(folder, "chart.png"),
+             "html": storage.join(folder, "report.html")}
+    with tempfile.TemporaryDirectory() as tmp:
+        chart = render_suite_chart(scored, os.path.join(tmp, "chart.png"))
+        storage.write_bytes(paths["chart"], Path(chart).read_bytes())
+        storage.write_text(paths["html"], render_html(markdown, chart, suite.title))
+    storage.write_text(paths["report"], markdown)
+    table = leaderboard(suite, summaries)
+    create_markdown_artifact(key=artifact_key("suite", name), markdown=markdown, description=f"{suite.title}: {folder}")
+    create_table_artifact(key=artifact_key("leaderboard", name), table=table, description=f"{suite.title} leaderboard")
+    return {"folder": folder, "paths": paths, "leaderboard": table,
+            "regressions": [r.to_dict() for r in regressions]}
+
+
+@flow(name="suite", flow_run_name="suite {suite_file}", validate_parameters=True)
+def suite(
+    suite_file: str = DEFAULT_SUITE,
+    models: list[str] | None = None,
+    model_revision: str | None = None,
+    output: str = "results",
+    cache_dir: str | None = None,
+    limit: int | None = None,
+    max_parallel: int = 1,
+    fresh: bool = False,
+    registry_paths: list[str] | None = None,
+) -> dict[str, Any]:
+    """Run every evaluation of ``suite_file`` (for ``models`` only, see ``select_models``) and report.
+
+    ``model_revision`` applies to every model run (meant for one published model).
+    """
+    logger = get_run_logger()
+    spec = select_models(load_suite(suite_file), models)
+    name = Path(suite_file).stem
+    evaluations: list[Evaluation] = list(dict.fromkeys((row.dataset, row.model, row.prompt) for _, row in spec.rows()))
+
+    def run(evaluation: Evaluation) -> dict[str, Any]:
+        dataset, model, prompt = evaluation
+        try:
+            return evaluate_and_check(dataset=dataset, model=model, prompt=prompt, limit=limit, output=output,
+                                      cache_dir=cache_dir, registry_paths=registry_paths, fresh=fresh,
+                                      model_revision=model_revision)
+        except Exception as e:  # noqa: BLE001 (one evaluation that cannot run must not stop the suite)
+            logger.warning("%s on %s not run: %s: %s", model, dataset, type(e).__name__, e)
+            return _not_run(evaluation, e)
+
+    # Each thread gets its own copy of this flow's context, so the evaluations are its subflows.
+    with ThreadPoolExecutor(max_workers=max(1, max_parallel)) as pool:
+        futures = [pool.submit(contextvars.copy_context().run, run, e) for e in evaluations]
+        summaries = [f.result() for f in futures]
+    report = suite_report(spec, name, summaries, output)
+    runs = [{"dataset": d, "model": m, "prompt": p, "run_id": s.get("run_id"), "error": s.get("error"),
+             "summary": (s.get("paths") or {}).get("summary")} for (d, m, p), s in zip(evaluations, summaries)]
+    logger.info("suite %s: %d evaluations (%d not run); report %s", name, len(runs),
+                sum(bool(r["error"]) for r in runs), report["paths"]["report"])
+    return {"suite": spec.title, "name": name, "runs": runs, **report}
+
+
+@flow(name="model-published", flow_run_name="{model} {model_revision}", validate_parameters=True)
+def model_published(
+    model: str,
+    model_revision: str | None = None,
+    suite_file: str = DEFAULT_SUITE,
+    output: str = "results",
+    cache_dir: str | None = None,
+    limit: int | None = None,
+    max_parallel: int = 1,
+    registry_paths: list[str] | None = None,
+) -> dict[str, Any]:
+    """A newly published revision of ``model``: run the suite for it (the ``audio_evals.model.published`` trigger)."""
+    return suite(suite_file=suite_file, models=[model], model_revision=model_revision, output=output,
+                 cache_dir=cache_dir, limit=limit, max_parallel=max_parallel, registry_paths=registry_paths)

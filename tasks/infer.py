@@ -1,0 +1,78 @@
+"""infer: run the model on one shard.
+
+Cache key = model fingerprint (weights, settings, generation params) + prompt + shard content
+hash, so a re-run recomputes only shards that failed or are new. Transient errors are retried
+with backoff; a backend that cannot run here is not retried.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prefect import Task, task
+from prefect.client.schemas.objects import TaskRun
+from prefect.context import TaskRunContext
+from prefect.states import State
+
+from audio_evals import storage
+from audio_evals.inference import run_shard
+from audio_evals.models import generation_params, get_backend
+from audio_evals.models.base import TransientBackendError
+from audio_evals.registry import ModelEntry, PromptEntry
+from audio_evals.schema import ShardRef
+
+RETRYABLE = (TransientBackendError, ConnectionError, TimeoutError)
+MAX_RETRY_AFTER_S = 600
+
+
+def infer_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    shard: ShardRef = parameters["shard"]
+    prompt: PromptEntry = parameters["prompt"]
+    return "infer-" + storage.stable_hash([
+        parameters["model_fingerprint"], parameters.get("asr_fingerprint"),
+        prompt.model_dump(mode="json")["messages"], shard.content_hash,
+    ])
+
+
+def retry_transient(task: Task, task_run: TaskRun, state: State) -> bool:
+    """Retry rate limits, server errors and timeouts; not missing GPUs, weights or bugs.
+
+    A server's Retry-After hint (longer than the client would wait inside a call) is
+    honoured here, before Prefect's own backoff delay.
+    """
+    try:
+        state.result()
+    except TransientBackendError as e:
+        if e.retry_after:
+            time.sleep(min(e.retry_after, MAX_RETRY_AFTER_S))
+        return True
+    except RETRYABLE:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(
+    name="infer",
+    task_run_name="infer-shard-{shard.index}",
+    cache_key_fn=infer_key,
+    persist_result=True,
+    retries=2,
+    retry_delay_seconds=[2, 8],
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_transient,
+)
+def infer(
+    shard: ShardRef,
+    model: ModelEntry,
+    generation: dict[str, Any],
+    prompt: PromptEntry,
+    model_fingerprint: dict[str, Any],
+    audio_dir: str,
+    asr_model: ModelEntry | None = None,
+    asr_fingerprint: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    asr = get_backend(asr_model, generation_params(asr_model)) if asr_model else None
+    return run_shard(shard, get_backend(model, generation), prompt, audio_dir, asr)

@@ -1,0 +1,44 @@
+"""report: write the run folder and publish the results as Prefect artifacts."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from audio_evals.report import render_run_report
+from audio_evals.results import write_run
+
+
+def artifact_key(*parts: str) -> str:
+    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
+    return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")[:100]
+
+
+def metrics_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for m in summary["metrics"]:
+        ci = m.get("ci95")
+        rows.append({
+            "dataset": summary["dataset"]["name"],
+            "model": summary["model"]["name"],
+            "metric": m["name"] + (f" ({m['group']})" if m.get("group") else ""),
+            "value": None if m["value"] is None else round(m["value"], 2),
+            "ci95": None if not ci else f"[{ci[0]:.2f}, {ci[1]:.2f}]",
+            "n": m["n"],
+            "failed": m["failed"],
+            "unparsed": m["unparsed"],
+        })
+    return rows
+
+
+@task(name="report")
+def report(folder: str, summary: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, str]:
+    markdown = render_run_report(summary)
+    paths = write_run(folder, summary, rows, markdown)
+    key = artifact_key("eval", summary["model"]["name"], summary["dataset"]["name"])
+    create_table_artifact(key=key, table=metrics_table(summary), description=f"Metrics of run {summary['run_id']}")
+    create_markdown_artifact(key=key + "-report", markdown=markdown, description=f"Report of run {summary['run_id']}")
+    return paths

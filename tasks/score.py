@@ -1,0 +1,25 @@
+"""score: normalise and score every sample, with bootstrap confidence intervals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+
+from audio_evals import storage
+from audio_evals.data import PreparedRef
+from audio_evals.registry import TaskEntry
+from audio_evals.schema import SampleFailure
+from audio_evals.scoring import Scored, score_run
+
+
+@task(name="score")
+def score(
+    task_entry: TaskEntry,
+    prepared: PreparedRef,
+    shard_outputs: dict[int, list[dict[str, Any]]],
+    shard_errors: dict[int, str],
+    strict: bool = False,
+) -> Scored:
+    failures = [SampleFailure.from_dict(r) for r in storage.read_jsonl(prepared.failures_path)]
+    return score_run(task_entry, prepared.shards, shard_outputs, shard_errors, failures, strict)

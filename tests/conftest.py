@@ -1,0 +1,79 @@
+"""Shared fixtures: one real Prefect API for the session, isolated caches per test."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+
+from audio_evals.paths import ASSETS_DIR  # noqa: E402
+
+SAMPLE_DIR = Path(ASSETS_DIR) / "speech-sample"
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory):
+    """A real Prefect API (test harness server on a temporary database) for the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
+@pytest.fixture
+def sample_manifest() -> list[dict]:
+    with open(SAMPLE_DIR / "manifest.jsonl", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+@pytest.fixture
+def scripted_registry(tmp_path, sample_manifest) -> dict:
+    """A registry folder with a ``scripted`` model answering every sample with its reference.
+
+    Returns the folder and the files a test flips: ``faults`` (fault switches) and ``calls``
+    (one line per sample sent to the model).
+    """
+    folder = tmp_path / "registry"
+    folder.mkdir()
+    responses = tmp_path / "responses.json"
+    responses.write_text(json.dumps({r["id"]: r["text"] for r in sample_manifest}), encoding="utf-8")
+    faults = tmp_path / "faults.json"
+    calls = tmp_path / "calls.txt"
+    (folder / "models.yaml").write_text(
+        "models:\n"
+        "  scripted:\n"
+        "    backend: scripted\n"
+        f"    args: {{responses_file: {json.dumps(str(responses))}, faults_file: {json.dumps(str(faults))},"
+        f" calls_file: {json.dumps(str(calls))}}}\n",
+        encoding="utf-8",
+    )
+    return {"path": str(folder), "faults": faults, "calls": calls, "responses": responses}
+
+
+def calls_made(calls_file: Path) -> list[str]:
+    return calls_file.read_text(encoding="utf-8").split() if calls_file.exists() else []
+
+
+@pytest.fixture
+def bad_manifest(tmp_path) -> Path:
+    """A manifest with one good clip, a missing file, a corrupt file and an empty transcript."""
+    folder = tmp_path / "bad"
+    (folder / "audio").mkdir(parents=True)
+    shutil.copy(SAMPLE_DIR / "audio" / "spk1_snt1.wav", folder / "audio" / "good.wav")
+    shutil.copy(SAMPLE_DIR / "audio" / "spk1_snt2.wav", folder / "audio" / "silent_ref.wav")
+    (folder / "audio" / "corrupt.wav").write_text("this is not audio", encoding="utf-8")
+    rows = [
+        {"id": "good", "audio": "audio/good.wav", "text": "THE CHILD ALMOST HURT THE SMALL DOG", "lang": "en"},
+        {"id": "missing", "audio": "audio/missing.wav", "text": "anything", "lang": "en"},
+        {"id": "corrupt", "audio": "audio/corrupt.wav", "text": "anything", "lang": "en"},
+        {"id": "empty-transcript", "audio": "audio/silent_ref.wav", "text": "", "lang": "en"},
+    ]
+    manifest = folder / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return manifest

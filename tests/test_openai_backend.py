@@ -1,0 +1,261 @@
+"""The OpenAI-compatible backend, its HTTP client and the g-eval judge against a real local server.
+
+The server (tests/openai_server.py) transcribes with the embedded Whisper model, so the chat and
+transcription paths are checked on real speech; its fault injection drives retries, timeouts,
+concurrency bounds and secret hygiene.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import hashlib
+import json
+import logging
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import jiwer
+import pytest
+from whisper_normalizer.english import EnglishTextNormalizer
+
+from audio_evals.metrics import g_eval
+from audio_evals.metrics.base import ScoreItem
+from audio_evals.models import get_backend
+from audio_evals.models.base import BackendUnavailable, Content, Message, ModelRequest, TransientBackendError
+from audio_evals.models.http_client import OpenAIClient, Secret, parse_retry_after
+from audio_evals.models.openai_api import OpenAIBackend
+from audio_evals.models.reasoning import split_reasoning
+from audio_evals.registry.entries import ModelEntry
+from tests.conftest import SAMPLE_DIR
+from tests.openai_server import API_KEY, openai_server, openai_server_session  # noqa: F401
+
+KEY_ENV = "AUDIO_EVALS_TEST_OPENAI_KEY"
+CLIPS = ["spk1_snt1", "spk2_snt2", "sense_and_sensibility_01_austen_64kb-0880", "goforward"]
+
+
+@pytest.fixture
+def clips(sample_manifest) -> list[dict]:
+    """English 16 kHz mono WAV clips (already what preprocessing produces) with references."""
+    by_id = {r["id"]: r for r in sample_manifest}
+    return [{**by_id[i], "path": str(SAMPLE_DIR / by_id[i]["audio"])} for i in CLIPS]
+
+
+@pytest.fixture
+def make_backend(openai_server, monkeypatch):
+    """Backends on the test server with the planted key in the environment; closed afterwards."""
+    monkeypatch.setenv(KEY_ENV, API_KEY)
+    made: list[OpenAIBackend] = []
+
+    def make(generation: dict | None = None, **args) -> OpenAIBackend:
+        args = {"base_url": openai_server.base_url, "model": "whisper-tiny.en", "api_key_env": KEY_ENV, **args}
+        made.append(OpenAIBackend(generation=generation or {}, **args))
+        return made[-1]
+
+    yield make
+    for backend in made:
+        backend.close()
+
+
+def _wer(refs: list[str], hyps: list[str]) -> float:
+    norm = EnglishTextNormalizer()
+    return jiwer.wer([norm(r) for r in refs], [norm(h) for h in hyps])
+
+
+def _text_request(i: int, clip_path: str) -> ModelRequest:
+    """A text-only chat request: the server echoes it, so no Whisper time is spent."""
+    return ModelRequest(f"t{i}", clip_path, 16000, (Message("user", (Content("text", f"hello {i}"),)),))
+
+
+# -- real speech ------------------------------------------------------------------------------
+
+
+def test_transcriptions_mode_on_real_speech(make_backend, openai_server, clips):
+    backend = make_backend(mode="transcriptions", generation={"temperature": 0.0, "language": "en"})
+    requests = [ModelRequest(c["id"], c["path"], 16000) for c in clips]
+    outputs = backend.generate(requests)
+    assert [o.sample_id for o in outputs] == CLIPS and not any(o.error for o in outputs)
+    assert _wer([c["text"] for c in clips], [o.text for o in outputs]) < 0.2
+    assert all(o.reasoning is None and o.latency_s > 0 for o in outputs)
+    assert openai_server.bodies[0] == {"model": "whisper-tiny.en", "response_format": "json",
+                                       "temperature": "0.0", "language": "en"}
+
+
+def test_chat_mode_sends_input_audio_and_strips_thinking(make_backend, openai_server, clips):
+    backend = make_backend(mode="chat", generation={"temperature": 0.0, "max_tokens": 64, "seed": 0})
+    requests = [ModelRequest(c["id"], c["path"], 16000, (
+        Message("system", (Content("text", "You transcribe speech."),)),
+        Message("user", (Content("text", "Think, then transcribe this clip."), Content("audio", c["path"]))),
+    )) for c in clips[:3]]
+    requests.append(ModelRequest(clips[3]["id"], clips[3]["path"], 16000))  # no prompt: audio alone
+    outputs = backend.generate(requests)
+    assert not any(o.error for o in outputs)
+    assert _wer([c["text"] for c in clips], [o.text for o in outputs]) < 0.2
+    assert all("<think>" not in o.text and "clip holds English speech" in o.reasoning for o in outputs[:3])
+    assert outputs[3].reasoning is None
+    body = next(b for b in openai_server.bodies if len(b["messages"]) == 2)
+    assert body["temperature"] == 0.0 and body["max_tokens"] == 64 and body["seed"] == 0
+    assert body["messages"][0] == {"role": "system", "content": "You transcribe speech."}
+    parts = body["messages"][1]["content"]
+    assert parts[0] == {"type": "text", "text": "Think, then transcribe this clip."}
+    assert parts[1]["type"] == "input_audio" and parts[1]["input_audio"]["format"] == "wav"
+
+
+# -- retries, timeouts, concurrency -----------------------------------------------------------
+
+
+def test_rate_limit_honours_retry_after(make_backend, openai_server, clips):
+    openai_server.fail_next(2, status=429, retry_after="1")
+    start = time.monotonic()
+    [output] = make_backend(max_retries=3).generate([_text_request(0, clips[0]["path"])])
+    assert output.text == "hello 0" and openai_server.request_count == 3
+    assert time.monotonic() - start >= 2.0
+
+
+def test_server_errors_are_retried_then_succeed(make_backend, openai_server, clips):
+    openai_server.fail_next(2, status=500)
+    [output] = make_backend(max_retries=3).generate([_text_request(0, clips[0]["path"])])
+    assert output.text == "hello 0" and openai_server.request_count == 3
+
+
+def test_persistent_server_error_fails_the_shard(make_backend, openai_server, clips):
+    openai_server.fail_next(100, status=503, retry_after="0")
+    with pytest.raises(TransientBackendError, match="HTTP 503.*after 3 attempts") as caught:
+        make_backend(max_retries=2).generate([_text_request(0, clips[0]["path"])])
+    assert openai_server.request_count == 3 and caught.value.retry_after == 0.0
+
+
+def test_bad_request_is_a_sample_error_without_retry(make_backend, openai_server, clips):
+    openai_server.fail_next(1, status=400)
+    backend = make_backend(max_concurrency=1)
+    bad, good = backend.generate([_text_request(0, clips[0]["path"]), _text_request(1, clips[0]["path"])])
+    assert bad.text is None and "HTTP 400" in bad.error and "injected HTTP 400" in bad.error
+    assert good.text == "hello 1" and openai_server.request_count == 2
+
+
+def test_slow_response_times_out_and_is_retried(make_backend, openai_server, clips):
+    openai_server.slow_next(1, delay_s=1.5)
+    [output] = make_backend(timeout_s=0.4, max_retries=2).generate([_text_request(0, clips[0]["path"])])
+    assert output.text == "hello 0" and openai_server.request_count == 2
+
+
+def test_concurrency_is_bounded_across_threads(make_backend, openai_server, clips):
+    openai_server.slow_next(10, delay_s=0.3)
+    backend = make_backend(max_concurrency=3)
+    requests = [_text_request(i, clips[0]["path"]) for i in range(10)]
+    with ThreadPoolExecutor(2) as pool:  # the runner may call a thread-safe backend from several threads
+        halves = list(pool.map(backend.generate, [requests[:5], requests[5:]]))
+    assert [o.text for half in halves for o in half] == [f"hello {i}" for i in range(10)]
+    assert openai_server.request_count == 10 and openai_server.max_in_flight == 3
+
+
+def test_client_coroutines_work_from_any_event_loop(openai_server):
+    with OpenAIClient(openai_server.base_url, Secret(API_KEY)) as client:
+        reply = asyncio.run(client.achat([{"role": "user", "content": "from another loop"}], "m"))
+    assert reply == "from another loop"
+    models = httpx.get(f"{openai_server.base_url}/models", headers={"Authorization": f"Bearer {API_KEY}"})
+    assert models.json()["data"][0]["id"] == "whisper-tiny.en"
+
+
+# -- secrets and configuration ----------------------------------------------------------------
+
+
+def test_api_key_never_leaks(make_backend, openai_server, clips, monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG)
+    seen: list[str] = []
+    backend = make_backend(max_retries=1)
+    openai_server.fail_next(1, status=429, retry_after="0")
+    openai_server.fail_next(1, status=400)  # the server echoes the key in its message
+    seen += [json.dumps(o.to_dict()) for o in backend.generate([_text_request(0, clips[0]["path"])])]
+    openai_server.fail_next(2, status=500)
+    with pytest.raises(TransientBackendError) as transient:
+        backend.generate([_text_request(1, clips[0]["path"])])
+    wrong_key = "sk-planted-WRONG-456"
+    monkeypatch.setenv(KEY_ENV, wrong_key)
+    with pytest.raises(BackendUnavailable, match="HTTP 401") as refused:  # the 401 echoes the wrong key
+        make_backend().generate([_text_request(2, clips[0]["path"])])
+    for error in (transient.value, refused.value):
+        seen += [str(error), repr(error), "".join(traceback.format_exception(error))]
+    seen += [repr(backend), repr(backend._client), json.dumps(backend.fingerprint()), caplog.text]
+    assert "injected HTTP 400" in seen[0] and "retry 1/1" in caplog.text
+    for text in seen:
+        assert API_KEY not in text and wrong_key not in text
+
+
+def test_configuration_errors_are_clear(monkeypatch, openai_server, clips):
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    monkeypatch.setenv("AUDIO_EVALS_TEST_BASE_URL", openai_server.base_url)
+    entry = ModelEntry(name="api", backend="openai_api", args={
+        "base_url_env": "AUDIO_EVALS_TEST_BASE_URL", "model": "m", "api_key_env": KEY_ENV,
+        "think_tags": ["<reasoning>", "</reasoning>"]})
+    backend = get_backend(entry, {"temperature": 0.0})  # how the runner builds it
+    # The fingerprint needs no key (a cached run never calls the endpoint) and never holds one.
+    assert backend.fingerprint() == {"backend": "openai_api", "base_url": openai_server.base_url, "model": "m",
+                                     "mode": "chat", "think_tags": ["<reasoning>", "</reasoning>"],
+                                     "generation": {"temperature": 0.0}}
+    with pytest.raises(BackendUnavailable, match=f"{KEY_ENV} is not set"):
+        backend.generate([_text_request(0, clips[0]["path"])])
+    monkeypatch.delenv("AUDIO_EVALS_TEST_BASE_URL")
+    with pytest.raises(BackendUnavailable, match="AUDIO_EVALS_TEST_BASE_URL"):
+        OpenAIBackend(model="m", base_url_env="AUDIO_EVALS_TEST_BASE_URL").fingerprint()
+    with pytest.raises(ValueError, match="mode"):
+        OpenAIBackend(model="m", base_url="http://x/v1", mode="speech")
+
+
+def test_parse_retry_after():
+    now = time.time()
+    assert parse_retry_after("3") == 3.0 and parse_retry_after("-1") == 0.0
+    assert parse_retry_after(email.utils.formatdate(now + 30, usegmt=True), now=now) == pytest.approx(30, abs=1)
+    assert parse_retry_after(email.utils.formatdate(now - 30, usegmt=True), now=now) == 0.0
+    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+
+
+@pytest.mark.parametrize("text, tags, expected", [
+    ("plain answer", None, ("plain answer", None)),
+    ("<think>hmm, B</think>\nThe answer is B.", None, ("The answer is B.", "hmm, B")),
+    ("opened in the prompt</think>B", None, ("B", "opened in the prompt")),
+    ("A <think>one</think> B <think>two</think> C", None, ("A B C", "one\n\ntwo")),
+    ("<think>cut off by max_tokens", None, ("", "cut off by max_tokens")),
+    ("<think></think>B", None, ("B", "")),
+    ("<reasoning>r</reasoning>B <think>x</think>", ("<reasoning>", "</reasoning>"), ("B <think>x</think>", "r")),
+])
+def test_split_reasoning(text, tags, expected):
+    assert (split_reasoning(text, tags) if tags else split_reasoning(text)) == expected
+
+
+# -- the g-eval judge ------------------------------------------------------------------------
+
+
+def test_g_eval_judge(openai_server, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, API_KEY)
+    metric = g_eval.build(base_url=openai_server.base_url, model="judge", api_key_env=KEY_ENV, max_concurrency=1)
+    right = ScoreItem("a", "It is Paris, of course.", "Paris", fields={"question": "Capital of France?"})
+    wrong = ScoreItem("b", "Lyon", "Paris", fields={"instruction": "Capital of France?"})
+    scores = metric.score([right, wrong])
+    assert [s.value for s in scores] == [100.0, 30.0] and [s.stats for s in scores] == [{"score": 10.0}, {"score": 3.0}]
+    assert metric.aggregate(scores) == 65.0
+    assert metric.params()["prompt_version"] == "g-eval-v1" and metric.params()["temperature"] == 0.0
+    judged = openai_server.bodies[0]
+    assert judged["temperature"] == 0.0 and "[Question]\nCapital of France?" in judged["messages"][0]["content"]
+
+    openai_server.reset()
+    openai_server.garble_next(2)  # two unparseable replies, then a rating: still parsed
+    [score] = metric.score([right])
+    assert score.parsed and score.value == 100.0 and openai_server.request_count == 3
+
+    openai_server.reset()
+    openai_server.garble_next(3)  # never a rating: recorded unparsed with the raw reply, out of the mean
+    [score] = metric.score([right])
+    assert not score.parsed and score.value is None and "rather not" in score.explanation
+    assert openai_server.request_count == 3
+    assert metric.aggregate([score, *scores]) == 65.0
+
+
+def test_g_eval_prompt_is_fixed():
+    """Changing the judge prompt changes every score: it needs a new version, not an edit."""
+    assert g_eval.PROMPTS["g-eval-v1"] is g_eval.JUDGE_PROMPT_V1
+    assert hashlib.sha256(g_eval.JUDGE_PROMPT_V1.encode()).hexdigest()[:16] == "3d4ee0eea4a55be0"
+    assert g_eval.parse_rating("Rating: [[7]]") == 7.0 and g_eval.parse_rating("[[ 8.5 ]]") == 8.5
+    assert g_eval.parse_rating("Rating: [[11]]") is None and g_eval.parse_rating("7/10") is None

@@ -1,0 +1,85 @@
+"""The whole evaluate flow under a real Prefect API: sharding, caching, failures, bad input.
+
+Uses the deterministic ``scripted`` backend (canned answers and fault switches) so these tests
+prove orchestration behaviour fast; tests/test_real_model.py runs the real Whisper model.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from audio_evals import storage
+from tests.conftest import calls_made
+
+
+def _evaluate(tmp_path, registry, **kwargs):
+    from flows.evaluate import evaluate
+
+    params = dict(model="scripted", cache_dir=str(tmp_path / "cache"), output=str(tmp_path / "results"),
+                  registry_paths=[registry["path"]], shard_size=5, retry_delay_s=0.0)
+    params.update(kwargs)
+    return evaluate(**params)
+
+
+def _rows(summary):
+    return {r["id"]: r for r in storage.read_jsonl(summary["paths"]["samples"])}
+
+
+def test_scripted_run_scores_every_sample(prefect_api, tmp_path, scripted_registry):
+    summary = _evaluate(tmp_path, scripted_registry, dataset="speech-sample")
+    metrics = {m["name"]: m for m in summary["metrics"]}
+    # The scripted model answers with the reference: zero errors, every clip scored.
+    assert metrics["wer"]["value"] == 0.0 and metrics["wer"]["n"] == 26
+    assert metrics["cer"]["value"] == 0.0 and metrics["cer"]["n"] == 2
+    assert summary["counts"]["samples"] == 28 and summary["counts"]["failed"] == 0
+    assert summary["shards"] == {"total": 6, "computed": 6, "cached": 0, "failed": 0,
+                                 "inference_s": summary["shards"]["inference_s"],
+                                 "audio_seconds": summary["shards"]["audio_seconds"]}
+    assert len(_rows(summary)) == 28
+    saved = storage.read_json(summary["paths"]["summary"])
+    assert saved["dataset"]["revision"].startswith("sha256:")
+    assert saved["code"]["version"] and saved["eval_cli"].startswith("python audio_evals/main.py --dataset speech-sample")
+
+
+def test_failed_shard_leaves_others_and_rerun_computes_only_it(prefect_api, tmp_path, scripted_registry, sample_manifest):
+    english = [r["id"] for r in sample_manifest if r["lang"] == "en"]
+    victim = english[7]  # shard 1 with shard_size 5 (ids in manifest order, zh rows included)
+    scripted_registry["faults"].write_text(json.dumps({"fail_shard_ids": [victim]}), encoding="utf-8")
+    first = _evaluate(tmp_path, scripted_registry, dataset="speech-sample", shard_retries=1)
+    assert [f["index"] for f in first["failed_shards"]] == [1]
+    assert "injected shard fault" in first["failed_shards"][0]["error"]
+    assert first["shards"]["computed"] == 5 and first["shards"]["failed"] == 1
+    rows = _rows(first)
+    assert rows[victim]["status"] == "failed" and rows[victim]["stage"] == "infer"
+    assert first["counts"]["failed"] == 5 and first["counts"]["samples"] == 28
+    assert {m["name"]: m["failed"] for m in first["metrics"]}["wer"] == 5
+
+    before = calls_made(scripted_registry["calls"])
+    scripted_registry["faults"].write_text("{}", encoding="utf-8")
+    second = _evaluate(tmp_path, scripted_registry, dataset="speech-sample")
+    rerun = calls_made(scripted_registry["calls"])[len(before):]
+    assert second["shards"]["computed"] == 1 and second["shards"]["cached"] == 5
+    assert victim in rerun and len(rerun) == 5
+    assert second["failed_shards"] == [] and second["counts"]["failed"] == 0
+
+
+def test_bad_input_is_reported_with_its_cause(prefect_api, tmp_path, scripted_registry, bad_manifest):
+    scripted_registry["responses"].write_text(json.dumps({"good": "the child almost hurt the small dog"}))
+    summary = _evaluate(tmp_path, scripted_registry, dataset=str(bad_manifest))
+    rows = _rows(summary)
+    assert rows["good"]["status"] == "ok" and rows["good"]["value"] == 0.0
+    assert rows["missing"]["status"] == "failed" and "not found" in rows["missing"]["error"]
+    assert rows["corrupt"]["status"] == "failed" and "unreadable audio" in rows["corrupt"]["error"]
+    assert rows["empty-transcript"]["status"] == "failed" and "empty reference" in rows["empty-transcript"]["error"]
+    assert summary["counts"]["failed"] == 3 and summary["counts"]["fail_rate"] == 0.75
+
+
+def test_strict_run_fails_after_writing_the_summary(prefect_api, tmp_path, scripted_registry, bad_manifest):
+    from flows.evaluate import StrictModeFailure
+
+    with pytest.raises(StrictModeFailure, match="summary") as info:
+        _evaluate(tmp_path, scripted_registry, dataset=str(bad_manifest), strict=True)
+    path = str(info.value).rsplit("summary: ", 1)[1]
+    assert storage.read_json(path)["counts"]["failed"] == 3
