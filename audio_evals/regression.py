@@ -45,23 +45,34 @@ def _summaries_under(folder: str) -> list[str]:
     return sorted(fs.unstrip_protocol(p) if storage.is_remote(folder) else p for p in found)
 
 
-def previous_run(output: str, model: str, dataset: str, prompt: str | None, exclude_run_id: str,
-                 current_revision: str | None, *, dataset_fingerprint: str | None = None) -> dict[str, Any] | None:
-    """The latest earlier run of ``model`` on ``dataset`` with ``prompt`` whose model revision differs.
+def other_runs(output: str, model: str, dataset: str, prompt: str | None, exclude_run_id: str, *,
+               dataset_fingerprint: str | None = None) -> list[dict[str, Any]]:
+    """Summaries of every other run of ``model`` on ``dataset`` with ``prompt``, oldest first.
 
-    ``exclude_run_id`` (the current run) is never returned. With ``dataset_fingerprint`` only runs
-    on the same data count (a ``--limit 10`` run is not compared with a full one).
+    With ``dataset_fingerprint`` only runs on the same data count (a ``--limit 10`` run is not
+    compared with a full one).
     """
-    candidates = []
+    found = []
     for path in _summaries_under(storage.join(output, folder_name(model), folder_name(dataset))):
         summary = storage.read_json(path)
-        if (summary["run_id"] == exclude_run_id
-                or (summary.get("prompt") or {}).get("name") != prompt
-                or summary["model"].get("revision") == current_revision
-                or (dataset_fingerprint and summary["dataset"].get("fingerprint") != dataset_fingerprint)):
-            continue
-        candidates.append(summary)
-    return max(candidates, key=lambda s: (s.get("created_at") or "", s["run_id"]), default=None)
+        if (summary["run_id"] != exclude_run_id and (summary.get("prompt") or {}).get("name") == prompt
+                and (not dataset_fingerprint or summary["dataset"].get("fingerprint") == dataset_fingerprint)):
+            found.append(summary)
+    return sorted(found, key=lambda s: (s.get("created_at") or "", s["run_id"]))
+
+
+def _latest_other_revision(runs: list[dict[str, Any]], revision: str | None) -> dict[str, Any] | None:
+    return next((s for s in reversed(runs) if s["model"].get("revision") != revision), None)
+
+
+def previous_run(output: str, model: str, dataset: str, prompt: str | None, exclude_run_id: str,
+                 current_revision: str | None, *, dataset_fingerprint: str | None = None) -> dict[str, Any] | None:
+    """The latest other run of ``model`` on ``dataset`` with ``prompt`` whose model revision differs.
+
+    ``exclude_run_id`` (the current run) is never returned; ``dataset_fingerprint`` as in ``other_runs``.
+    """
+    runs = other_runs(output, model, dataset, prompt, exclude_run_id, dataset_fingerprint=dataset_fingerprint)
+    return _latest_other_revision(runs, current_revision)
 
 
 def _half_width(metric: dict[str, Any]) -> float:
@@ -98,6 +109,32 @@ def compare(current: dict[str, Any], previous: dict[str, Any]) -> list[Regressio
                 old_revision=previous["model"].get("revision"), new_revision=current["model"].get("revision"),
             ))
     return found
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of checking one run: what it was compared with and what got worse.
+
+    ``announce`` is False when another run of the same revision already followed ``previous``:
+    that run announced these regressions, so a nightly re-run does not alert every night.
+    """
+
+    previous: dict[str, Any] | None
+    regressions: list[Regression]
+    announce: bool
+
+
+def check(output: str, summary: dict[str, Any]) -> Check:
+    """Compare the run of ``summary`` with the previous revision's run on the same data."""
+    model, dataset = summary["model"], summary["dataset"]
+    runs = other_runs(output, model["name"], dataset["name"], summary["prompt"]["name"], summary["run_id"],
+                      dataset_fingerprint=dataset.get("fingerprint"))
+    previous = _latest_other_revision(runs, model.get("revision"))
+    if previous is None:
+        return Check(None, [], False)
+    since = runs[runs.index(previous) + 1:]
+    announce = not any(run["model"].get("revision") == model.get("revision") for run in since)
+    return Check(previous, compare(summary, previous), announce)
 
 
 def render_section(regressions: list[Regression]) -> str:

@@ -27,6 +27,7 @@ from audio_evals import storage
 
 MODEL_PUBLISHED = "audio_evals.model.published"
 STATE_FILE = "watch-state.json"
+DEFAULT_CONFIG = "deployments/watch.yaml"
 
 
 class Emit(Protocol):

@@ -22,12 +22,14 @@ from prefect.schedules import Cron
 from prefect.types.entrypoint import EntrypointType
 
 from audio_evals import storage
-from audio_evals.watch import MODEL_PUBLISHED
-from flows.gpu import ensure_gpu_limit
+from audio_evals.watch import DEFAULT_CONFIG, MODEL_PUBLISHED
+from tasks.gpu import ensure_gpu_limit
 from flows.regressions import evaluate_and_check
 from flows.suite import DEFAULT_SUITE, model_published, suite
-from flows.watch import DEFAULT_CONFIG, watch_models
+from flows.watch import watch_models
 
+NIGHTLY_CRON = "0 2 * * *"
+WATCH_CRON = "*/15 * * * *"
 #: Parameters of the triggered run, rendered from the event (single expressions keep their type).
 PUBLISHED_PARAMETERS = {"model": "{{ event.payload.model }}", "model_revision": "{{ event.payload.revision }}"}
 
@@ -43,8 +45,8 @@ def build_deployments(
     cache_dir: str | None = None,
     registry_paths: list[str] | None = None,
     limit: int | None = None,
-    nightly_cron: str = "0 2 * * *",
-    watch_cron: str = "*/15 * * * *",
+    nightly_cron: str = NIGHTLY_CRON,
+    watch_cron: str = WATCH_CRON,
     watch_config: str = DEFAULT_CONFIG,
 ) -> list[RunnerDeployment]:
     """The four deployments, with the store locations as default parameters."""
@@ -76,8 +78,8 @@ def main(
     cache_dir: Annotated[Optional[str], typer.Option("--cache-dir", envvar="AUDIO_EVALS_CACHE", help="Dataset/shard cache.")] = None,
     registry_path: Annotated[list[str], typer.Option("--registry-path", envvar="AUDIO_EVALS_REGISTRY_PATHS", help="Extra registry folder(s).")] = [],
     limit: Annotated[Optional[int], typer.Option("--limit", envvar="AUDIO_EVALS_LIMIT", help="Samples per evaluation (smoke tests).")] = None,
-    nightly_cron: Annotated[str, typer.Option("--nightly-cron", envvar="AUDIO_EVALS_NIGHTLY_CRON", help="Cron (UTC) of nightly-suite.")] = "0 2 * * *",
-    watch_cron: Annotated[str, typer.Option("--watch-cron", envvar="AUDIO_EVALS_WATCH_CRON", help="Cron (UTC) of watch-models.")] = "*/15 * * * *",
+    nightly_cron: Annotated[str, typer.Option("--nightly-cron", envvar="AUDIO_EVALS_NIGHTLY_CRON", help="Cron (UTC) of nightly-suite.")] = NIGHTLY_CRON,
+    watch_cron: Annotated[str, typer.Option("--watch-cron", envvar="AUDIO_EVALS_WATCH_CRON", help="Cron (UTC) of watch-models.")] = WATCH_CRON,
     watch_config: Annotated[str, typer.Option("--watch-config", envvar="AUDIO_EVALS_WATCH_CONFIG", help="Model sources to watch.")] = DEFAULT_CONFIG,
     gpu_slots: Annotated[int, typer.Option("--gpu-slots", envvar="AUDIO_EVALS_GPU_SLOTS", help="GPU inferences at once (the gpu limit).")] = 1,
 ) -> None:

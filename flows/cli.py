@@ -177,6 +177,7 @@ def list_entries(
     registry_path: Annotated[list[str], typer.Option("--registry-path", "--registry_path")] = [],
 ) -> None:
     """List registry entries."""
+    from rich.markup import escape
     from rich.table import Table
 
     try:
@@ -197,7 +198,7 @@ def list_entries(
             "prompts": lambda e: " ".join(c.type for m in e.messages for c in m.contents),
             "tasks": lambda e: f"metric={e.metric} prompt={e.default_prompt}",
         }[kind](entry)
-        table.add_row(name, details, entry.description)
+        table.add_row(escape(name), escape(details), escape(entry.description))
     console.print(table)
 
 

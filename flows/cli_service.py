@@ -10,6 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from audio_evals.watch import DEFAULT_CONFIG, MODEL_PUBLISHED, load_config, model_resource, poll, state_path
 from flows.console import console
 
 
@@ -33,31 +34,37 @@ def _emit(event: str, *, resource: dict[str, str], payload: dict[str, Any]) -> N
     """Send one event and wait until it is sent, so a failure is an error here, not a log line."""
     from prefect.events import Event
     from prefect.events.clients import get_events_client
+    from prefect.settings import PREFECT_API_URL
+    from websockets.exceptions import WebSocketException
 
     async def send() -> None:
         async with get_events_client() as client:
             await client.emit(Event(event=event, resource=resource, payload=payload))
 
-    asyncio.run(send())
+    try:
+        asyncio.run(send())
+    except (OSError, WebSocketException) as e:
+        _cli()._fail(f"cannot send {event} to the Prefect server at {PREFECT_API_URL.value()}: {type(e).__name__}: {e}", 1)
 
 
 def _print_suite(result: dict[str, Any]) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=result["suite"])
+    table = Table(title=escape(result["suite"]))
     columns = list(dict.fromkeys(k for row in result["leaderboard"] for k in row))
     for column in columns:
-        table.add_column(column, style="bold" if column == "model" else None)
+        table.add_column(escape(column), style="bold" if column == "model" else None)
     for row in result["leaderboard"]:
-        table.add_row(*("—" if row.get(c) is None else str(row[c]) for c in columns))
+        table.add_row(*("—" if row.get(c) is None else escape(str(row[c])) for c in columns))
     console.print(table)
     for run in result["runs"]:
         if run["error"]:
-            console.print(f"[red]{run['model']} on {run['dataset']}: {run['error']}[/red]")
-    for regression in result["regressions"]:
-        console.print(f"[yellow]regression: {regression['model']} {regression['metric']} on {regression['dataset']} "
-                      f"{regression['old']:.2f} → {regression['new']:.2f}[/yellow]")
-    console.print(f"report: {result['paths']['report']}\nhtml:   {result['paths']['html']}")
+            console.print(f"[red]{escape(run['model'])} on {escape(run['dataset'])}: {escape(run['error'])}[/red]")
+    for r in result["regressions"]:
+        console.print(f"[yellow]regression: {escape(r['model'])} {escape(r['metric'])} on {escape(r['dataset'])} "
+                      f"{r['old']:.2f} → {r['new']:.2f}[/yellow]")
+    console.print(f"report: {result['paths']['report']}\nhtml:   {result['paths']['html']}", markup=False)
 
 
 def suite(
@@ -95,8 +102,6 @@ def publish(
     source: Annotated[str, typer.Option("--source", help="Where the revision comes from (recorded in the event).")] = "cli",
 ) -> None:
     """Announce a new model revision: emits audio_evals.model.published (on-model-published runs the suite)."""
-    from audio_evals.watch import MODEL_PUBLISHED, model_resource
-
     _require_api()
     _emit(MODEL_PUBLISHED, resource=model_resource(model),
           payload={"model": model, "revision": revision, "source": source})
@@ -104,14 +109,12 @@ def publish(
 
 
 def watch(
-    config: Annotated[str, typer.Option("--config", help="Watch config (model sources).")] = "deployments/watch.yaml",
+    config: Annotated[str, typer.Option("--config", help="Watch config (model sources).")] = DEFAULT_CONFIG,
     output: Annotated[str, typer.Option("--output", "-o", help="Results store holding watch-state.json.")] = "results",
 ) -> None:
     """Poll the model sources once; announce each new revision (needs PREFECT_API_URL)."""
-    from audio_evals import watch as watcher
-
     _require_api()
-    announced = watcher.poll(watcher.load_config(config), watcher.state_path(output), _emit)
+    announced = poll(load_config(config), state_path(output), _emit)
     console.print(f"{len(announced)} new revision(s)" + "".join(f"\n  {a['model']} {a['revision']}" for a in announced))
 
 

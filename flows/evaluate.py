@@ -16,6 +16,7 @@ from prefect.futures import PrefectFuture, as_completed
 from audio_evals import storage
 from audio_evals.data import PreparedRef
 from audio_evals.models import generation_params, get_backend
+from audio_evals.models.base import BackendUnavailable
 from audio_evals.paths import audio_cache_dir, default_cache_dir
 from audio_evals.plan import EvalPlan, resolve
 from audio_evals.registry import load_registry
@@ -84,6 +85,9 @@ def _run_shards(plan: EvalPlan, prepared: PreparedRef, fingerprint: dict, asr_fi
                 stats["audio_seconds"] += result["audio_seconds"]
         else:
             error = future.result(raise_on_failure=False)
+            if isinstance(error, BackendUnavailable):
+                # The model cannot run here at all (no GPU, weights, extra): stop, don't try every shard.
+                raise error
             errors[shard.index] = f"{type(error).__name__}: {error}"
             stats["failed"] += 1
         done = len(outputs) + len(errors)

@@ -13,7 +13,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
-from audio_evals.regression import REGRESSION_DETECTED, compare, mark_report, previous_run, render_section
+from audio_evals.regression import REGRESSION_DETECTED, check, mark_report, render_section
 from audio_evals.watch import model_resource
 from flows.evaluate import evaluate
 from tasks.report import artifact_key
@@ -21,24 +21,23 @@ from tasks.report import artifact_key
 
 @task(name="check-regressions", cache_policy=NO_CACHE)
 def check_regressions(summary: dict[str, Any], output: str) -> list[dict[str, Any]]:
-    """Compare with the latest run of another revision; announce and report what got worse."""
+    """Compare with the previous revision's run; mark the report, publish and announce what got worse."""
     logger = get_run_logger()
-    model, dataset = summary["model"], summary["dataset"]
-    previous = previous_run(output, model["name"], dataset["name"], summary["prompt"]["name"], summary["run_id"],
-                            model.get("revision"), dataset_fingerprint=dataset.get("fingerprint"))
-    if previous is None:
-        logger.info("no earlier run of another revision of %s on %s: nothing to compare", model["name"], dataset["name"])
+    model, dataset = summary["model"]["name"], summary["dataset"]["name"]
+    result = check(output, summary)
+    if result.previous is None:
+        logger.info("no earlier run of another revision of %s on %s: nothing to compare", model, dataset)
         return []
-    found = compare(summary, previous)
-    for regression in found:
-        emit_event(REGRESSION_DETECTED, resource=model_resource(regression.model), payload=regression.to_dict())
-        logger.warning("regression: %s %s on %s %.2f -> %.2f (noise %.2f)", regression.model, regression.metric,
-                       regression.dataset, regression.old, regression.new, regression.threshold)
-    mark_report(summary["paths"]["report"], found)
-    if found:
-        create_markdown_artifact(key=artifact_key("regressions", model["name"], dataset["name"]),
-                                 markdown=render_section(found), description=f"Regressions of run {summary['run_id']}")
-    return [r.to_dict() for r in found]
+    mark_report(summary["paths"]["report"], result.regressions)
+    if result.regressions:
+        create_markdown_artifact(key=artifact_key("regressions", model, dataset), markdown=render_section(result.regressions),
+                                 description=f"Regressions of run {summary['run_id']}")
+    for regression in result.regressions:
+        logger.warning("regression: %s %s on %s %.2f -> %.2f (noise %.2f)%s", model, regression.metric, dataset,
+                       regression.old, regression.new, regression.threshold, "" if result.announce else " (announced before)")
+        if result.announce:
+            emit_event(REGRESSION_DETECTED, resource=model_resource(model), payload=regression.to_dict())
+    return [r.to_dict() for r in result.regressions]
 
 
 @flow(name="evaluate-and-check", flow_run_name="{model} on {dataset}", validate_parameters=True)

@@ -21,7 +21,9 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from audio_evals import storage
+from audio_evals.plan import resolve
 from audio_evals.regression import Regression, render_section
+from audio_evals.registry import load_registry
 from audio_evals.report import render_html, render_suite_chart, render_suite_report
 from audio_evals.report.markdown import metric_key
 from audio_evals.suites import Suite, SuiteRow, load_suite
@@ -59,14 +61,21 @@ def _not_run(evaluation: Evaluation, error: BaseException) -> dict[str, Any]:
             "error": f"not run: {type(error).__name__}: {error}"}
 
 
+def _mark_unrunnable(summary: dict[str, Any]) -> dict[str, Any]:
+    """Every shard failed and nothing was scored (a model that cannot load here): the row did not run."""
+    if summary.get("failed_shards") and not summary["counts"]["scored"]:
+        return {**summary, "error": f"not run: {summary['failed_shards'][0]['error']}"}
+    return summary
+
+
 def leaderboard(suite: Suite, summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Models as rows, one column per dataset and measure: the figures a reader compares."""
     table: dict[str, dict[str, Any]] = {}
     for _, row in suite.rows():
         summary = next((s for s in summaries if s["dataset"]["name"] == row.dataset and s["model"]["name"] == row.model
                         and (row.prompt is None or s["prompt"]["name"] == row.prompt)), None)
-        value = None if summary is None else summary.get("error") or next(
-            (m["value"] for m in summary["metrics"] if metric_key(m["name"]) == metric_key(row.measure)), None)
+        metric = next((m for m in (summary or {}).get("metrics", []) if metric_key(m["name"]) == metric_key(row.measure)), None)
+        value = "not run" if summary and "error" in summary else (metric["value"] if metric else None)
         table.setdefault(row.model, {"model": row.model})[f"{row.label or row.dataset} ({row.measure})"] = (
             round(value, 2) if isinstance(value, float) else value)
     return list(table.values())
@@ -116,12 +125,15 @@ def suite(
     name = Path(suite_file).stem
     evaluations: list[Evaluation] = list(dict.fromkeys((row.dataset, row.model, row.prompt) for _, row in spec.rows()))
 
+    registry = load_registry(registry_paths or [])
+
     def run(evaluation: Evaluation) -> dict[str, Any]:
         dataset, model, prompt = evaluation
         try:
-            return evaluate_and_check(dataset=dataset, model=model, prompt=prompt, limit=limit, output=output,
-                                      cache_dir=cache_dir, registry_paths=registry_paths, fresh=fresh,
-                                      model_revision=model_revision)
+            resolve(registry, dataset, model, prompt)  # a misspelt name is "not run" without a failed subflow
+            return _mark_unrunnable(evaluate_and_check(
+                dataset=dataset, model=model, prompt=prompt, limit=limit, output=output, cache_dir=cache_dir,
+                registry_paths=registry_paths, fresh=fresh, model_revision=model_revision))
         except Exception as e:  # noqa: BLE001 (one evaluation that cannot run must not stop the suite)
             logger.warning("%s on %s not run: %s: %s", model, dataset, type(e).__name__, e)
             return _not_run(evaluation, e)

@@ -13,10 +13,8 @@ from prefect.events import emit_event
 
 from audio_evals import watch
 
-DEFAULT_CONFIG = "deployments/watch.yaml"
-
 
 @flow(name="watch-models", validate_parameters=True)
-def watch_models(config: str = DEFAULT_CONFIG, output: str = "results") -> list[dict[str, Any]]:
+def watch_models(config: str = watch.DEFAULT_CONFIG, output: str = "results") -> list[dict[str, Any]]:
     """One poll of every source in ``config``; state in ``<output>/watch-state.json``. Returns what was announced."""
     return watch.poll(watch.load_config(config), watch.state_path(output), emit_event, get_run_logger())

@@ -21,6 +21,7 @@ from audio_evals.models import generation_params, get_backend
 from audio_evals.models.base import TransientBackendError
 from audio_evals.registry import ModelEntry, PromptEntry
 from audio_evals.schema import ShardRef
+from tasks.gpu import gpu_slot
 
 RETRYABLE = (TransientBackendError, ConnectionError, TimeoutError)
 MAX_RETRY_AFTER_S = 600
@@ -75,4 +76,5 @@ def infer(
     asr_fingerprint: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     asr = get_backend(asr_model, generation_params(asr_model)) if asr_model else None
-    return run_shard(shard, get_backend(model, generation), prompt, audio_dir, asr)
+    with gpu_slot(model):
+        return run_shard(shard, get_backend(model, generation), prompt, audio_dir, asr)

@@ -13,6 +13,9 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 
 from audio_evals.paths import ASSETS_DIR  # noqa: E402
+# Servers shared by the whole session: defined here once, so every module gets the same instance.
+from tests.openai_server import openai_server, openai_server_session  # noqa: E402, F401
+from tests.s3_server import moto_server, s3_bucket  # noqa: E402, F401
 
 SAMPLE_DIR = Path(ASSETS_DIR) / "speech-sample"
 

@@ -5,9 +5,7 @@ code paths as a real object store: s3fs, botocore and ``datasets`` talk HTTP to 
 and ``start()`` simulate an outage on the same port; moto keeps its state in memory, so a
 restart comes back EMPTY (buckets and objects are gone) and a test must re-create what it needs.
 
-Use from a test module::
-
-    from tests.s3_server import moto_server, s3_bucket  # noqa: F401
+tests/conftest.py registers the fixtures once for the whole session.
 """
 
 from __future__ import annotations
@@ -89,7 +87,8 @@ class MotoServer:
             self._process.kill()
             self._process.wait()
         self._process = None
-        while self._accepts():
+        deadline = time.monotonic() + 10
+        while self._accepts() and time.monotonic() < deadline:
             time.sleep(0.05)
 
     def reset(self) -> None:

@@ -20,7 +20,6 @@ import soundfile as sf
 from audio_evals.data.hub import MIRROR_ENV, DatasetUnavailable, hub_revision, iter_hub_samples
 from audio_evals.schema import Sample, SampleFailure
 from tests.hub_fixture import SAMPLE_DIR, build_hub_repo, manifest_rows
-from tests.s3_server import moto_server, s3_bucket  # noqa: F401
 
 LIBRISPEECH = {"type": "hf", "repo": "TwinkStart/librispeech", "config": None, "split": "test_clean",
                "revision": None, "audio_column": "audio", "reference_column": "text", "id_column": None,
@@ -209,6 +208,23 @@ def test_s3_mirror_gives_the_same_samples(mirror, manifest, tmp_path, monkeypatc
     revision = hub_revision(LIBRISPEECH)
     assert revision.startswith(f"mirror:s3://{s3_bucket}/hf/TwinkStart/librispeech@")
     assert "testing" not in revision  # credentials never end up in results
+
+
+def test_s3_mirror_outage_is_a_clear_error(mirror, tmp_path, monkeypatch, moto_server, s3_bucket):
+    """A store that is down (or came back without the data) names the mirror, not a boto error."""
+    import boto3
+
+    _upload(mirror, s3_bucket, "hf")
+    monkeypatch.setenv(MIRROR_ENV, f"s3://{s3_bucket}/hf")
+    moto_server.stop()
+    with pytest.raises(DatasetUnavailable, match=rf"mirror at s3://{s3_bucket}/hf/\S+ cannot be read"):
+        _load(LIBRISPEECH, tmp_path)
+    moto_server.start()  # back, but empty: moto keeps its state in memory
+    with pytest.raises(DatasetUnavailable, match="cannot be read"):
+        _load(LIBRISPEECH, tmp_path)
+    boto3.client("s3").create_bucket(Bucket=s3_bucket)
+    _upload(mirror, s3_bucket, "hf")
+    assert len(_load(LIBRISPEECH, tmp_path)) == 8
 
 
 # --- (c) no mirror ----------------------------------------------------------------------------

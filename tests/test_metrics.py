@@ -369,10 +369,18 @@ def test_choice_scores_and_aggregate():
 
 def test_choice_unscorable_samples():
     metric = load_metric("choice")
-    no_choices = metric.score(items(["B"], ["B"]))[0]
+    no_choices = metric.score(items(["B"], ["Madrid"]))[0]
     bad_reference = metric.score(items(["B"], ["Madrid"], choices=OPTIONS))[0]
     for score in (no_choices, bad_reference):
         assert score.value is None and score.stats == {}
+
+
+def test_choice_without_option_texts_scores_letters():
+    """Datasets that ship only the answer letter (speech-HSK): letters A-D, no option texts."""
+    metric = load_metric("choice")
+    right, wrong, unparsed, high = metric.score(items(["答案是B", "(C)", "maybe", "E"], ["B", "D", "A", "E"]))
+    assert (right.value, wrong.value, unparsed.value, high.value) == (100.0, 0.0, 0.0, 100.0)
+    assert not unparsed.parsed and right.parsed
     # Missing trailing options are not letters: D does not exist with three options.
     assert options(["x", "y", "z", None]) == {"A": "x", "B": "y", "C": "z"}
 

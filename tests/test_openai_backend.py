@@ -30,7 +30,7 @@ from audio_evals.models.openai_api import OpenAIBackend
 from audio_evals.models.reasoning import split_reasoning
 from audio_evals.registry.entries import ModelEntry
 from tests.conftest import SAMPLE_DIR
-from tests.openai_server import API_KEY, openai_server, openai_server_session  # noqa: F401
+from tests.openai_server import API_KEY
 
 KEY_ENV = "AUDIO_EVALS_TEST_OPENAI_KEY"
 CLIPS = ["spk1_snt1", "spk2_snt2", "sense_and_sensibility_01_austen_64kb-0880", "goforward"]

@@ -51,16 +51,22 @@ class _Mirror:
 
     def files(self, source: dict[str, Any], split: str) -> dict[str, dict[str, Any]]:
         """The parquet files of ``split`` (URL -> listing info), as the hub would resolve them."""
-        entry = _config_entry(self._card_configs(), source)
-        if entry is not None and "data_files" in entry:
-            candidates = [_split_patterns(entry, split)]
-        else:
-            folder = (entry or {}).get("data_dir") or source.get("config")
-            candidates = [[p] for p in _layout_patterns(folder, split)]
-        for patterns in candidates:
-            found = self._glob(patterns)
-            if found:
-                return {self._url(path): info for path, info in sorted(found.items())}
+        try:
+            entry = _config_entry(self._card_configs(), source)
+            if entry is not None and "data_files" in entry:
+                candidates = [_split_patterns(entry, split)]
+            else:
+                folder = (entry or {}).get("data_dir") or source.get("config")
+                candidates = [[p] for p in _layout_patterns(folder, split)]
+            for patterns in candidates:
+                found = self._glob(patterns)
+                if found:
+                    return {self._url(path): info for path, info in sorted(found.items())}
+        except ValueError:
+            raise  # a config or split the repo does not have: the registry entry is wrong
+        except Exception as e:  # store down, bucket gone, access denied: the copy cannot be read
+            why = f"the mirror at {self.location} cannot be read ({type(e).__name__}: {e})"
+            raise _unavailable(source, split, why) from e
         tried = [p for patterns in candidates for p in patterns]
         raise _unavailable(source, split, f"the mirror at {self.location} has no parquet files for it (tried {tried})")
 
@@ -93,8 +99,9 @@ def iter_hub_samples(
     """Samples of a hub dataset, split after split, with audio written under ``audio_dir``.
 
     Yields a ``SampleFailure`` for a row without embedded audio bytes, so one bad row does not
-    sink the dataset. Raises ``DatasetUnavailable`` before the first row when neither the hub nor a mirror
-    can serve it, and ``ValueError`` when a named column does not exist.
+    sink the dataset. Raises ``DatasetUnavailable`` before the first row when neither the hub
+    nor a mirror can serve it, and ``ValueError`` when a named config, split or column does
+    not exist.
     """
     open_split = _split_opener(source)
     audio_dir = audio_dir if storage.is_remote(audio_dir) else os.path.abspath(audio_dir)

@@ -19,7 +19,7 @@ def _resample_aggregate(metric: Metric, scores: list[SampleScore]) -> tuple[int,
     """How many units are resampled and the aggregate of one resample given as row indices."""
     if isinstance(metric, StatsMetric):
         matrix = metric.stats_matrix(scores)
-        return len(matrix), lambda rows: metric.aggregate_arrays(metric.columns(matrix))
+        return len(matrix), lambda rows: metric.aggregate_arrays(metric.columns(matrix[rows]))
     return len(scores), lambda rows: metric.aggregate([scores[i] for i in rows])
 
 

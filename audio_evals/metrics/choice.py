@@ -1,7 +1,8 @@
 """choice: multiple-choice accuracy with the chosen option extracted from free text.
 
 ``fields["choices"]`` lists the option texts in order (lettered A, B, C, ...); the reference is
-the correct letter or the correct option's text. The answer is read, in order of evidence, from
+the correct letter or the correct option's text. A dataset that ships no option texts (only the
+letter as reference) is scored on letters A-D (or up to the reference letter). The answer is read, in order of evidence, from
 a bare letter ("B", "(B)", "B."), an answer marker ("Answer: B", "the answer is B) foo", "选B",
 "答案是C"), an option label ("(B)", "B) foo", "B. foo") or the text of exactly one option. When
 the strongest evidence names two options, or nothing is found, the sample is unparsed and wrong:
@@ -43,6 +44,15 @@ def options(choices: Any) -> dict[str, str]:
             if text is not None and str(text).strip()}
 
 
+def letters_only(reference: Any) -> dict[str, str]:
+    """Options without texts, for datasets whose reference is a bare letter and that ship no choices."""
+    refs = text_list(reference)
+    letter = refs[0].strip().upper() if len(refs) == 1 else ""
+    if len(letter) != 1 or letter not in string.ascii_uppercase:
+        return {}
+    return dict.fromkeys(string.ascii_uppercase[:max(4, string.ascii_uppercase.index(letter) + 1)], "")
+
+
 def _key(text: str) -> str:
     """Comparison form of an option text: NFKC, case-folded, single spaces."""
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
@@ -59,7 +69,7 @@ def mentioned_options(text: str, opts: dict[str, str]) -> set[str]:
     """Letters of the options whose text occurs in ``text``, not counting an occurrence that lies
     inside a longer option's occurrence ("red" within "red apple")."""
     text = _key(text)
-    found = [(letter, span) for letter, option in opts.items() for span in _spans(text, _key(option))]
+    found = [(letter, span) for letter, option in opts.items() if option for span in _spans(text, _key(option))]
 
     def inside_longer(a: int, b: int) -> bool:
         return any(s <= a and b <= e and e - s > b - a for _, (s, e) in found)
@@ -101,9 +111,9 @@ class Choice(AccuracyMetric):
     normalization = "NFKC; the chosen option is extracted from a letter, an answer phrase or one option's text."
 
     def judge(self, item: ScoreItem) -> SampleScore:
-        opts = options(item.fields.get("choices"))
+        opts = options(item.fields.get("choices")) or letters_only(item.reference)
         if not opts:
-            return unscorable(item, self.name, "sample has no choices")
+            return unscorable(item, self.name, "sample has no choices and its reference is not a letter")
         refs = text_list(item.reference)
         correct = reference_letter(refs[0], opts) if len(refs) == 1 else None
         if correct is None:

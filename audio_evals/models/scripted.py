@@ -3,7 +3,8 @@
 Pipeline tests use it to prove sharding, retries, caching and failure handling without paying
 for inference. ``responses_file`` maps sample ids to answers; ``faults_file`` (read on every
 call, so a test can flip it mid-run) lists ``fail_shard_ids`` (the shard holding one of them
-raises a transient error) and ``error_ids`` (per-sample errors). The faults are deliberately
+raises a transient error) and ``error_ids`` (per-sample errors). ``audio_responses_file`` maps
+sample ids to audio files returned as generated speech, to test speech-out scoring. The faults are deliberately
 not part of the fingerprint: removing a fault must not invalidate cached shards.
 """
 
@@ -29,6 +30,7 @@ def _load(path: str | None) -> dict[str, Any]:
 @dataclass(kw_only=True)
 class ScriptedBackend(Backend):
     responses_file: str | None = None
+    audio_responses_file: str | None = None
     faults_file: str | None = None
     calls_file: str | None = None
     default_answer: str = ""
@@ -37,6 +39,7 @@ class ScriptedBackend(Backend):
 
     def fingerprint(self) -> dict[str, Any]:
         return {"backend": "scripted", "responses": stable_hash(_load(self.responses_file)),
+                "audio_responses": stable_hash(_load(self.audio_responses_file)),
                 "default_answer": self.default_answer, "generation": self.generation}
 
     def generate(self, requests: list[ModelRequest]) -> list[ModelOutput]:
@@ -47,14 +50,15 @@ class ScriptedBackend(Backend):
         if self.calls_file:
             with open(self.calls_file, "a", encoding="utf-8") as f:
                 f.writelines(r.sample_id + "\n" for r in requests)
-        responses = _load(self.responses_file)
+        responses, audio = _load(self.responses_file), _load(self.audio_responses_file)
         outputs = []
         for request in requests:
             time.sleep(self.delay_s)
             if request.sample_id in faults.get("error_ids", []):
                 outputs.append(ModelOutput(request.sample_id, error="injected sample error (scripted backend)"))
             else:
-                outputs.append(ModelOutput(request.sample_id, text=responses.get(request.sample_id, self.default_answer)))
+                outputs.append(ModelOutput(request.sample_id, text=responses.get(request.sample_id, self.default_answer),
+                                           audio_path=audio.get(request.sample_id)))
         return outputs
 
 

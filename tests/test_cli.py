@@ -1,0 +1,64 @@
+"""The command line: every seed ``eval_cli`` command resolves; bad names fail with suggestions."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+
+SEEDS = Path(__file__).parent / "seeds"
+runner = CliRunner()
+
+
+def seed_commands() -> list[str]:
+    commands = []
+    for seed in sorted(SEEDS.glob("*.txt")):
+        commands += re.findall(r"`(python audio_evals/main\.py [^`]+)`", seed.read_text(encoding="utf-8"))
+    return [c.strip() for c in commands]
+
+
+def test_the_seeds_hold_26_commands():
+    assert len(seed_commands()) == 26
+
+
+@pytest.mark.parametrize("command", seed_commands())
+def test_seed_command_resolves_in_dry_run(command):
+    args = shlex.split(command)[2:]
+    result = runner.invoke(app, ["run", *args, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    assert plan["eval_cli"] == " ".join(command.split())
+    assert plan["model"]["backend"] and plan["task"]["metric"]
+
+
+def test_unknown_names_fail_before_any_work_with_suggestions():
+    result = runner.invoke(app, ["run", "--dataset", "librispeech-test-clen", "--model", "whisper-tiny.en"])
+    assert result.exit_code == 2
+    assert "unknown dataset 'librispeech-test-clen'" in result.output and "librispeech-test-clean" in result.output
+    result = runner.invoke(app, ["run", "--dataset", "speech-sample", "--model", "kimi-audio"])
+    assert result.exit_code == 2 and "kimiaudio" in result.output
+
+
+@pytest.mark.parametrize("kind", ["datasets", "models", "prompts", "tasks"])
+def test_list(kind):
+    result = runner.invoke(app, ["list", kind])
+    assert result.exit_code == 0 and kind in result.output
+
+
+def test_registry_yaml_cannot_name_code_outside_the_project(tmp_path):
+    (tmp_path / "evil.yaml").write_text("models:\n  evil:\n    backend: os.system\n", encoding="utf-8")
+    result = runner.invoke(app, ["list", "models", "--registry-path", str(tmp_path)])
+    assert result.exit_code == 2 and "unknown backend 'os.system'" in result.output
+
+
+def test_seed_models_fail_fast_naming_what_is_missing(tmp_path):
+    result = runner.invoke(app, ["run", "--dataset", "speech-sample-en", "--model", "step-audio-r1.1", "--limit", "1",
+                                 "--cache-dir", str(tmp_path), "--output", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "vllm" in result.output.lower()

@@ -1,0 +1,89 @@
+"""Object-store runs (moto S3 server on loopback) and a kill -9 in the middle of inference."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import s3fs
+
+from audio_evals import storage
+from tests.conftest import calls_made
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_s3_store_second_run_from_fresh_local_state_hits_the_bucket_cache(
+        prefect_api, tmp_path, monkeypatch, scripted_registry, s3_bucket):
+    from flows.evaluate import evaluate
+
+    store = f"s3://{s3_bucket}/audio-evals"
+    params = dict(dataset="speech-sample-en", model="scripted", registry_paths=[scripted_registry["path"]],
+                  cache_dir=f"{store}/cache", output=f"{store}/results", shard_size=8)
+    monkeypatch.setenv("AUDIO_EVALS_LOCAL_CACHE", str(tmp_path / "machine-a"))
+    first = evaluate(**params)
+    calls_first = len(calls_made(scripted_registry["calls"]))
+    monkeypatch.setenv("AUDIO_EVALS_LOCAL_CACHE", str(tmp_path / "machine-b"))  # a machine with nothing local
+    second = evaluate(**params)
+
+    assert calls_first == 26 and len(calls_made(scripted_registry["calls"])) == 26  # zero calls the second time
+    assert second["shards"]["cached"] == 4 and second["shards"]["computed"] == 0
+    assert [m["value"] for m in second["metrics"]] == [m["value"] for m in first["metrics"]]
+    fs = s3fs.S3FileSystem()
+    summary_path = second["paths"]["summary"]
+    assert summary_path.startswith("s3://") and fs.exists(summary_path)
+    assert json.loads(fs.cat_file(summary_path))["counts"]["samples"] == 26
+    assert fs.ls(f"{s3_bucket}/audio-evals/cache/prefect-results")
+    assert "testing" not in fs.cat_file(summary_path).decode()  # credentials never reach results
+
+
+def _cli(registry: str, tmp_path: Path, api_url: str, tag: str) -> list[str]:
+    return [sys.executable, "-m", "flows.cli", "run", "--dataset", "speech-sample-en", "--model", "scripted",
+            "--registry-path", registry, "--shard-size", "4", "--cache-dir", str(tmp_path / f"cache-{tag}"),
+            "--output", str(tmp_path / f"results-{tag}")]
+
+
+def test_kill_9_mid_inference_then_rerun_recomputes_only_unfinished_shards(
+        prefect_api, tmp_path, scripted_registry, sample_manifest):
+    from prefect.settings import PREFECT_API_URL
+
+    # Answers with a few mistakes, so the metric is not trivially zero; 0.25 s per sample.
+    answers = {r["id"]: r["text"] for r in sample_manifest}
+    for sample_id in list(answers)[1:6]:
+        answers[sample_id] = answers[sample_id].rsplit(" ", 1)[0]
+    scripted_registry["responses"].write_text(json.dumps(answers), encoding="utf-8")
+    models = Path(scripted_registry["path"]) / "models.yaml"
+    models.write_text(models.read_text().replace("calls_file:", "delay_s: 0.25, calls_file:"), encoding="utf-8")
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    command = _cli(scripted_registry["path"], tmp_path, env["PREFECT_API_URL"], "a")
+
+    process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(calls_made(scripted_registry["calls"])) < 10 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    sent_before_kill = calls_made(scripted_registry["calls"])
+    assert 10 <= len(sent_before_kill) < 26
+
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    resent = calls_made(scripted_registry["calls"])[len(sent_before_kill):]
+    assert set(sent_before_kill) | set(resent) == set(answers) - {r["id"] for r in sample_manifest if r["lang"] != "en"}
+    assert len(resent) < 26  # finished shards came from the cache
+
+    baseline = subprocess.run(_cli(scripted_registry["path"], tmp_path, env["PREFECT_API_URL"], "b"),
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert baseline.returncode == 0, baseline.stderr
+    (resumed,) = (tmp_path / "results-a").rglob("summary.json")
+    (uninterrupted,) = (tmp_path / "results-b").rglob("summary.json")
+    rows = list(storage.read_jsonl(str(resumed.parent / "samples.jsonl")))
+    assert sorted(r["id"] for r in rows) == sorted(set(r["id"] for r in rows)) and len(rows) == 26
+    metrics = [json.loads(p.read_text())["metrics"] for p in (resumed, uninterrupted)]
+    assert metrics[0][0]["value"] == metrics[1][0]["value"] > 0
