@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from audio_evals import storage
@@ -50,6 +51,7 @@ def build_summary(
     timings: dict[str, float],
     options: dict[str, Any],
     command: str,
+    peak_rss_mb: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """The JSON record of one run (valid JSON, never a Python repr)."""
     inference_s = shard_stats.get("inference_s") or 0.0
@@ -83,6 +85,9 @@ def build_summary(
         "failed_shards": failed_shards,
         "shards": {"total": len(prepared.shards), **shard_stats},
         "timings_s": timings,
+        # Peak resident memory of the flow process once each stage is done (MB): flat as the
+        # dataset grows when streaming works.
+        "peak_rss_mb": peak_rss_mb or {},
         "audio_seconds": round(prepared.audio_seconds, 3),
         "rtfx": round(audio_s / inference_s, 2) if inference_s > 0 else None,
         "options": options,
@@ -93,21 +98,27 @@ def build_summary(
     }
 
 
-def keep_generated_audio(folder: str, rows: list[dict[str, Any]]) -> None:
-    """Copy speech-out models' generated clips into the run folder; rows point at the copies."""
-    for row in rows:
-        source = row.get("generated_audio")
-        if source and storage.exists(source):
-            name = f"generated/{_safe(row['id'])}{os.path.splitext(source)[1] or '.wav'}"
-            storage.write_bytes(storage.join(folder, name), storage.read_bytes(source))
-            row["generated_audio"] = name
+def _keep_generated_audio(folder: str, row: dict[str, Any]) -> dict[str, Any]:
+    """Copy a speech-out model's generated clip into the run folder; the row points at the copy."""
+    source = row.get("generated_audio")
+    if source and storage.exists(source):
+        name = f"generated/{_safe(row['id'])}{os.path.splitext(source)[1] or '.wav'}"
+        storage.write_bytes(storage.join(folder, name), storage.read_bytes(source))
+        row["generated_audio"] = name
+    return row
 
 
-def write_run(folder: str, summary: dict[str, Any], rows: list[dict[str, Any]], report_md: str) -> dict[str, str]:
-    """Write rows, report and (last, so its presence means the run is whole) the summary."""
-    keep_generated_audio(folder, rows)
+def write_rows(folder: str, rows: Iterable[dict[str, Any]]) -> int:
+    """Stream the per-sample rows into the run folder (generated audio copied alongside)."""
+    return storage.write_jsonl(storage.join(folder, SAMPLES_FILE), (_keep_generated_audio(folder, r) for r in rows))
+
+
+def write_run(folder: str, summary: dict[str, Any], report_md: str) -> dict[str, str]:
+    """Write the report and (last, so its presence means the run is whole) the summary.
+
+    The rows were written by ``write_rows`` during scoring.
+    """
     paths = {name: storage.join(folder, f) for name, f in summary["files"].items()}
-    storage.write_jsonl(paths["samples"], rows)
     storage.write_text(paths["report"], report_md)
     storage.write_json(paths["summary"], summary)
     return paths

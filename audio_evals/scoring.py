@@ -8,9 +8,9 @@ empty answer (every reference word deleted, every question wrong).
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 from audio_evals import storage
@@ -23,7 +23,8 @@ from audio_evals.schema import PreparedSample, SampleFailure, ShardRef
 
 @dataclass
 class Scored:
-    rows: list[dict[str, Any]]
+    """Metric summaries and counts; the per-sample rows went to the sink, not into memory."""
+
     metrics: list[dict[str, Any]]
     counts: dict[str, Any]
 
@@ -53,77 +54,97 @@ def _metric_summary(metric: Metric, group: str | None, scores: list[SampleScore]
     }
 
 
+def _output_row(p: PreparedSample, shard: ShardRef, out: dict[str, Any] | None, shard_error: str | None) -> dict[str, Any]:
+    s = p.sample
+    row = _row(s.id, s.audio, s.lang, s.reference, duration_s=p.duration_s, shard=shard.index)
+    if out is None:
+        row.update(status="failed", stage="infer", error=f"shard {shard.index} failed: {shard_error or 'no output'}")
+    elif out.get("error"):
+        row.update(status="failed", stage="infer", error=out["error"])
+    else:
+        spoken = out.get("transcript")
+        row.update(hypothesis=spoken if spoken is not None else out.get("text"), model_text=out.get("text"),
+                   reasoning=out.get("reasoning"), generated_audio=out.get("audio_path"),
+                   latency_s=out.get("latency_s"))
+    return row
+
+
 def score_run(
     task: TaskEntry,
     shards: list[ShardRef],
     shard_outputs: dict[int, list[dict[str, Any]]],
     shard_errors: dict[int, str],
     failures: Iterable[SampleFailure],
+    sink: Callable[[Iterator[dict[str, Any]]], Any],
     strict: bool = False,
     ci_seed: int = 0,
 ) -> Scored:
-    """Score every sample of the run; ``shard_outputs`` holds the outputs of completed shards."""
-    rows: list[dict[str, Any]] = []
-    items: dict[str, list[tuple[int, ScoreItem]]] = defaultdict(list)
-    failed_by_metric: dict[str, int] = defaultdict(int)
+    """Score every sample, shard by shard; ``shard_outputs`` holds the outputs of completed shards.
 
-    def queue(row_index: int, lang: str | None, item: ScoreItem, failed: bool) -> None:
-        name = task.metric_for(lang)
-        if failed:
-            failed_by_metric[name] += 1
-            if not strict:
-                return
-        items[name].append((row_index, item))
+    Rows stream to ``sink`` (which consumes an iterator, e.g. a JSONL writer) in sample order;
+    only each sample's sufficient statistics stay in memory, so memory stays flat as the dataset
+    grows.
+    """
+    metrics: dict[str, Metric] = {}
+    scores: dict[str, list[SampleScore]] = defaultdict(list)
+    failed_by_metric: dict[str | None, int] = defaultdict(int)
+    statuses: Counter[str] = Counter()
 
-    for shard in shards:
+    def metric(name: str) -> Metric:
+        if name not in metrics:
+            metrics[name] = load_metric(name, **task.metric_params)
+        return metrics[name]
+
+    def scored_shard(shard: ShardRef) -> list[dict[str, Any]]:
         outputs = {o["sample_id"]: o for o in shard_outputs.get(shard.index, [])}
+        rows, pending = [], defaultdict(list)
         for raw in storage.read_jsonl(shard.path):
             p = PreparedSample.from_dict(raw)
-            s = p.sample
-            row = _row(s.id, s.audio, s.lang, s.reference, duration_s=p.duration_s, shard=shard.index)
-            out = outputs.get(s.id)
-            if out is None:
-                row.update(status="failed", stage="infer", error=f"shard {shard.index} failed: {shard_errors.get(shard.index, 'no output')}")
-            elif out.get("error"):
-                row.update(status="failed", stage="infer", error=out["error"])
-            else:
-                spoken = out.get("transcript")
-                row.update(hypothesis=spoken if spoken is not None else out.get("text"), model_text=out.get("text"),
-                           reasoning=out.get("reasoning"), generated_audio=out.get("audio_path"),
-                           latency_s=out.get("latency_s"))
-            failed = row["status"] == "failed"
+            row = _output_row(p, shard, outputs.get(p.sample.id), shard_errors.get(shard.index))
             rows.append(row)
-            queue(len(rows) - 1, s.lang, ScoreItem(s.id, row["hypothesis"] or "", s.reference, s.lang, s.fields), failed)
+            name = task.metric_for(p.sample.lang)
+            if row["status"] == "failed":
+                failed_by_metric[name] += 1
+                if not strict:
+                    continue
+            pending[name].append((row, ScoreItem(p.sample.id, row["hypothesis"] or "", p.sample.reference,
+                                                 p.sample.lang, p.sample.fields)))
+        for name, pairs in pending.items():
+            for (row, _), score in zip(pairs, metric(name).score([item for _, item in pairs])):
+                row.update(metric=score.metric, value=score.value, stats=score.stats,
+                           normalized_hypothesis=score.normalized_hypothesis,
+                           normalized_reference=score.normalized_reference, explanation=score.explanation)
+                if row["status"] == "ok" and not score.parsed:
+                    row["status"] = "unparsed"
+                scores[name].append(replace(score, normalized_hypothesis=None, normalized_reference=None,
+                                            explanation=None))
+        return rows
 
-    for f in failures:
-        rows.append(_row(f.id, f.audio, None, None, status=f.kind, stage=f.stage, error=f.error))
-        if f.kind == "failed":
-            failed_by_metric[None] += 1
+    def all_rows() -> Iterator[dict[str, Any]]:
+        for shard in shards:
+            for row in scored_shard(shard):
+                statuses[row["status"]] += 1
+                yield row
+        for f in failures:
+            statuses[f.kind] += 1
+            if f.kind == "failed":
+                failed_by_metric[None] += 1
+            yield _row(f.id, f.audio, None, None, status=f.kind, stage=f.stage, error=f.error)
 
-    metrics = []
-    for name in sorted(set(items) | {m for m in failed_by_metric if m}):
-        metric = load_metric(name, **task.metric_params)
-        pairs = items.get(name, [])
-        scores = metric.score([item for _, item in pairs]) if pairs else []
-        for (row_index, _), score in zip(pairs, scores):
-            row = rows[row_index]
-            row.update(metric=score.metric, value=score.value, stats=score.stats,
-                       normalized_hypothesis=score.normalized_hypothesis,
-                       normalized_reference=score.normalized_reference, explanation=score.explanation)
-            if row["status"] == "ok" and not score.parsed:
-                row["status"] = "unparsed"
+    sink(all_rows())
+    summaries = []
+    for name in sorted(set(scores) | {m for m in failed_by_metric if m}):
         group = None if isinstance(task.metric, str) else next(
             (lang for lang, m in task.metric.items() if m == name), None)
-        metrics.append(_metric_summary(metric, group, scores, failed_by_metric.get(name, 0), ci_seed))
-
-    total = len(rows)
-    failed_total = sum(r["status"] == "failed" for r in rows)
+        summaries.append(_metric_summary(metric(name), group, scores.get(name, []), failed_by_metric.get(name, 0),
+                                         ci_seed))
+    total = sum(statuses.values())
     counts = {
         "samples": total,
-        "scored": sum(r["status"] in ("ok", "unparsed") for r in rows),
-        "failed": failed_total,
-        "skipped": sum(r["status"] == "skipped" for r in rows),
-        "unparsed": sum(r["status"] == "unparsed" for r in rows),
-        "fail_rate": round(failed_total / total, 4) if total else 0.0,
+        "scored": statuses["ok"] + statuses["unparsed"],
+        "failed": statuses["failed"],
+        "skipped": statuses["skipped"],
+        "unparsed": statuses["unparsed"],
+        "fail_rate": round(statuses["failed"] / total, 4) if total else 0.0,
     }
-    return Scored(rows=rows, metrics=metrics, counts=counts)
+    return Scored(metrics=summaries, counts=counts)

@@ -12,7 +12,8 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, BinaryIO
 
 import fsspec
 
@@ -48,25 +49,40 @@ def read_bytes(url: str) -> bytes:
     return fs.cat_file(path)
 
 
+@contextmanager
+def atomic_writer(url: str) -> Iterator[BinaryIO]:
+    """A binary file that appears at ``url`` whole when the block ends, or not at all.
+
+    Rows are streamed to a temporary file (so memory stays flat however large the file), then
+    renamed into place locally or uploaded as one object.
+    """
+    remote = is_remote(url)
+    folder = tempfile.gettempdir() if remote else os.path.dirname(os.path.abspath(url))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(url))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        if remote:
+            fs, path = filesystem(url)
+            fs.put_file(tmp, path)
+        else:
+            os.replace(tmp, url)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def write_bytes(url: str, data: bytes) -> None:
     """Write ``data`` to ``url`` atomically."""
     if is_remote(url):
         fs, path = filesystem(url)
         fs.pipe_file(path, data)
         return
-    folder = os.path.dirname(os.path.abspath(url))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(url))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, url)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_writer(url) as f:
+        f.write(data)
 
 
 def write_text(url: str, text: str) -> None:
@@ -82,15 +98,41 @@ def read_json(url: str) -> Any:
 
 
 def write_jsonl(url: str, rows: Iterable[dict[str, Any]]) -> int:
-    """Write rows as JSON lines atomically; returns the row count."""
-    lines = [json.dumps(r, ensure_ascii=False, default=str) for r in rows]
-    write_text(url, "".join(line + "\n" for line in lines))
-    return len(lines)
+    """Write rows (any iterable, consumed once) as JSON lines atomically; returns the row count."""
+    count = 0
+    with atomic_writer(url) as f:
+        for row in rows:
+            f.write((json.dumps(row, ensure_ascii=False, default=str) + "\n").encode("utf-8"))
+            count += 1
+    return count
+
+
+def open_binary(url: str) -> BinaryIO:
+    """A file object to read ``url`` in chunks (local or remote)."""
+    if not is_remote(url):
+        return open(url, "rb")
+    fs, path = filesystem(url)
+    return fs.open(path, "rb")
+
+
+def iter_lines(url: str) -> Iterator[bytes]:
+    """The lines of a file, read one at a time (never the whole file in memory)."""
+    with open_binary(url) as f:
+        yield from f
+
+
+def sha256(url: str) -> str:
+    """SHA-256 of a file's content, read in chunks."""
+    digest = hashlib.sha256()
+    with open_binary(url) as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def read_jsonl(url: str) -> Iterator[dict[str, Any]]:
-    """Rows of a JSON-lines file written by this package (one object per line)."""
-    for line in read_bytes(url).decode("utf-8").splitlines():
+    """Rows of a JSON-lines file written by this package, read one line at a time."""
+    for line in iter_lines(url):
         if line.strip():
             yield json.loads(line)
 

@@ -4,7 +4,7 @@ Same model, beam 5, English, int8, on the sample's English clips (replicated to 
 wall time and corpus WER of each and the ratio batched / sequential. The backend's default
 (sequential) follows from this measurement on the 2-core CI machine.
 
-    python benchmarks/batched_whisper.py --n 52 --batch-size 8
+    python -m benchmarks.batched_whisper --n 52 --batch-size 8
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ inference, scoring, bootstrap CIs, report, artifacts) versus (b) the bare loop o
 ``bare_loop.py``, on the sample replicated to N English utterances; then (c) the identical
 command again, served from the cache.
 
-    python benchmarks/overhead.py --n 260
+    python -m benchmarks.overhead --n 260
 
 Goals: (a)/(b) <= 1.15; (c)/(a) < 0.10 with zero model calls.
 """

@@ -138,6 +138,8 @@ def _run_flow(label: str, runner: Any = None, **params: Any) -> dict[str, Any]:
             return flow(**params)
     except StrictModeFailure as e:
         _fail(str(e), 1)
+    except FileNotFoundError as e:
+        _fail(f"file not found: {e.filename or e} (if a cache or store lost it, the same command recomputes it)", 2)
     except USER_ERRORS as e:
         _fail(str(e), 2)
     raise AssertionError("unreachable")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import shlex
 import time
 from pathlib import Path
@@ -31,6 +32,11 @@ from tasks.score import score
 
 class StrictModeFailure(RuntimeError):
     """Raised after the report is written when ``strict`` and anything failed."""
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB (Linux reports kilobytes)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def result_storage(cache_dir: str) -> Path | RemoteFileSystem:
@@ -127,6 +133,7 @@ def evaluate(
     logger = get_run_logger()
     started = time.perf_counter()
     timings: dict[str, float] = {}
+    peak_rss: dict[str, float] = {}
     plan = resolve(load_registry(registry_paths or []), dataset, model, prompt, generation, task, model_revision)
     cache_dir = cache_dir or default_cache_dir()
     backend = get_backend(plan.model, plan.generation)
@@ -137,6 +144,7 @@ def evaluate(
     t = time.perf_counter()
     dataset_ref = download.with_options(result_storage=store, refresh_cache=fresh)(plan.dataset, cache_dir, limit)
     timings["download"] = time.perf_counter() - t
+    peak_rss["download"] = peak_rss_mb()
 
     t = time.perf_counter()
     requirements = backend.requirements
@@ -145,6 +153,7 @@ def evaluate(
         max_duration_s if max_duration_s is not None else requirements.max_duration_s,
     )
     timings["preprocess"] = time.perf_counter() - t
+    peak_rss["preprocess"] = peak_rss_mb()
     logger.info("%s: %d samples in %d shards (%d failed, %d skipped)", plan.dataset.name,
                 prepared.n_prepared, len(prepared.shards), prepared.n_failed, prepared.n_skipped)
 
@@ -160,11 +169,11 @@ def evaluate(
     timings["infer"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    scored = score(plan.task, prepared, outputs, errors, strict)
+    folder = run_dir(output, plan, run_id)
+    scored = score(plan.task, prepared, outputs, errors, folder, strict)
     timings["score"] = time.perf_counter() - t
 
     failed_shards = [{"index": i, "error": e} for i, e in sorted(errors.items())]
-    folder = run_dir(output, plan, run_id)
     # Everything ``audio-evals retry`` needs to re-run this exact evaluation.
     options = {"dataset": dataset, "model": model, "prompt": prompt, "task": task, "limit": limit,
                "shard_size": shard_size, "workers": workers, "strict": strict, "fresh": fresh,
@@ -172,13 +181,14 @@ def evaluate(
                "registry_paths": registry_paths or [], "generation": generation or {},
                "model_revision": model_revision}
     timings["total"] = time.perf_counter() - started
+    peak_rss["total"] = peak_rss_mb()
     summary = build_summary(
         run_id=run_id, plan=plan, dataset=dataset_ref, prepared=prepared, model_fingerprint=fingerprint,
         scored=scored, failed_shards=failed_shards, shard_stats=shard_stats,
-        timings={k: round(v, 3) for k, v in timings.items()}, options=options,
+        timings={k: round(v, 3) for k, v in timings.items()}, peak_rss_mb=peak_rss, options=options,
         command=os.environ.get("AUDIO_EVALS_COMMAND") or shlex.join(["audio-evals", "run", "--dataset", dataset, "--model", model]),
     )
-    paths = report(folder, summary, scored.rows)
+    paths = report(folder, summary)
     progress.publish("end", {"folder": folder})
     summary["paths"] = paths
     if strict and (failed_shards or scored.counts["failed"]):

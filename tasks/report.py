@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from audio_evals.report import render_run_report
@@ -34,10 +35,10 @@ def metrics_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-@task(name="report")
-def report(folder: str, summary: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, str]:
+@task(name="report", cache_policy=NO_CACHE)
+def report(folder: str, summary: dict[str, Any]) -> dict[str, str]:
     markdown = render_run_report(summary)
-    paths = write_run(folder, summary, rows, markdown)
+    paths = write_run(folder, summary, markdown)
     key = artifact_key("eval", summary["model"]["name"], summary["dataset"]["name"])
     create_table_artifact(key=key, table=metrics_table(summary), description=f"Metrics of run {summary['run_id']}")
     create_markdown_artifact(key=key + "-report", markdown=markdown, description=f"Report of run {summary['run_id']}")

@@ -7,6 +7,7 @@ prove orchestration behaviour fast; tests/test_real_model.py runs the real Whisp
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -63,6 +64,31 @@ def test_failed_shard_leaves_others_and_rerun_computes_only_it(prefect_api, tmp_
     assert second["shards"]["computed"] == 1 and second["shards"]["cached"] == 5
     assert victim in rerun and len(rerun) == 5
     assert second["failed_shards"] == [] and second["counts"]["failed"] == 0
+
+
+def test_cli_retry_reruns_only_failed_shards_into_the_same_run_folder(prefect_api, tmp_path, scripted_registry,
+                                                                      sample_manifest):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    victim = [r["id"] for r in sample_manifest if r["lang"] == "en"][7]
+    scripted_registry["faults"].write_text(json.dumps({"fail_shard_ids": [victim]}), encoding="utf-8")
+    first = _evaluate(tmp_path, scripted_registry, dataset="speech-sample", shard_retries=0)
+    folder = first["paths"]["summary"].rsplit("/", 1)[0]
+    before = calls_made(scripted_registry["calls"])
+    scripted_registry["faults"].write_text("{}", encoding="utf-8")
+
+    result = CliRunner().invoke(app, ["retry", folder])
+    assert result.exit_code == 0, result.output
+    assert "retried 1 failed shard(s); now 0 failed" in result.output
+    rerun = calls_made(scripted_registry["calls"])[len(before):]
+    assert victim in rerun and len(rerun) == 5
+    retried = storage.read_json(first["paths"]["summary"])
+    assert retried["run_id"] == first["run_id"] and retried["failed_shards"] == []
+    rows = list(storage.read_jsonl(first["paths"]["samples"]))
+    assert sorted(r["id"] for r in rows) == sorted(r["id"] for r in sample_manifest)  # one row each, none lost
+    assert all(r["status"] == "ok" for r in rows) and len(list(Path(folder).parent.iterdir())) == 1
 
 
 def test_bad_input_is_reported_with_its_cause(prefect_api, tmp_path, scripted_registry, bad_manifest):

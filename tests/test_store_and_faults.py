@@ -42,7 +42,7 @@ def test_s3_store_second_run_from_fresh_local_state_hits_the_bucket_cache(
     assert "testing" not in fs.cat_file(summary_path).decode()  # credentials never reach results
 
 
-def _cli(registry: str, tmp_path: Path, api_url: str, tag: str) -> list[str]:
+def _cli(registry: str, tmp_path: Path, tag: str) -> list[str]:
     return [sys.executable, "-m", "flows.cli", "run", "--dataset", "speech-sample-en", "--model", "scripted",
             "--registry-path", registry, "--shard-size", "4", "--cache-dir", str(tmp_path / f"cache-{tag}"),
             "--output", str(tmp_path / f"results-{tag}")]
@@ -60,7 +60,7 @@ def test_kill_9_mid_inference_then_rerun_recomputes_only_unfinished_shards(
     models = Path(scripted_registry["path"]) / "models.yaml"
     models.write_text(models.read_text().replace("calls_file:", "delay_s: 0.25, calls_file:"), encoding="utf-8")
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
-    command = _cli(scripted_registry["path"], tmp_path, env["PREFECT_API_URL"], "a")
+    command = _cli(scripted_registry["path"], tmp_path, "a")
 
     process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -78,7 +78,7 @@ def test_kill_9_mid_inference_then_rerun_recomputes_only_unfinished_shards(
     assert set(sent_before_kill) | set(resent) == set(answers) - {r["id"] for r in sample_manifest if r["lang"] != "en"}
     assert len(resent) < 26  # finished shards came from the cache
 
-    baseline = subprocess.run(_cli(scripted_registry["path"], tmp_path, env["PREFECT_API_URL"], "b"),
+    baseline = subprocess.run(_cli(scripted_registry["path"], tmp_path, "b"),
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert baseline.returncode == 0, baseline.stderr
     (resumed,) = (tmp_path / "results-a").rglob("summary.json")
@@ -87,3 +87,62 @@ def test_kill_9_mid_inference_then_rerun_recomputes_only_unfinished_shards(
     assert sorted(r["id"] for r in rows) == sorted(set(r["id"] for r in rows)) and len(rows) == 26
     metrics = [json.loads(p.read_text())["metrics"] for p in (resumed, uninterrupted)]
     assert metrics[0][0]["value"] == metrics[1][0]["value"] > 0
+
+
+def _slow(registry: dict, delay_s: float, **extra: str) -> None:
+    """Give the scripted model a per-sample delay (and extra args) in its registry entry."""
+    models = Path(registry["path"]) / "models.yaml"
+    args = "".join(f"{k}: {json.dumps(v)}, " for k, v in extra.items())
+    models.write_text(models.read_text().replace("calls_file:", f"delay_s: {delay_s}, {args}calls_file:"),
+                      encoding="utf-8")
+
+
+def _api_env() -> dict[str, str]:
+    from prefect.settings import PREFECT_API_URL
+
+    return {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+
+
+def test_dask_task_runner_spreads_shards_over_workers_that_load_the_model_once(
+        prefect_api, tmp_path, scripted_registry):
+    loads = tmp_path / "loads.txt"
+    _slow(scripted_registry, 0.05, loads_file=str(loads))
+    command = _cli(scripted_registry["path"], tmp_path, "dask") + ["--task-runner", "dask", "--workers", "2"]
+    done = subprocess.run(command, cwd=ROOT, env=_api_env(), capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (summary,) = (tmp_path / "results-dask").rglob("summary.json")
+    assert json.loads(summary.read_text())["shards"]["computed"] == 7
+    assert sorted(calls_made(scripted_registry["calls"])) == sorted(set(calls_made(scripted_registry["calls"])))
+    pids = loads.read_text().split()
+    assert len(pids) == len(set(pids)) and 1 <= len(pids) <= 2  # one load per worker process
+    assert str(os.getpid()) not in pids
+
+
+def test_s3_outage_mid_run_then_the_same_command_completes(prefect_api, tmp_path, scripted_registry,
+                                                           moto_server, s3_bucket):
+    import boto3
+
+    _slow(scripted_registry, 0.2)
+    store = f"s3://{s3_bucket}/store"
+    command = _cli(scripted_registry["path"], tmp_path, "s3")[:-4] + ["--store", store]
+    env = _api_env()
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while len(calls_made(scripted_registry["calls"])) < 8 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    moto_server.stop()  # the object store goes away mid-inference ...
+    time.sleep(3)
+    moto_server.start()  # ... and comes back empty (moto keeps state in memory)
+    boto3.client("s3", endpoint_url=moto_server.endpoint_url).create_bucket(Bucket=s3_bucket)
+    first_output, _ = process.communicate(timeout=400)
+    if process.returncode != 0:  # failed cleanly: a message naming the cause, not a hang
+        assert "error: file not found" in first_output or "error:" in first_output.splitlines()[-1], first_output
+
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stdout + done.stderr
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    summaries = fs.glob(f"{s3_bucket}/store/results/scripted/speech-sample-en/*/summary.json")
+    last = json.loads(fs.cat_file(sorted(summaries)[-1]))
+    assert last["counts"]["samples"] == 26 and last["failed_shards"] == []
+    rows = [json.loads(line) for line in fs.cat_file(sorted(summaries)[-1].replace("summary.json", "samples.jsonl")).splitlines()]
+    assert len(rows) == len({r["id"] for r in rows}) == 26

@@ -7,7 +7,6 @@ served stale.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Iterator
@@ -36,10 +35,6 @@ class DatasetRef:
         return asdict(self)
 
 
-def _hash_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _folder_listing_hash(path: str) -> str:
     entries = []
     for folder, _, files in sorted(os.walk(path)):
@@ -53,7 +48,7 @@ def source_revision(entry: DatasetEntry) -> str:
     """A content identity of the source: changes whenever the data could have changed."""
     source = entry.source
     if isinstance(source, ManifestSource):
-        return "sha256:" + _hash_bytes(storage.read_bytes(resolve_resource(source.path)))
+        return "sha256:" + storage.sha256(resolve_resource(source.path))
     if isinstance(source, FolderSource):
         return "listing:" + _folder_listing_hash(source.path)
     from audio_evals.data.hub import hub_revision
@@ -105,16 +100,21 @@ def materialise(entry: DatasetEntry, cache_dir: str, limit: int | None = None) -
     meta_path = storage.join(folder, "dataset.json")
     if storage.exists(meta_path):
         return DatasetRef(**storage.read_json(meta_path))
-    samples: list[dict] = []
-    failures: list[dict] = []
-    for row in _rows(entry, cache_dir, limit):
-        if limit is not None and len(samples) + len(failures) >= limit:
-            break
-        if isinstance(row, SampleFailure):
-            failures.append(row.to_dict())
-        else:
-            samples.append(_with_fields(row, entry.fields).to_dict())
-    storage.write_jsonl(samples_path, samples)
+    failures: list[dict] = []  # bad rows only: few, kept for their own file
+
+    def samples() -> Iterator[dict]:
+        """Good rows, streamed straight to disk so memory stays flat as the dataset grows."""
+        taken = 0
+        for row in _rows(entry, cache_dir, limit):
+            if limit is not None and taken >= limit:
+                break
+            taken += 1
+            if isinstance(row, SampleFailure):
+                failures.append(row.to_dict())
+            else:
+                yield _with_fields(row, entry.fields).to_dict()
+
+    n_samples = storage.write_jsonl(samples_path, samples())
     storage.write_jsonl(failures_path, failures)
     ref = DatasetRef(
         name=entry.name,
@@ -122,7 +122,7 @@ def materialise(entry: DatasetEntry, cache_dir: str, limit: int | None = None) -
         failures_path=failures_path,
         fingerprint=fingerprint,
         revision=revision,
-        n_samples=len(samples),
+        n_samples=n_samples,
         n_failed=len(failures),
     )
     storage.write_json(meta_path, ref.to_dict())

@@ -48,7 +48,7 @@ def read_manifest(source: ManifestSource, manifest_url: str, lang: str | None) -
         os.path.abspath(manifest_url)
     )
     seen: dict[str, int] = {}
-    for number, raw in enumerate(storage.read_bytes(manifest_url).splitlines(), start=1):
+    for number, raw in enumerate(storage.iter_lines(manifest_url), start=1):
         if not raw.strip():
             continue
         where = f"line-{number}"

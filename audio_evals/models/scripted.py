@@ -4,7 +4,9 @@ Pipeline tests use it to prove sharding, retries, caching and failure handling w
 for inference. ``responses_file`` maps sample ids to answers; ``faults_file`` (read on every
 call, so a test can flip it mid-run) lists ``fail_shard_ids`` (the shard holding one of them
 raises a transient error) and ``error_ids`` (per-sample errors). ``audio_responses_file`` maps
-sample ids to audio files returned as generated speech, to test speech-out scoring. The faults are deliberately
+sample ids to audio files returned as generated speech, to test speech-out scoring.
+``loads_file`` gets one line (the process id) when an instance first generates, which is when a
+real backend loads its weights: tests count loads per worker process. The faults are deliberately
 not part of the fingerprint: removing a fault must not invalidate cached shards.
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from audio_evals.models.base import Backend, ModelOutput, ModelRequest, TransientBackendError
@@ -33,9 +35,11 @@ class ScriptedBackend(Backend):
     audio_responses_file: str | None = None
     faults_file: str | None = None
     calls_file: str | None = None
+    loads_file: str | None = None
     default_answer: str = ""
     delay_s: float = 0.0
     thread_safe: bool = True
+    _loaded: bool = field(default=False, init=False, repr=False)
 
     def fingerprint(self) -> dict[str, Any]:
         return {"backend": "scripted", "responses": stable_hash(_load(self.responses_file)),
@@ -43,6 +47,10 @@ class ScriptedBackend(Backend):
                 "default_answer": self.default_answer, "generation": self.generation}
 
     def generate(self, requests: list[ModelRequest]) -> list[ModelOutput]:
+        if not self._loaded and self.loads_file:
+            with open(self.loads_file, "a", encoding="utf-8") as f:
+                f.write(f"{os.getpid()}\n")
+        self._loaded = True
         faults = _load(self.faults_file)
         ids = {r.sample_id for r in requests}
         if ids & set(faults.get("fail_shard_ids", [])):
