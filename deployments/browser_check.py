@@ -1,6 +1,9 @@
 """Screenshot a flow run's page in the Prefect UI with headless Chromium: proof the UI shows the run.
 
-    python -m deployments.browser_check FLOW_RUN_ID --out run.png [--ui-url http://127.0.0.1:4200]
+    python -m deployments.browser_check FLOW_RUN_ID --out run.png [--artifacts artifacts.png]
+                                        [--ui-url http://127.0.0.1:4200]
+
+``--artifacts`` also captures the UI's artifacts page (tables, reports, progress, leaderboards).
 
 The UI address defaults to ``PREFECT_UI_URL``, else ``PREFECT_API_URL`` without its ``/api``.
 """
@@ -22,15 +25,15 @@ def ui_url(explicit: str | None = None) -> str:
     return url.rstrip("/")
 
 
-def screenshot(flow_run_id: str, out: str, ui: str, wait_ms: int = 15000, timeout_s: float = 90) -> str:
-    """Render ``<ui>/runs/flow-run/<id>`` (the single-page app gets ``wait_ms`` of virtual time) into ``out``."""
+def screenshot(page: str, out: str, ui: str, wait_ms: int = 15000, timeout_s: float = 90) -> str:
+    """Render ``<ui>/<page>`` (the single-page app gets ``wait_ms`` of virtual time) into ``out``."""
     out = os.path.abspath(out)
     with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
         subprocess.run(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
              f"--virtual-time-budget={wait_ms}", "--hide-scrollbars", f"--screenshot={out}", "--window-size=1400,1000",
-             f"{ui}/runs/flow-run/{flow_run_id}"],
+             f"{ui}/{page}"],
             check=True, capture_output=True, timeout=timeout_s,
         )
     if not os.path.getsize(out):
@@ -42,9 +45,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("flow_run_id")
     parser.add_argument("--out", default="flow-run.png")
+    parser.add_argument("--artifacts", help="Also capture the artifacts page into this PNG.")
     parser.add_argument("--ui-url")
     args = parser.parse_args()
-    print(screenshot(args.flow_run_id, args.out, ui_url(args.ui_url)))
+    ui = ui_url(args.ui_url)
+    print(screenshot(f"runs/flow-run/{args.flow_run_id}", args.out, ui))
+    if args.artifacts:
+        print(screenshot("artifacts", args.artifacts, ui))
 
 
 if __name__ == "__main__":

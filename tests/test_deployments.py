@@ -186,11 +186,12 @@ def test_nightly_suite_is_scheduled(served):
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed (apt-get install chromium)")
 def test_flow_run_page_renders_in_the_ui(served, published_run, tmp_path):
-    out = tmp_path / "run.png"
+    out, artifacts = tmp_path / "run.png", tmp_path / "artifacts.png"
     env = _clean_env(PREFECT_API_URL=served["api"])
-    subprocess.run([sys.executable, "-m", "deployments.browser_check", published_run["run"]["id"], "--out", str(out)],
-                   env=env, cwd=REPO, check=True, timeout=120)
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    subprocess.run([sys.executable, "-m", "deployments.browser_check", published_run["run"]["id"], "--out", str(out),
+                    "--artifacts", str(artifacts)], env=env, cwd=REPO, check=True, timeout=240)
+    for png in (out, artifacts):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
 # --- (b) the watcher ------------------------------------------------------------------------------
