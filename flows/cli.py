@@ -52,7 +52,9 @@ def _verbose_logs() -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    console.print(f"[bold red]error:[/bold red] {message}")
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/bold red] {escape(message)}")
     raise typer.Exit(code)
 
 

@@ -24,7 +24,7 @@ from audio_evals.paths import local_cache_dir, resolve_resource
 from audio_evals.storage import stable_hash
 
 KIMIA_INSTALL = (
-    "Kimi-Audio speech output needs Moonshot's kimia_infer package (not on PyPI): "
+    "Kimi-Audio (text or speech output) needs Moonshot's kimia_infer package (not on PyPI): "
     "pip install git+https://github.com/MoonshotAI/Kimi-Audio.git"
 )
 #: Sample rate of the Kimi-Audio detokenizer's waveform.
