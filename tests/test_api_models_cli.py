@@ -37,3 +37,34 @@ def test_run_with_openai_compatible_endpoint(model, prefect_api, openai_server, 
     written = [p for p in Path(tmp_path).rglob("*") if p.is_file()]
     assert written and not [p for p in written if API_KEY.encode() in p.read_bytes()]
     assert API_KEY not in result.output
+
+
+def _endpoint_registry(folder: Path, base_url: str, max_retries: int) -> str:
+    folder.mkdir()
+    (folder / "models.yaml").write_text(
+        "models:\n  endpoint:\n    backend: openai_api\n"
+        f"    args: {{base_url: {base_url}, api_key_env: OPENAI_API_KEY, model: whisper-1, mode: transcriptions,"
+        f" max_concurrency: 4, max_retries: {max_retries}}}\n", encoding="utf-8")
+    return str(folder)
+
+
+def test_flaky_endpoint_recovers_and_a_dead_one_leaves_failed_shards_listed(prefect_api, openai_server, monkeypatch,
+                                                                           tmp_path):
+    from flows.evaluate import evaluate
+
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    params = dict(dataset="speech-sample-en", model="endpoint", limit=6, shard_size=3, shard_retries=1,
+                  retry_delay_s=0.0, output=str(tmp_path / "results"))
+    openai_server.fail_next(3, 500)
+    openai_server.fail_next(1, 429, retry_after="1")
+    flaky = evaluate(**params, cache_dir=str(tmp_path / "cache-a"),
+                     registry_paths=[_endpoint_registry(tmp_path / "a", openai_server.base_url, max_retries=4)])
+    assert flaky["failed_shards"] == [] and flaky["counts"]["failed"] == 0
+    assert openai_server.request_count == 6 + 4  # every fault cost one extra request, nothing more
+
+    openai_server.fail_next(10_000, 503)  # down for good
+    dead = evaluate(**params, cache_dir=str(tmp_path / "cache-b"),
+                    registry_paths=[_endpoint_registry(tmp_path / "b", openai_server.base_url, max_retries=1)])
+    assert [s["index"] for s in dead["failed_shards"]] == [0, 1] and dead["counts"]["failed"] == 6
+    assert all("503" in s["error"] for s in dead["failed_shards"])
+    assert {m["name"]: m["failed"] for m in dead["metrics"]} == {"wer": 6}

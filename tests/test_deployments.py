@@ -74,14 +74,18 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 
 def _scripted_registry(folder: Path) -> str:
-    """A registry with the ``scripted`` model answering every sample with its reference."""
+    """A registry with the ``scripted`` model answering every sample with its reference.
+
+    ``faults.json`` next to it switches shard faults on; ``calls.txt`` lists the samples sent.
+    """
     rows = [json.loads(line) for line in (SAMPLE_DIR / "manifest.jsonl").read_text(encoding="utf-8").splitlines() if line]
     responses = folder / "responses.json"
     responses.write_text(json.dumps({r["id"]: r["text"] for r in rows}), encoding="utf-8")
     registry = folder / "registry"
     registry.mkdir()
     (registry / "models.yaml").write_text(
-        f"models:\n  scripted:\n    backend: scripted\n    args: {{responses_file: {json.dumps(str(responses))}}}\n",
+        f"models:\n  scripted:\n    backend: scripted\n    args: {{responses_file: {json.dumps(str(responses))}, "
+        f"faults_file: {json.dumps(str(folder / 'faults.json'))}, calls_file: {json.dumps(str(folder / 'calls.txt'))}}}\n",
         encoding="utf-8")
     return str(registry)
 
@@ -175,6 +179,37 @@ def test_published_model_runs_the_suite_with_the_event_parameters(served, publis
     assert summary["model"]["args"]["revision"] == "rev-2" and summary["counts"]["samples"] == 4
     (report,) = (served["output"] / "suites" / "suite").glob("*/report.html")
     assert "speech-sample-en" in report.read_text(encoding="utf-8")
+
+
+def test_ui_retry_of_a_failed_run_recomputes_only_its_failed_shard(served):
+    """The UI's Retry button puts a failed flow run back to Scheduled; the served runner runs it again."""
+    api, tmp = served["api"], served["tmp"]
+    english = [json.loads(line)["id"] for line in (SAMPLE_DIR / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
+               if line and json.loads(line)["lang"] == "en"]
+    (tmp / "faults.json").write_text(json.dumps({"fail_shard_ids": [english[2]]}), encoding="utf-8")  # shard 1
+    calls = tmp / "calls.txt"
+    calls.write_text("", encoding="utf-8")
+    deployment = served["deployment"]("evaluate-and-check/evaluate")
+    parameters = {"dataset": "speech-sample-en", "model": "scripted", "limit": 6, "shard_size": 2, "strict": True,
+                  "shard_retries": 0, "retry_delay_s": 0.0}
+    run = httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run", json={"parameters": parameters},
+                     timeout=10).json()
+
+    def state() -> str | None:
+        body = httpx.get(f"{api}/flow_runs/{run['id']}", timeout=5).json()
+        return body["state_type"] if body["state_type"] in ("COMPLETED", "FAILED", "CRASHED") else None
+
+    assert _wait("the strict run to fail", state, 120, every_s=1) == "FAILED"
+    assert sorted(calls.read_text().split()) == sorted(english[:2] + english[4:6])  # shard 1 never answered
+
+    (tmp / "faults.json").write_text("{}", encoding="utf-8")
+    calls.write_text("", encoding="utf-8")
+    retry = {"type": "SCHEDULED", "name": "AwaitingRetry", "message": "Retry from the UI"}
+    httpx.post(f"{api}/flow_runs/{run['id']}/set_state", json={"state": retry, "force": True}, timeout=10)
+    _wait("the retried run to start", lambda: httpx.get(f"{api}/flow_runs/{run['id']}", timeout=5).json()["run_count"] > 1,
+          120, every_s=1)
+    assert _wait("the retried run to finish", state, 120, every_s=1) == "COMPLETED"
+    assert sorted(calls.read_text().split()) == sorted(english[2:4])  # only the failed shard ran again
 
 
 def test_nightly_suite_is_scheduled(served):
