@@ -25,6 +25,7 @@ from audio_evals.plan import resolve
 from audio_evals.plugins import UnknownName
 from audio_evals.registry import RegistryError, load_registry
 from flows.console import ShardProgress, console, print_summary
+from flows.credentials import apply_store_credentials
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -136,6 +137,7 @@ def _run_flow(label: str, runner: Any = None, **params: Any) -> dict[str, Any]:
 
     flow = evaluate.with_options(task_runner=runner) if runner is not None else evaluate
     try:
+        apply_store_credentials()  # before Dask workers start, so they inherit them
         with ShardProgress(label):
             return flow(**params)
     except StrictModeFailure as e:

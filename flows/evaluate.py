@@ -23,6 +23,7 @@ from audio_evals.plan import EvalPlan, resolve
 from audio_evals.registry import load_registry
 from audio_evals.results import build_summary, new_run_id, run_dir
 from flows import progress
+from flows.credentials import apply_store_credentials
 from tasks.download import download
 from tasks.infer import infer
 from tasks.preprocess import preprocess
@@ -131,6 +132,7 @@ def evaluate(
     (after writing the summary) when any sample or shard failed.
     """
     logger = get_run_logger()
+    apply_store_credentials()
     started = time.perf_counter()
     timings: dict[str, float] = {}
     peak_rss: dict[str, float] = {}

@@ -27,6 +27,7 @@ from audio_evals.registry import load_registry
 from audio_evals.report import render_html, render_suite_chart, render_suite_report
 from audio_evals.report.markdown import metric_key
 from audio_evals.suites import Suite, SuiteRow, load_suite
+from flows.credentials import apply_store_credentials
 from flows.regressions import evaluate_and_check
 from tasks.report import artifact_key
 
@@ -121,6 +122,7 @@ def suite(
     ``model_revision`` applies to every model run (meant for one published model).
     """
     logger = get_run_logger()
+    apply_store_credentials()
     spec = select_models(load_suite(suite_file), models)
     name = Path(suite_file).stem
     evaluations: list[Evaluation] = list(dict.fromkeys((row.dataset, row.model, row.prompt) for _, row in spec.rows()))

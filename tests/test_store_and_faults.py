@@ -148,3 +148,26 @@ def test_s3_outage_mid_run_then_the_same_command_completes(prefect_api, tmp_path
     assert last["counts"]["samples"] == 26 and last["failed_shards"] == []
     rows = [json.loads(line) for line in fs.cat_file(sorted(summaries)[-1].replace("summary.json", "samples.jsonl")).splitlines()]
     assert len(rows) == len({r["id"] for r in rows}) == 26
+
+
+def test_s3_credentials_from_a_prefect_secret_block_never_reach_the_results(prefect_api, tmp_path, scripted_registry,
+                                                                           s3_bucket):
+    from prefect.blocks.system import Secret
+
+    planted = "block-SECRET-value-42"
+    Secret(value={"aws_access_key_id": "block-key-id", "aws_secret_access_key": planted}).save(
+        "audio-evals-test-s3", overwrite=True)
+    env = {k: v for k, v in _api_env().items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    env["AWS_EC2_METADATA_DISABLED"] = "true"  # no instance-metadata lookups on a machine without credentials
+    command = _cli(scripted_registry["path"], tmp_path, "block")[:-4] + ["--store", f"s3://{s3_bucket}/store"]
+
+    without = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert without.returncode != 0 and "credentials" in (without.stdout + without.stderr).lower()
+
+    env["AUDIO_EVALS_AWS_SECRET_BLOCK"] = "audio-evals-test-s3"
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    objects = fs.find(f"{s3_bucket}/store")
+    assert any(o.endswith("summary.json") for o in objects)
+    assert not [o for o in objects if planted.encode() in fs.cat_file(o)] and planted not in done.stdout + done.stderr
