@@ -20,6 +20,7 @@ os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL", "WARNI
 import typer
 import yaml
 
+from audio_evals.models import get_backend
 from audio_evals.models.base import BackendUnavailable
 from audio_evals.plan import resolve
 from audio_evals.plugins import UnknownName
@@ -97,6 +98,10 @@ def run(
             "generation": plan.generation, "eval_cli": plan.eval_cli(),
         })
         return
+    try:
+        get_backend(plan.model, plan.generation).check()  # before Prefect starts: a plain message
+    except BackendUnavailable as e:
+        _fail(f"model {model!r} cannot run here: {e}", 2)
     if verbose:
         _verbose_logs()
     os.environ["AUDIO_EVALS_COMMAND"] = shlex.join(["audio-evals", *sys.argv[1:]])

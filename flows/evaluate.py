@@ -139,6 +139,7 @@ def evaluate(
     plan = resolve(load_registry(registry_paths or []), dataset, model, prompt, generation, task, model_revision)
     cache_dir = cache_dir or default_cache_dir()
     backend = get_backend(plan.model, plan.generation)
+    backend.check()  # a model this machine cannot run stops the run before any download
     fingerprint = backend.fingerprint()
     run_id = run_id or new_run_id(storage.stable_hash([plan.dataset.name, plan.model.name, plan.prompt.name, fingerprint]))
     store = result_storage(cache_dir)

@@ -62,3 +62,13 @@ def test_seed_models_fail_fast_naming_what_is_missing(tmp_path):
                                  "--cache-dir", str(tmp_path), "--output", str(tmp_path)])
     assert result.exit_code == 2
     assert "vllm" in result.output.lower()
+
+
+def test_a_model_this_machine_cannot_run_stops_before_the_dataset_is_fetched(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUDIO_EVALS_HF_MIRROR", str(tmp_path / "no-such-mirror"))
+    result = runner.invoke(app, ["run", "--dataset", "librispeech-test-clean", "--model", "kimiaudio", "--limit", "1",
+                                 "--cache-dir", str(tmp_path), "--output", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "model 'kimiaudio' cannot run here" in result.output and "kimia_infer" in result.output
+    assert "Traceback" not in result.output and "Hugging Face" not in result.output
+    assert not (tmp_path / "datasets").exists()

@@ -210,6 +210,11 @@ class HFBackend(Backend):
         return {"revision": self.revision, "local_files_only": hub_offline(),
                 "trust_remote_code": self.trust_remote_code}
 
+    def check(self) -> None:
+        torch, _ = import_torch_transformers()
+        resolve_device(torch, self.device)
+        resolve_dtype(torch, self.dtype, "cpu")
+
     def _load(self) -> tuple[Any, Any]:
         with self._lock:
             if self._loaded is None:

@@ -135,6 +135,11 @@ class Backend(abc.ABC):
     def fingerprint(self) -> dict[str, Any]:
         """JSON-able identity of weights and settings; any change must change the cache key."""
 
+    def check(self) -> None:
+        """Raise ``BackendUnavailable`` when this machine cannot run the backend (a missing package,
+        GPU or weights folder). Cheap, never loads weights: the flow calls it before downloading
+        data, so a run that could never finish stops at once."""
+
     @abc.abstractmethod
     def generate(self, requests: list[ModelRequest]) -> list[ModelOutput]:
         """One output per request, same order; per-sample errors go in ``ModelOutput.error``."""

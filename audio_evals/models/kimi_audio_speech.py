@@ -9,6 +9,8 @@ It runs one sample at a time on a CUDA GPU (the package hard-codes ``torch.cuda`
 
 from __future__ import annotations
 
+import importlib
+
 import os
 import re
 import threading
@@ -57,17 +59,26 @@ class KimiAudioSpeechBackend(Backend):
         return {"backend": "kimi_audio_speech", "weights": weights_identity(self.model, None),
                 "output_type": self.output_type, "generation": self.generation, "kimia_infer": version("kimia_infer")}
 
+    def check(self) -> None:
+        try:
+            importlib.import_module("kimia_infer")
+        except ImportError as e:
+            raise BackendUnavailable(f"{KIMIA_INSTALL} ({e})") from None
+        try:
+            import torch
+        except ImportError:
+            raise BackendUnavailable(f"kimi_audio_speech needs torch: {KIMIA_INSTALL}") from None
+        if not torch.cuda.is_available():
+            raise BackendUnavailable("kimi_audio_speech needs a GPU (CUDA, >= 24 GB): none is available here")
+
     def _load(self) -> Any:
         with self._lock:
             if self._model is None:
+                self.check()
                 try:
                     from kimia_infer.api.kimia import KimiAudio
                 except ImportError as e:
                     raise BackendUnavailable(f"{KIMIA_INSTALL} ({e})") from None
-                import torch
-
-                if not torch.cuda.is_available():
-                    raise BackendUnavailable("kimi_audio_speech needs a GPU (CUDA, >= 24 GB): none is available here")
                 self._model = KimiAudio(model_path=resolve_resource(self.model),
                                         load_detokenizer=self.output_type == "both")
             return self._model

@@ -78,6 +78,9 @@ class VLLMOfflineBackend(Backend):
             "vllm": version("vllm"),
         }
 
+    def check(self) -> None:
+        import_vllm()
+
     def _load(self) -> Any:
         with self._lock:
             if self._llm is None:

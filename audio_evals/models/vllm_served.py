@@ -172,13 +172,14 @@ class VLLMServedBackend(Backend):
         return {"backend": "vllm_served", **where, "model": self.served_model, "mode": self.mode,
                 "think_tags": list(self.think_tags), "generation": self.generation}
 
+    def check(self) -> None:
+        if self.serve and not self.command and shutil.which("vllm") is None:
+            raise BackendUnavailable(
+                f"vllm is not installed here: {VLLM_EXTRA} (or give base_url of a running vLLM server)")
+
     def _argv(self, port: int) -> list[str]:
-        command = self.command
-        if not command:
-            if shutil.which("vllm") is None:
-                raise BackendUnavailable(
-                    f"vllm is not installed here: {VLLM_EXTRA} (or give base_url of a running vLLM server)")
-            command = ["vllm"]
+        self.check()
+        command = self.command or ["vllm"]
         return [*command, "serve", *serve_args(self.serve or {}), "--host", "127.0.0.1", "--port", str(port)]
 
     def _connect(self) -> OpenAIBackend:
