@@ -66,6 +66,14 @@ def test_failed_shard_leaves_others_and_rerun_computes_only_it(prefect_api, tmp_
     assert second["failed_shards"] == [] and second["counts"]["failed"] == 0
 
 
+def test_fresh_run_ignores_every_cache(prefect_api, tmp_path, scripted_registry):
+    first = _evaluate(tmp_path, scripted_registry, dataset="speech-sample-en")
+    again = _evaluate(tmp_path, scripted_registry, dataset="speech-sample-en", fresh=True)
+    assert first["shards"]["computed"] == again["shards"]["computed"] == 6 and again["shards"]["cached"] == 0
+    assert len(calls_made(scripted_registry["calls"])) == 2 * 26
+    assert [m["value"] for m in again["metrics"]] == [m["value"] for m in first["metrics"]]
+
+
 def test_cli_retry_reruns_only_failed_shards_into_the_same_run_folder(prefect_api, tmp_path, scripted_registry,
                                                                       sample_manifest):
     from typer.testing import CliRunner
