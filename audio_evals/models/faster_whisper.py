@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from audio_evals.models.base import Backend, BackendUnavailable, ModelOutput, ModelRequest, Requirements
+from audio_evals.models.base import Backend, BackendUnavailable, ModelOutput, ModelRequest
 from audio_evals.paths import resolve_resource
 
 #: Generation keys passed to ``WhisperModel.transcribe``.
