@@ -23,10 +23,10 @@ from prefect.types.entrypoint import EntrypointType
 
 from audio_evals import storage
 from audio_evals.watch import DEFAULT_CONFIG, MODEL_PUBLISHED
-from tasks.gpu import ensure_gpu_limit
 from flows.regressions import evaluate_and_check
 from flows.suite import DEFAULT_SUITE, model_published, suite
 from flows.watch import watch_models
+from tasks.gpu import ensure_gpu_limit
 
 NIGHTLY_CRON = "0 2 * * *"
 WATCH_CRON = "*/15 * * * *"

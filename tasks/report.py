@@ -6,8 +6,8 @@ import re
 from typing import Any
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 
 from audio_evals.report import render_run_report
 from audio_evals.results import write_run

@@ -2,11 +2,11 @@
 
 ``fields["choices"]`` lists the option texts in order (lettered A, B, C, ...); the reference is
 the correct letter or the correct option's text. A dataset that ships no option texts (only the
-letter as reference) is scored on letters A-D (or up to the reference letter). The answer is read, in order of evidence, from
-a bare letter ("B", "(B)", "B."), an answer marker ("Answer: B", "the answer is B) foo", "选B",
-"答案是C"), an option label ("(B)", "B) foo", "B. foo") or the text of exactly one option. When
-the strongest evidence names two options, or nothing is found, the sample is unparsed and wrong:
-there is no default letter.
+letter as reference) is scored on letters A-D (or up to the reference letter). The answer is
+read, in order of evidence, from a bare letter ("B", "(B)", "B."), an answer marker ("Answer: B",
+"the answer is B) foo", "选B", "答案是C"), an option label ("(B)", "B) foo", "B. foo") or the
+text of exactly one option. When the strongest evidence names two options, or nothing is found,
+the sample is unparsed and wrong: there is no default letter.
 """
 
 from __future__ import annotations

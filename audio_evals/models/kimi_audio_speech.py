@@ -10,7 +10,6 @@ It runs one sample at a time on a CUDA GPU (the package hard-codes ``torch.cuda`
 from __future__ import annotations
 
 import importlib
-
 import os
 import re
 import threading
