@@ -67,6 +67,6 @@ def print_summary(summary: dict[str, Any]) -> None:
                   f"failed {shards['failed']};  RTFx {summary['rtfx'] or '—'};  "
                   f"wall {summary['timings_s'].get('total', 0):.1f} s")
     for failure in summary["failed_shards"]:
-        console.print(f"[red]shard {failure['index']} failed: {failure['error']}[/red]")
+        console.print(f"shard {failure['index']} failed: {failure['error']}", style="red", markup=False)
     for name, path in summary.get("paths", {}).items():
-        console.print(f"{name:>8}: {path}")
+        console.print(f"{name:>8}: {path}", soft_wrap=True, markup=False)  # a path stays on its line
