@@ -30,6 +30,9 @@ class EvalPlan:
     def skip_reason(self, sample: Sample) -> str | None:
         """Why a sample is not run: a language the model or the task cannot handle."""
         if self.task.metric_for(sample.lang) is None:
+            if sample.lang is None:
+                return (f"sample has no language and task {self.task.name!r} scores by language: add 'lang' "
+                        "(e.g. en, zh) to its row, or pass --task asr-en / asr-zh")
             return f"task {self.task.name!r} has no metric for language {sample.lang!r}"
         languages = self.model.languages
         if languages and sample.lang and sample.lang not in languages:
@@ -52,8 +55,11 @@ def is_manifest_path(dataset: str) -> bool:
     return dataset.endswith((".jsonl", ".json")) and ("/" in dataset or os.path.exists(dataset))
 
 
-def manifest_entry(path: str, task: str = "asr") -> DatasetEntry:
-    """An ad-hoc dataset for a manifest a user names directly (absolute audio paths allowed)."""
+def manifest_entry(path: str, task: str = "asr", lang: str | None = None) -> DatasetEntry:
+    """An ad-hoc dataset for a manifest a user names directly (absolute audio paths allowed).
+
+    ``lang`` is the language of rows that give none.
+    """
     location = path if "://" in path else os.path.abspath(path)
     stem = re.sub(r"\.jsonl?$", "", os.path.basename(location.rstrip("/")))
     return DatasetEntry(
@@ -61,6 +67,7 @@ def manifest_entry(path: str, task: str = "asr") -> DatasetEntry:
         task=task,
         description=f"manifest {location}",
         source=ManifestSource(path=location, allow_absolute=True),
+        lang=lang,
     )
 
 
@@ -78,9 +85,12 @@ def resolve(
     ``model_revision`` (a published revision: hub commit, folder version) is passed to the
     backend as its ``revision`` argument and recorded with the results.
     """
-    entry = manifest_entry(dataset, task or "asr") if is_manifest_path(dataset) else registry.dataset(dataset)
-    task_entry = registry.task(task or entry.task)
     model_entry = registry.model(model)
+    # A user's own manifest may leave out ``lang``: for a one-language model, that is its language.
+    only_language = model_entry.languages[0] if model_entry.languages and len(model_entry.languages) == 1 else None
+    entry = (manifest_entry(dataset, task or "asr", only_language) if is_manifest_path(dataset)
+             else registry.dataset(dataset))
+    task_entry = registry.task(task or entry.task)
     if model_revision:
         model_entry = model_entry.model_copy(update={"args": {**model_entry.args, "revision": model_revision}})
     prompt_entry = registry.prompt(prompt or task_entry.default_prompt)

@@ -99,6 +99,23 @@ def test_cli_retry_reruns_only_failed_shards_into_the_same_run_folder(prefect_ap
     assert all(r["status"] == "ok" for r in rows) and len(list(Path(folder).parent.iterdir())) == 1
 
 
+def test_manifest_without_lang_is_scored_for_a_one_language_model(prefect_api, tmp_path, scripted_registry,
+                                                                    bad_manifest):
+    rows = [json.loads(line) for line in bad_manifest.read_text(encoding="utf-8").splitlines()]
+    bad_manifest.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "lang"}) + "\n" for r in rows),
+                            encoding="utf-8")
+    models = Path(scripted_registry["path"]) / "models.yaml"
+    models.write_text(models.read_text() + models.read_text().split("\n", 1)[1].replace("scripted:", "scripted-en:")
+                      + "    languages: [en]\n", encoding="utf-8")
+    english = _evaluate(tmp_path, scripted_registry, dataset=str(bad_manifest), model="scripted-en")
+    causes = {r["id"]: (r["status"], r["error"] or "") for r in _rows(english).values()}
+    assert causes["good"][0] == "ok" and "missing" in causes["missing"][1].lower()
+    assert {m["name"] for m in english["metrics"]} == {"wer"}
+
+    anylang = _evaluate(tmp_path, scripted_registry, dataset=str(bad_manifest))
+    assert all(r["status"] == "skipped" and "add 'lang'" in r["error"] for r in _rows(anylang).values())
+
+
 def test_bad_input_is_reported_with_its_cause(prefect_api, tmp_path, scripted_registry, bad_manifest):
     scripted_registry["responses"].write_text(json.dumps({"good": "the child almost hurt the small dog"}))
     summary = _evaluate(tmp_path, scripted_registry, dataset=str(bad_manifest))
