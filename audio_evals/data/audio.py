@@ -30,7 +30,8 @@ def decode(data: bytes, target_rate: int, max_duration_s: float | None = None) -
                 raise AudioError(f"duration {f.frames / rate:.1f} s exceeds max_duration_s={max_duration_s:g}")
             samples = f.read(dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
-        raise AudioError(f"unreadable audio: {e}") from None
+        # libsndfile's own reason ("Format not recognised"), without the in-memory buffer's repr.
+        raise AudioError(f"unreadable audio: {getattr(e, 'error_string', None) or e}") from None
     if samples.shape[0] == 0:
         raise AudioError("zero duration (no audio frames)")
     if not np.isfinite(samples).all():
