@@ -49,6 +49,25 @@ def _wait(what: str, check: Callable[[], Any], timeout_s: float, every_s: float 
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
+def _api(method: str, url: str, **kwargs: Any) -> Any:
+    """One Prefect API call, retried as Prefect's own client does (429, 5xx, dropped connections).
+
+    A server on SQLite under load answers 503 now and then; the JSON body is returned on 2xx.
+    """
+    for attempt in range(6):
+        try:
+            response = httpx.request(method, url, timeout=10, **kwargs)
+        except httpx.TransportError:
+            if attempt == 5:
+                raise
+        else:
+            if response.status_code != 429 and response.status_code < 500:
+                break
+        time.sleep(0.5 * 2 ** attempt)
+    assert response.is_success, f"{method} {url}: HTTP {response.status_code}: {response.text}"
+    return response.json()
+
+
 def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     """A subprocess in its own process group, so the group (and its children) can be ended."""
     with open(log, "wb") as out:
@@ -159,7 +178,7 @@ def published_run(served) -> dict[str, Any]:
 
     def runs() -> list[dict[str, Any]]:
         body = {"deployments": {"id": {"any_": [deployment["id"]]}}}
-        return httpx.post(f"{api}/flow_runs/filter", json=body, timeout=5).json()
+        return _api("POST", f"{api}/flow_runs/filter", json=body)
 
     created = _wait("a flow run of on-model-published", runs, 60)
     run = _wait("the flow run to finish",
@@ -192,11 +211,10 @@ def test_ui_retry_of_a_failed_run_recomputes_only_its_failed_shard(served):
     deployment = served["deployment"]("evaluate-and-check/evaluate")
     parameters = {"dataset": "speech-sample-en", "model": "scripted", "limit": 6, "shard_size": 2, "strict": True,
                   "shard_retries": 0, "retry_delay_s": 0.0}
-    run = httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run", json={"parameters": parameters},
-                     timeout=10).json()
+    run = _api("POST", f"{api}/deployments/{deployment['id']}/create_flow_run", json={"parameters": parameters})
 
     def state() -> str | None:
-        body = httpx.get(f"{api}/flow_runs/{run['id']}", timeout=5).json()
+        body = _api("GET", f"{api}/flow_runs/{run['id']}")
         return body["state_type"] if body["state_type"] in ("COMPLETED", "FAILED", "CRASHED") else None
 
     assert _wait("the strict run to fail", state, 120, every_s=1) == "FAILED"
@@ -205,8 +223,8 @@ def test_ui_retry_of_a_failed_run_recomputes_only_its_failed_shard(served):
     (tmp / "faults.json").write_text("{}", encoding="utf-8")
     calls.write_text("", encoding="utf-8")
     retry = {"type": "SCHEDULED", "name": "AwaitingRetry", "message": "Retry from the UI"}
-    httpx.post(f"{api}/flow_runs/{run['id']}/set_state", json={"state": retry, "force": True}, timeout=10)
-    _wait("the retried run to start", lambda: httpx.get(f"{api}/flow_runs/{run['id']}", timeout=5).json()["run_count"] > 1,
+    _api("POST", f"{api}/flow_runs/{run['id']}/set_state", json={"state": retry, "force": True})
+    _wait("the retried run to start", lambda: _api("GET", f"{api}/flow_runs/{run['id']}")["run_count"] > 1,
           120, every_s=1)
     assert _wait("the retried run to finish", state, 120, every_s=1) == "COMPLETED"
     assert sorted(calls.read_text().split()) == sorted(english[2:4])  # only the failed shard ran again
