@@ -27,6 +27,11 @@ class EvalPlan:
     #: The ASR model transcribing a speech-out model's audio (None for text-out models).
     asr: ModelEntry | None = None
 
+    @property
+    def post_process(self) -> tuple[str, ...]:
+        """Steps applied to every reply before scoring: the prompt's (its output format), then the task's."""
+        return (*self.prompt.post_process, *self.task.post_process)
+
     def skip_reason(self, sample: Sample) -> str | None:
         """Why a sample is not run: a language the model or the task cannot handle."""
         if self.task.metric_for(sample.lang) is None:

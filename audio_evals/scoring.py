@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from audio_evals import storage
+from audio_evals import postprocess, storage
 from audio_evals.metrics import load_metric
 from audio_evals.metrics.base import Metric, SampleScore, ScoreItem
 from audio_evals.metrics.bootstrap import bootstrap_ci
@@ -35,12 +35,13 @@ def _row(sample_id: str, audio: str | None, lang: str | None, reference: Any, **
 
 
 def _metric_summary(metric: Metric, group: str | None, scores: list[SampleScore], failed: int,
-                    ci_seed: int) -> dict[str, Any]:
+                    ci_seed: int, role: str = "headline") -> dict[str, Any]:
     scored = [s for s in scores if s.value is not None or s.stats]
     value = metric.aggregate(scored) if scored else None
     ci = list(bootstrap_ci(metric, scored, seed=ci_seed)) if scored else None
     return {
         "name": metric.name,
+        "role": role,
         "group": group,
         "value": value,
         "ci95": ci,
@@ -50,11 +51,22 @@ def _metric_summary(metric: Metric, group: str | None, scores: list[SampleScore]
         "higher_is_better": metric.higher_is_better,
         "description": metric.description,
         "normalization": metric.normalization,
+        "protocol": metric.protocol,
         "params": metric.params(),
     }
 
 
-def _output_row(p: PreparedSample, shard: ShardRef, out: dict[str, Any] | None, shard_error: str | None) -> dict[str, Any]:
+def _lean(score: SampleScore) -> SampleScore:
+    """The score as kept in memory for the aggregate: sufficient statistics only."""
+    return replace(score, normalized_hypothesis=None, normalized_reference=None, explanation=None)
+
+
+def _secondary_key(headline: str, extra: str) -> str:
+    return f"{headline}/{extra}"
+
+
+def _output_row(p: PreparedSample, shard: ShardRef, out: dict[str, Any] | None, shard_error: str | None,
+                steps: tuple[str, ...] = ()) -> dict[str, Any]:
     s = p.sample
     row = _row(s.id, s.audio, s.lang, s.reference, duration_s=p.duration_s, shard=shard.index)
     if out is None:
@@ -63,7 +75,8 @@ def _output_row(p: PreparedSample, shard: ShardRef, out: dict[str, Any] | None, 
         row.update(status="failed", stage="infer", error=out["error"])
     else:
         spoken = out.get("transcript")
-        row.update(hypothesis=spoken if spoken is not None else out.get("text"), model_text=out.get("text"),
+        answer = spoken if spoken is not None else out.get("text")
+        row.update(hypothesis=postprocess.apply(steps, answer) if answer is not None else None, model_text=out.get("text"),
                    reasoning=out.get("reasoning"), generated_audio=out.get("audio_path"),
                    latency_s=out.get("latency_s"))
     return row
@@ -78,8 +91,12 @@ def score_run(
     sink: Callable[[Iterator[dict[str, Any]]], Any],
     strict: bool = False,
     ci_seed: int = 0,
+    post_process: tuple[str, ...] = (),
 ) -> Scored:
     """Score every sample, shard by shard; ``shard_outputs`` holds the outputs of completed shards.
+
+    Each reply goes through the ``post_process`` steps first; the task's ``secondary`` metrics
+    score the same items as its headline metric, and each sample row keeps both verdicts.
 
     Rows stream to ``sink`` (which consumes an iterator, e.g. a JSONL writer) in sample order;
     only each sample's sufficient statistics stay in memory, so memory stays flat as the dataset
@@ -100,7 +117,7 @@ def score_run(
         rows, pending = [], defaultdict(list)
         for raw in storage.read_jsonl(shard.path):
             p = PreparedSample.from_dict(raw)
-            row = _output_row(p, shard, outputs.get(p.sample.id), shard_errors.get(shard.index))
+            row = _output_row(p, shard, outputs.get(p.sample.id), shard_errors.get(shard.index), post_process)
             rows.append(row)
             name = task.metric_for(p.sample.lang)
             if row["status"] == "failed":
@@ -116,8 +133,13 @@ def score_run(
                            normalized_reference=score.normalized_reference, explanation=score.explanation)
                 if row["status"] == "ok" and not score.parsed:
                     row["status"] = "unparsed"
-                scores[name].append(replace(score, normalized_hypothesis=None, normalized_reference=None,
-                                            explanation=None))
+                scores[name].append(_lean(score))
+            for extra in task.secondary:
+                verdicts = metric(extra).score([item for _, item in pairs])
+                for (row, _), score in zip(pairs, verdicts):
+                    row.setdefault("secondary", {})[extra] = {"value": score.value, "parsed": score.parsed,
+                                                              "explanation": score.explanation}
+                    scores[_secondary_key(name, extra)].append(_lean(score))
         return rows
 
     def all_rows() -> Iterator[dict[str, Any]]:
@@ -133,11 +155,13 @@ def score_run(
 
     sink(all_rows())
     summaries = []
-    for name in sorted(set(scores) | {m for m in failed_by_metric if m}):
+    for name in sorted({m for m in scores if "/" not in m} | {m for m in failed_by_metric if m}):
         group = None if isinstance(task.metric, str) else next(
             (lang for lang, m in task.metric.items() if m == name), None)
-        summaries.append(_metric_summary(metric(name), group, scores.get(name, []), failed_by_metric.get(name, 0),
-                                         ci_seed))
+        failed = failed_by_metric.get(name, 0)
+        summaries.append(_metric_summary(metric(name), group, scores.get(name, []), failed, ci_seed))
+        summaries += [_metric_summary(metric(extra), group, scores.get(_secondary_key(name, extra), []), failed,
+                                      ci_seed, role="secondary") for extra in task.secondary]
     total = sum(statuses.values())
     counts = {
         "samples": total,

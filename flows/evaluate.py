@@ -173,7 +173,7 @@ def evaluate(
 
     t = time.perf_counter()
     folder = run_dir(output, plan, run_id)
-    scored = score(plan.task, prepared, outputs, errors, folder, strict)
+    scored = score(plan.task, prepared, outputs, errors, folder, strict, plan.post_process)
     timings["score"] = time.perf_counter() - t
 
     failed_shards = [{"index": i, "error": e} for i, e in sorted(errors.items())]

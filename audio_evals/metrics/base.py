@@ -63,6 +63,9 @@ class Metric(abc.ABC):
     normalization: str
     #: One line for the legend: "Word Error Rate (lower is better)".
     description: str
+    #: Whose scoring protocol the figure follows, in one line, e.g. "reference protocol:
+    #: UltraEval-Audio compute_wer, 13a" (seed headlines), or what this project adds instead.
+    protocol: str = ""
 
     def params(self) -> dict[str, Any]:
         """Parameters this metric was built with, recorded in results."""

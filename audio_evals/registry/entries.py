@@ -6,12 +6,26 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from audio_evals import postprocess
+
 
 class _Entry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
     description: str = ""
+
+
+class _PostProcessed(_Entry):
+    """An entry that names post-processing steps (``audio_evals.postprocess``) for the reply."""
+
+    post_process: list[str] = Field(default_factory=list)
+
+    @field_validator("post_process")
+    @classmethod
+    def _known_steps(cls, names: list[str]) -> list[str]:
+        postprocess.check(names)
+        return names
 
 
 class ManifestSource(BaseModel):
@@ -91,8 +105,11 @@ class MessageTemplate(BaseModel):
     contents: list[ContentTemplate]
 
 
-class PromptEntry(_Entry):
-    """A chat prompt; text values are Jinja templates over sample fields (``{{ question }}``)."""
+class PromptEntry(_PostProcessed):
+    """A chat prompt; text values are Jinja templates over sample fields (``{{ question }}``).
+
+    ``post_process`` reads the answer back out of the format the prompt asked for.
+    """
 
     messages: list[MessageTemplate]
 
@@ -104,11 +121,16 @@ class PromptEntry(_Entry):
         return messages
 
 
-class TaskEntry(_Entry):
-    """How a dataset is scored: the metric (or one per language) and the report placement."""
+class TaskEntry(_PostProcessed):
+    """How a dataset is scored: the metric (or one per language) and the report placement.
+
+    ``metric`` gives the headline (the reference protocol); ``secondary`` metrics are computed on
+    the same replies and reported beside it, never instead of it (e.g. strict MCQ accuracy).
+    """
 
     metric: str | dict[str, str]
     metric_params: dict[str, Any] = Field(default_factory=dict)
+    secondary: list[str] = Field(default_factory=list)
     default_prompt: str
     label: str
     family: str

@@ -53,7 +53,7 @@ class Registry:
         for t in self.tasks.values():
             _check(lambda: self.prompt(t.default_prompt), f"task {t.name!r}")
             metrics = [t.metric] if isinstance(t.metric, str) else list(t.metric.values())
-            for m in metrics:
+            for m in metrics + t.secondary:
                 _check(lambda: check_name("audio_evals.metrics", m, "metric"), f"task {t.name!r}")
         for m in self.models.values():
             _check(lambda: check_name("audio_evals.models", m.backend, "backend"), f"model {m.name!r}")
