@@ -15,7 +15,7 @@ from typing import Any
 
 from audio_evals import postprocess, storage
 from audio_evals.metrics import load_metric
-from audio_evals.metrics.base import Metric, SampleScore, ScoreItem
+from audio_evals.metrics.base import MacroAverage, Metric, SampleScore, ScoreItem, StatsMetric
 from audio_evals.metrics.bootstrap import bootstrap_ci
 from audio_evals.registry.entries import TaskEntry
 from audio_evals.schema import PreparedSample, SampleFailure, ShardRef
@@ -35,11 +35,18 @@ def _row(sample_id: str, audio: str | None, lang: str | None, reference: Any, **
 
 
 def _metric_summary(metric: Metric, group: str | None, scores: list[SampleScore], failed: int,
-                    ci_seed: int, role: str = "headline") -> dict[str, Any]:
-    scored = [s for s in scores if s.value is not None or s.stats]
+                    ci_seed: int, role: str = "headline", levels: list[str] | None = None) -> dict[str, Any]:
+    """One metric's figure, CI and counts; with ``levels`` the figure is the mean over them."""
+    # Unparsed judge replies carry only bookkeeping stats: they are counted unparsed, not scored.
+    scored = [s for s in scores if s.value is not None or (s.stats and s.parsed)]
+    per_level = None
+    if levels and isinstance(metric, StatsMetric):
+        per_level = [{"level": name, "value": metric.aggregate(at) if at else None, "n": len(at)}
+                     for i, name in enumerate(levels) for at in [[s for s in scored if s.stats.get("group") == i]]]
+        metric = MacroAverage(metric, f"{len(levels)} levels")
     value = metric.aggregate(scored) if scored else None
     ci = list(bootstrap_ci(metric, scored, seed=ci_seed)) if scored else None
-    return {
+    summary = {
         "name": metric.name,
         "role": role,
         "group": group,
@@ -54,6 +61,11 @@ def _metric_summary(metric: Metric, group: str | None, scores: list[SampleScore]
         "protocol": metric.protocol,
         "params": metric.params(),
     }
+    if per_level is not None:
+        summary["levels"] = per_level
+    if any("asked" in s.stats for s in scores):
+        summary["judge_reasked"] = int(sum(s.stats.get("asked", 1) - 1 for s in scores))
+    return summary
 
 
 def _lean(score: SampleScore) -> SampleScore:
@@ -92,11 +104,14 @@ def score_run(
     strict: bool = False,
     ci_seed: int = 0,
     post_process: tuple[str, ...] = (),
+    macro_over: str | None = None,
 ) -> Scored:
     """Score every sample, shard by shard; ``shard_outputs`` holds the outputs of completed shards.
 
     Each reply goes through the ``post_process`` steps first; the task's ``secondary`` metrics
-    score the same items as its headline metric, and each sample row keeps both verdicts.
+    score the same items as its headline metric, and each sample row keeps both verdicts. With
+    ``macro_over`` (a sample field, e.g. ``split``) each figure is the mean of the per-value
+    figures, which the summary also lists.
 
     Rows stream to ``sink`` (which consumes an iterator, e.g. a JSONL writer) in sample order;
     only each sample's sufficient statistics stay in memory, so memory stays flat as the dataset
@@ -106,11 +121,19 @@ def score_run(
     scores: dict[str, list[SampleScore]] = defaultdict(list)
     failed_by_metric: dict[str | None, int] = defaultdict(int)
     statuses: Counter[str] = Counter()
+    levels: dict[str, int] = {}
 
     def metric(name: str) -> Metric:
+        """Headline metrics take the task's ``metric_params``; secondary ones their defaults."""
         if name not in metrics:
-            metrics[name] = load_metric(name, **task.metric_params)
+            metrics[name] = load_metric(name, **({} if name in task.secondary else task.metric_params))
         return metrics[name]
+
+    def lean(score: SampleScore, sample: ScoreItem) -> SampleScore:
+        if macro_over and score.stats:
+            level = str(sample.fields.get(macro_over))
+            score.stats["group"] = levels.setdefault(level, len(levels))
+        return _lean(score)
 
     def scored_shard(shard: ShardRef) -> list[dict[str, Any]]:
         outputs = {o["sample_id"]: o for o in shard_outputs.get(shard.index, [])}
@@ -127,19 +150,19 @@ def score_run(
             pending[name].append((row, ScoreItem(p.sample.id, row["hypothesis"] or "", p.sample.reference,
                                                  p.sample.lang, p.sample.fields)))
         for name, pairs in pending.items():
-            for (row, _), score in zip(pairs, metric(name).score([item for _, item in pairs])):
+            for (row, item), score in zip(pairs, metric(name).score([item for _, item in pairs])):
                 row.update(metric=score.metric, value=score.value, stats=score.stats,
                            normalized_hypothesis=score.normalized_hypothesis,
                            normalized_reference=score.normalized_reference, explanation=score.explanation)
                 if row["status"] == "ok" and not score.parsed:
                     row["status"] = "unparsed"
-                scores[name].append(_lean(score))
+                scores[name].append(lean(score, item))
             for extra in task.secondary:
                 verdicts = metric(extra).score([item for _, item in pairs])
-                for (row, _), score in zip(pairs, verdicts):
+                for (row, item), score in zip(pairs, verdicts):
                     row.setdefault("secondary", {})[extra] = {"value": score.value, "parsed": score.parsed,
                                                               "explanation": score.explanation}
-                    scores[_secondary_key(name, extra)].append(_lean(score))
+                    scores[_secondary_key(name, extra)].append(lean(score, item))
         return rows
 
     def all_rows() -> Iterator[dict[str, Any]]:
@@ -159,9 +182,11 @@ def score_run(
         group = None if isinstance(task.metric, str) else next(
             (lang for lang, m in task.metric.items() if m == name), None)
         failed = failed_by_metric.get(name, 0)
-        summaries.append(_metric_summary(metric(name), group, scores.get(name, []), failed, ci_seed))
+        level_names = list(levels) if len(levels) > 1 else None
+        summaries.append(_metric_summary(metric(name), group, scores.get(name, []), failed, ci_seed,
+                                         levels=level_names))
         summaries += [_metric_summary(metric(extra), group, scores.get(_secondary_key(name, extra), []), failed,
-                                      ci_seed, role="secondary") for extra in task.secondary]
+                                      ci_seed, role="secondary", levels=level_names) for extra in task.secondary]
     total = sum(statuses.values())
     counts = {
         "samples": total,

@@ -61,7 +61,8 @@ def print_summary(summary: dict[str, Any]) -> None:
     console.print(f"samples {c['samples']}: scored {c['scored']}, failed {c['failed']} "
                   f"(fail rate {100 * c['fail_rate']:.1f}%), skipped {c['skipped']}, unparsed {c['unparsed']}")
     for m in summary["metrics"]:
-        console.print(f"  [dim]{m['name']}: {m['normalization']}[/dim]")
+        protocol = f"{m['protocol']}; " if m.get("protocol") else ""
+        console.print(f"  {m['name']}: {protocol}{m['normalization']}", style="dim", markup=False)
     shards = summary["shards"]
     console.print(f"shards {shards['total']}: computed {shards['computed']}, cached {shards['cached']}, "
                   f"failed {shards['failed']};  RTFx {summary['rtfx'] or '—'};  "

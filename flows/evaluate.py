@@ -173,7 +173,8 @@ def evaluate(
 
     t = time.perf_counter()
     folder = run_dir(output, plan, run_id)
-    scored = score(plan.task, prepared, outputs, errors, folder, strict, plan.post_process)
+    scored = score(plan.task, prepared, outputs, errors, folder, strict, plan.post_process,
+                   plan.dataset.macro_over)
     timings["score"] = time.perf_counter() - t
 
     failed_shards = [{"index": i, "error": e} for i, e in sorted(errors.items())]

@@ -45,7 +45,7 @@ def test_available_metrics_are_the_metric_modules_only():
 
 def test_load_metric_passes_params_and_rejects_unknown_names():
     assert load_metric("bleu", tokenize="zh").params() == {"tokenize": "zh"}
-    assert load_metric("wer").params() == {"normalizer": "english"}
+    assert load_metric("wer").params() == {"normalizer": "reference"}
     with pytest.raises(UnknownName, match="did you mean: wer"):
         load_metric("werr")
     with pytest.raises(UnknownName):
@@ -174,20 +174,29 @@ def test_cer_divides_by_the_reference_not_the_hypothesis():
     assert scores[0].stats["ins"] == 3 and corpus == 150.0
 
 
-@pytest.mark.parametrize("hyp, ref", [
-    ("今天天气很好", "今天天氣很好"),        # traditional reference
-    ("abc123", "ＡＢＣ１２３"),              # full-width reference
-    ("你 好 世 界", "你好，世界！"),           # spaces and punctuation
+@pytest.mark.parametrize("normalizer, hyp, ref", [
+    ("mandarin", "今天天气很好", "今天天氣很好"),        # traditional reference
+    ("mandarin", "abc123", "ＡＢＣ１２３"),              # full-width reference
+    ("mandarin", "你 好 世 界", "你好，世界！"),           # spaces and punctuation
+    ("reference", "你 好 世 界", "你好，世界！"),
+    ("reference", "二零一九年我们去了北京", "2019年我们去了北京"),   # numbers read out, as the reference does
 ])
-def test_cer_normalises_both_sides(hyp, ref):
-    assert run(load_metric("cer"), [hyp], [ref])[1] == 0.0
-    assert run(load_metric("cer"), [ref], [hyp])[1] == 0.0
+def test_cer_normalises_both_sides(normalizer, hyp, ref):
+    assert run(load_metric("cer", normalizer=normalizer), [hyp], [ref])[1] == 0.0
+    assert run(load_metric("cer", normalizer=normalizer), [ref], [hyp])[1] == 0.0
+
+
+def test_reference_cer_keeps_traditional_characters_and_latin_words():
+    # The seed protocol converts neither script nor width, and a Latin word is one token.
+    scores, corpus = run(load_metric("cer"), ["今天天气很好 hello"], ["今天天氣很好 hello"])
+    assert scores[0].normalized_reference == "今 天 天 氣 很 好 hello"
+    assert scores[0].stats["edits"] == 1 and scores[0].stats["ref_chars"] == 7
 
 
 def test_cer_matches_jiwer_on_a_corpus():
     refs = ["今天天氣很好，我們去公園吧。", "我想喝一杯咖啡", "北京是中國的首都", "ＧＰＴ模型"]
     hyps = ["今天天气很好我们去公园", "我想喝一杯茶和咖啡", "北京是中国首都啊", "gpt模形"]
-    _, corpus = run(load_metric("cer"), hyps, refs)
+    _, corpus = run(load_metric("cer", normalizer="mandarin"), hyps, refs)
     norm_refs, norm_hyps = [mandarin(r) for r in refs], [mandarin(h) for h in hyps]
     assert corpus == 100 * jiwer.cer(norm_refs, norm_hyps)
     # Characters as space-joined words give the same alignment.
@@ -285,7 +294,8 @@ def test_bleu_without_reference_is_unscorable():
 
 @pytest.mark.parametrize("reply, answers, correct", [
     ("It was Paris, France.", ["paris"], True),                   # punctuation and case ignored
-    ("beatles were a band", "The Beatles", True),                 # article removed from the answer
+    ("beatles were a band", "The Beatles", False),                # articles are kept (DPR rule)
+    ("It was The Beatles.", "The Beatles", True),
     ("Parisian food is great", ["Paris"], False),                 # whole tokens only
     ("York New", ["New York"], False),                            # contiguous and in order
     ("a New York-based firm", ["New York"], True),                # hyphen splits tokens
@@ -300,11 +310,11 @@ def test_has_answer(reply, answers, correct):
     assert score.stats == {"correct": int(correct)}
 
 
-def test_has_answer_aggregate_and_unscorable():
+def test_has_answer_aggregate_counts_a_sample_without_answers_wrong():
     metric = load_metric("acc")
-    scores, corpus = run(metric, ["paris", "london", "berlin", "x"], ["Paris", "Paris", "Berlin", "the"])
-    assert scores[3].value is None and not scores[3].parsed     # "the" is empty once articles go
-    assert corpus == pytest.approx(100 * 2 / 3)                  # 2 of the 3 scorable samples
+    scores, corpus = run(metric, ["paris", "london", "berlin", "x"], ["Paris", "Paris", "Berlin", []])
+    assert scores[3].value == 0.0 and "no reference answer" in scores[3].explanation
+    assert corpus == pytest.approx(100 * 2 / 4)                  # the reference protocol counts it wrong
 
 
 # --------------------------------------------------------------------------------------------

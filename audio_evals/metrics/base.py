@@ -157,3 +157,33 @@ class AccuracyMetric(StatsMetric):
     def aggregate_arrays(self, arrays: dict[str, np.ndarray]) -> float:
         correct = arrays["correct"]
         return 100.0 * float(correct.mean()) if correct.size else float("nan")
+
+
+class MacroAverage(StatsMetric):
+    """The mean of ``inner``'s figure over sample groups (e.g. the six speech-HSK levels).
+
+    Each counted score carries a ``group`` stat (the group's index). A published figure that is
+    the mean of per-level accuracies cannot be reproduced by pooling the items, whose levels
+    differ in size; the bootstrap resamples utterances and re-averages the groups present.
+    """
+
+    def __init__(self, inner: StatsMetric, over: str):
+        self.inner = inner
+        self.name = inner.name
+        self.higher_is_better = inner.higher_is_better
+        self.description = inner.description
+        self.normalization = inner.normalization
+        self.protocol = f"{inner.protocol}; mean over {over}" if inner.protocol else f"mean over {over}"
+        self.stat_keys = (*inner.stat_keys, "group")
+
+    def params(self) -> dict[str, Any]:
+        return self.inner.params()
+
+    def counted(self, score: SampleScore) -> bool:
+        return self.inner.counted(score) and "group" in score.stats
+
+    def aggregate_arrays(self, arrays: dict[str, np.ndarray]) -> float:
+        groups = arrays["group"]
+        figures = [self.inner.aggregate_arrays({k: arrays[k][groups == g] for k in self.inner.stat_keys})
+                   for g in np.unique(groups)]
+        return float(np.mean(figures)) if figures else float("nan")

@@ -44,6 +44,7 @@ class Bleu(StatsMetric):
         if tokenize != "auto" and tokenize not in BLEU.TOKENIZERS:
             raise ValueError(f"bleu: unknown tokenize {tokenize!r} (known: auto, {', '.join(BLEU.TOKENIZERS)})")
         self.tokenize = tokenize
+        self.protocol = f"reference protocol: UltraEval-Audio bleu (sacrebleu corpus_bleu, {tokenize})"
         self.normalization = (f"None beyond sacrebleu's {tokenize!r} tokenisation; case-sensitive."
                               if tokenize != "auto" else
                               "None beyond sacrebleu tokenisation ('zh' for Chinese targets, else '13a'); case-sensitive.")

@@ -1,16 +1,16 @@
-"""cer: Mandarin character error rate (sum of character edits / sum of reference characters, x100).
+"""cer: Mandarin character error rate, by default exactly as the reference tool computes it.
 
-Both sides go through ``normalize.mandarin`` (half-width, simplified, no punctuation or spaces),
-so every remaining character is a token. The reference is the item's reference -- the upstream
-tool passed the two arguments swapped, which divides by the hypothesis length.
+The ``reference`` tokeniser (the default, the seed headline) is UltraEval-Audio's
+``compute_wer(..., "zh")``: Chinese text normalisation, then one token per CJK character and one
+per Latin word. ``mandarin`` is this project's alternative: NFKC (full width to half width),
+traditional to simplified, every character a token. Either way the item's reference is the
+reference (the upstream CER aggregator swapped the arguments; its seed rows use compute_wer).
 """
 
 from __future__ import annotations
 
-import jiwer
-
 from audio_evals.metrics import normalize
-from audio_evals.metrics.wer import EditRate
+from audio_evals.metrics.wer import REFERENCE_PROTOCOL, EditRate
 
 
 class CER(EditRate):
@@ -18,18 +18,22 @@ class CER(EditRate):
     ref_key = "ref_chars"
     stat_keys = ("edits", ref_key)
     description = "Character Error Rate for Mandarin, corpus-level (lower is better)"
-    normalization = ("NFKC full-width to half-width, traditional to simplified (OpenCC t2s), punctuation, "
-                     "symbols and whitespace removed, Latin lowercased.")
+    tokenizers = {
+        "reference": lambda text: normalize.reference_tokens(text, "zh"),
+        "mandarin": lambda text: list(normalize.mandarin(text)),
+    }
+    legends = {
+        "reference": ("lowercase, Whisper English normaliser, Chinese text normalisation (numbers, dates, "
+                      "percentages, phone numbers to characters; punctuation removed), sacrebleu zh tokens "
+                      "(a CJK character or a Latin word each)."),
+        "mandarin": ("NFKC full-width to half-width, traditional to simplified (OpenCC t2s), punctuation, "
+                     "symbols and whitespace removed, Latin lowercased, every character a token."),
+    }
+    protocols = {
+        "reference": REFERENCE_PROTOCOL.format(tokenizer="zh"),
+        "mandarin": "audio-evals alternative: NFKC, traditional to simplified, characters",
+    }
 
-    def normalize(self, text: str) -> str:
-        return normalize.mandarin(text)
 
-    def units(self, text: str) -> list[str]:
-        return list(text)
-
-    def align(self, reference: str, hypothesis: str) -> jiwer.CharacterOutput:
-        return jiwer.process_characters(reference, hypothesis)
-
-
-def build() -> CER:
-    return CER()
+def build(normalizer: str | None = None) -> CER:
+    return CER(normalizer)

@@ -6,7 +6,8 @@ letter as reference) is scored on letters A-D (or up to the reference letter). T
 read, in order of evidence, from a bare letter ("B", "(B)", "B."), an answer marker ("Answer: B",
 "the answer is B) foo", "选B", "答案是C"), an option label ("(B)", "B) foo", "B. foo") or the
 text of exactly one option. When the strongest evidence names two options, or nothing is found,
-the sample is unparsed and wrong: there is no default letter.
+the sample is unparsed and wrong: there is no default letter. It is reported beside the
+reference protocol's ``first_option`` headline, which defaults to "A".
 """
 
 from __future__ import annotations
@@ -106,9 +107,10 @@ def reference_letter(reference: str, opts: dict[str, str]) -> str | None:
 
 
 class Choice(AccuracyMetric):
-    name = "choice"
-    description = "Multiple-choice accuracy; unparseable answers count as wrong (higher is better)"
+    name = "strict-acc"
+    description = "Strict multiple-choice accuracy: no default answer, unparseable answers count as wrong (higher is better)"
     normalization = "NFKC; the chosen option is extracted from a letter, an answer phrase or one option's text."
+    protocol = "audio-evals strict extraction (beside the reference headline, never instead of it)"
 
     def judge(self, item: ScoreItem) -> SampleScore:
         opts = options(item.fields.get("choices")) or letters_only(item.reference)

@@ -1,11 +1,15 @@
-"""g-eval: an LLM judge rates each open answer 1-10 against the reference answer.
+"""g-eval: an LLM judge rates each open answer 1-10; the mean is reported x10 (0-100).
 
 The judge prompt is fixed and versioned (the version is recorded in ``params``) because a change
-of wording changes the scores; it follows MT-Bench's single-answer grading with a reference. The
-judge runs at temperature 0 through the shared OpenAI-compatible client (bounded concurrency,
-retries on rate limits). A reply without a rating is asked again up to ``parse_retries`` times,
-then recorded unparsed with the raw reply; such samples are left out of the mean (a judge's
-format slip says nothing about the model) and counted as ``unparsed``.
+of wording changes the scores. The default, ``ultraeval-chatbot``, is the reference tool's
+speech-AlpacaEval protocol: MT-Bench's single-answer prompt *without* a reference answer (its
+``chatbot-eval`` template, a YAML-folded single line), the question from the dataset's
+instruction, the first integer ``[[n]]`` of the reply, temperature 0, at most 2048 tokens.
+``g-eval-v1`` is this project's alternative, which also shows the judge the reference answer.
+The judge runs through the shared OpenAI-compatible client (bounded concurrency, retries on rate
+limits). A reply without a rating is asked again up to ``parse_retries`` times (the reference
+drops such a sample with an error); still none, it is recorded unparsed with the raw reply, left
+out of the mean and counted as ``unparsed``.
 """
 
 from __future__ import annotations
@@ -29,25 +33,39 @@ JUDGE_PROMPT_V1 = (
     "[The Start of Reference Answer]\n{reference}\n[The End of Reference Answer]\n\n"
     "[The Start of Assistant's Answer]\n{answer}\n[The End of Assistant's Answer]"
 )
-PROMPTS = {"g-eval-v1": JUDGE_PROMPT_V1}
+#: The reference's ``chatbot-eval`` prompt as its YAML loads it: one line, no reference answer.
+REFERENCE_CHATBOT_PROMPT = (
+    "[Instruction] Please act as an impartial judge and evaluate the quality of the response provided by an "
+    "AI assistant to the user question displayed below. Your evaluation should consider factors such as the "
+    "helpfulness, relevance, accuracy, depth, creativity, and level of detail of the response. Begin your "
+    "evaluation by providing a short explanation. Be as objective as possible. After providing your "
+    "explanation, you must rate the response on a scale of 1 to 10 by strictly following this format: "
+    "\"[[rating]]\", for example: \"Rating: [[5]]\". [Question] {question} [The Start of Assistant\u2019s "
+    "Answer] {answer} [The End of Assistant\u2019s Answer]"
+)
+PROMPTS = {"ultraeval-chatbot": REFERENCE_CHATBOT_PROMPT, "g-eval-v1": JUDGE_PROMPT_V1}
+#: How each prompt version's rating is read: the reference takes the first integer ``[[n]]``.
+_RATINGS = {"ultraeval-chatbot": re.compile(r"\[\[(\d+)\]\]"),
+            "g-eval-v1": re.compile(r"\[\[\s*(\d+(?:\.\d+)?)\s*\]\]")}
+MAX_TOKENS = {"ultraeval-chatbot": 2048, "g-eval-v1": None}
 
-_RATING = re.compile(r"\[\[\s*(\d+(?:\.\d+)?)\s*\]\]")
 
+def parse_rating(reply: str, prompt_version: str = "ultraeval-chatbot") -> float | None:
+    """The first ``[[n]]`` of the reply under that version's rule, else None.
 
-def parse_rating(reply: str) -> float | None:
-    """The first ``[[n]]`` in the reply when 1 <= n <= 10, else None."""
-    match = _RATING.search(reply)
+    ``ultraeval-chatbot`` takes any integer, as the reference does; ``g-eval-v1`` requires 1-10.
+    """
+    match = _RATINGS[prompt_version].search(reply)
     if not match:
         return None
     score = float(match.group(1))
-    return score if 1.0 <= score <= 10.0 else None
+    return score if prompt_version == "ultraeval-chatbot" or 1.0 <= score <= 10.0 else None
 
 
 class GEval(Metric):
     name = "g-eval"
     higher_is_better = True
-    normalization = "None: the judge reads the raw answer, the question and the reference."
-    description = "LLM-judge rating 1-10 against the reference, x10 (0-100, higher is better)"
+    description = "LLM-judge rating 1-10, mean x10 (0-100, higher is better)"
 
     def __init__(self, base_url: str, model: str, api_key: Secret | None, prompt_version: str,
                  max_concurrency: int, timeout_s: float, max_retries: int, parse_retries: int):
@@ -61,28 +79,39 @@ class GEval(Metric):
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.parse_retries = parse_retries
+        with_reference = prompt_version == "g-eval-v1"
+        self.normalization = ("None: the judge reads the raw answer, the question"
+                              + (" and the reference answer." if with_reference else " (no reference answer)."))
+        self.protocol = (f"reference protocol: UltraEval-Audio chatbot_eval (MT-Bench single answer, judge {model}, "
+                         "temperature 0)" if not with_reference else
+                         f"audio-evals alternative: judge {model} with the reference answer, temperature 0")
 
     def params(self) -> dict[str, Any]:
         return {"judge_model": self.model, "base_url": self.base_url, "prompt_version": self.prompt_version,
-                "temperature": 0.0, "parse_retries": self.parse_retries}
+                "temperature": 0.0, "max_tokens": MAX_TOKENS[self.prompt_version], "parse_retries": self.parse_retries}
 
     def _prompt(self, item: ScoreItem) -> str:
         question = item.fields.get("question") or item.fields.get("instruction") or "(not available)"
         reference = item.reference if isinstance(item.reference, str) else "\n".join(item.reference or [])
-        return PROMPTS[self.prompt_version].format(question=question, reference=reference, answer=item.hypothesis)
+        # One pass of substitution, so braces inside an answer are never read as placeholders.
+        values = {"question": str(question), "reference": reference, "answer": item.hypothesis}
+        return re.sub(r"\{(question|reference|answer)\}", lambda m: values[m.group(1)], PROMPTS[self.prompt_version])
 
     async def _judge(self, client: OpenAIClient, item: ScoreItem) -> SampleScore:
         messages = [{"role": "user", "content": self._prompt(item)}]
         reply = ""
+        extra = {"max_tokens": MAX_TOKENS[self.prompt_version]} if MAX_TOKENS[self.prompt_version] else {}
+        asked = 0
         try:
-            for _ in range(self.parse_retries + 1):
-                reply = await client.achat(messages, self.model, temperature=0.0)
-                score = parse_rating(reply)
+            for asked in range(1, self.parse_retries + 2):
+                reply = await client.achat(messages, self.model, temperature=0.0, **extra)
+                score = parse_rating(reply, self.prompt_version)
                 if score is not None:
-                    return SampleScore(item.sample_id, self.name, score * 10, {"score": score}, explanation=reply)
+                    return SampleScore(item.sample_id, self.name, score * 10, {"score": score, "asked": asked},
+                                       explanation=reply)
         except ApiError as e:
             reply = f"judge request refused: {e}"
-        return SampleScore(item.sample_id, self.name, None, parsed=False, explanation=reply)
+        return SampleScore(item.sample_id, self.name, None, {"asked": asked}, parsed=False, explanation=reply)
 
     def score(self, items: list[ScoreItem]) -> list[SampleScore]:
         if not items:
@@ -101,7 +130,7 @@ def build(
     base_url: str | None = None,
     base_url_env: str | None = "OPENAI_BASE_URL",
     api_key_env: str | None = "OPENAI_API_KEY",
-    prompt_version: str = "g-eval-v1",
+    prompt_version: str = "ultraeval-chatbot",
     max_concurrency: int = 8,
     timeout_s: float = 120.0,
     max_retries: int = 4,

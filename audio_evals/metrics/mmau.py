@@ -28,6 +28,7 @@ class MMAU(AccuracyMetric):
     name = "mmau"
     description = "MMAU accuracy, official string match (higher is better)"
     normalization = "Lowercase word-token sets; answer tokens present, no token unique to a wrong choice."
+    protocol = "reference protocol: UltraEval-Audio choice-strings-match (MMAU string_match)"
 
     def judge(self, item: ScoreItem) -> SampleScore:
         refs = text_list(item.reference)

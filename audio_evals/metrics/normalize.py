@@ -1,7 +1,9 @@
 """Named text normalisation pipelines applied to both hypothesis and reference before scoring.
 
 Each pipeline is a plain function so a metric's ``normalization`` legend can name it and a test
-can pin its behaviour. Heavy normalisers (Whisper's, OpenCC) are built once, on first use.
+can pin its behaviour. Heavy normalisers (Whisper's, OpenCC, sacrebleu's tokenisers) are built
+once, on first use. ``reference_tokens`` is the seed headline's protocol (UltraEval-Audio's
+``compute_wer``); ``english``/``basic``/``mandarin`` are this project's named alternatives.
 """
 
 from __future__ import annotations
@@ -28,6 +30,14 @@ def _whisper_basic() -> Callable[[str], str]:
 
 
 @functools.cache
+def _sacrebleu_tokenizer(name: str) -> Callable[[str], str]:
+    from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
+    from sacrebleu.tokenizers.tokenizer_zh import TokenizerZh
+
+    return {"13a": Tokenizer13a, "zh": TokenizerZh}[name]()
+
+
+@functools.cache
 def _t2s() -> Callable[[str], str]:
     from opencc import OpenCC
 
@@ -46,6 +56,23 @@ def english(text: str) -> str:
     ("mr" -> "mister"); removes punctuation and diacritics; collapses whitespace.
     """
     return _whisper_english()(text)
+
+
+def reference_tokens(text: str, lang: str | None) -> list[str]:
+    """The tokens the reference tool's WER/CER compares (UltraEval-Audio ``compute_wer``).
+
+    Lowercase, Whisper's English normaliser (for every language, as the reference does), then
+    for Mandarin the SpeechColab Chinese normaliser (numbers, dates, percentages, fractions and
+    phone numbers read out in characters, punctuation to spaces; no traditional-to-simplified, no
+    full-to-half width) and sacrebleu's ``zh`` tokeniser (one token per CJK character, a Latin
+    word stays one token); otherwise sacrebleu's ``13a`` tokeniser. Tokens are lowercased.
+    """
+    text = english(text.lower())
+    if lang == "zh":
+        from audio_evals.metrics.zh_tn import normalize_zh
+
+        return _sacrebleu_tokenizer("zh")(normalize_zh(text)).lower().split()
+    return _sacrebleu_tokenizer("13a")(text).lower().split()
 
 
 def basic(text: str) -> str:

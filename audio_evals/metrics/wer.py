@@ -1,13 +1,14 @@
-"""wer: corpus word error rate on Whisper-normalised text, computed with jiwer.
+"""wer: corpus word error rate, by default exactly as the reference tool computes it.
 
-Corpus WER is the sum of word edits (substitutions + deletions + insertions) over the sum of
-reference words, x100 -- not the mean of per-sample WERs, which would over-weight short clips.
-``EditRate`` is shared with ``cer``; only the normaliser and the token unit differ.
+Corpus WER is the sum of token edits (substitutions + deletions + insertions) over the sum of
+reference tokens, x100 -- not the mean of per-sample WERs, which would over-weight short clips.
+``EditRate`` is shared with ``cer``; only the tokenisation differs. The ``reference`` tokeniser
+(the default, the seed headline) is UltraEval-Audio's ``compute_wer``; ``english`` and ``basic``
+are Whisper's normalisers with whitespace words, kept as named alternatives.
 """
 
 from __future__ import annotations
 
-import abc
 from collections.abc import Callable
 from typing import Any
 
@@ -17,27 +18,35 @@ import numpy as np
 from audio_evals.metrics import normalize
 from audio_evals.metrics.base import SampleScore, ScoreItem, StatsMetric, unscorable
 
-_NORMALIZERS: dict[str, Callable[[str], str]] = {"english": normalize.english, "basic": normalize.basic}
+REFERENCE_PROTOCOL = "reference protocol: UltraEval-Audio compute_wer, {tokenizer}"
 
 
 class EditRate(StatsMetric):
-    """An edit rate: normalise both sides, align tokens with jiwer, sum edits over reference tokens."""
+    """An edit rate: tokenise both sides, align tokens with jiwer, sum edits over reference tokens."""
 
     higher_is_better = False
     #: Stats key for the number of reference tokens ("ref_words", "ref_chars").
     ref_key: str
+    #: Tokenisers by name: text -> tokens. The first is the default.
+    tokenizers: dict[str, Callable[[str], list[str]]]
+    #: What each tokeniser does, for the report legend.
+    legends: dict[str, str]
+    #: Protocol line of each tokeniser.
+    protocols: dict[str, str]
 
-    @abc.abstractmethod
-    def normalize(self, text: str) -> str:
-        """The text both sides are compared as."""
+    def __init__(self, normalizer: str | None = None):
+        normalizer = normalizer or next(iter(self.tokenizers))
+        if normalizer not in self.tokenizers:
+            raise ValueError(f"{self.name}: unknown normalizer {normalizer!r} (known: {', '.join(self.tokenizers)})")
+        self.normalizer = normalizer
+        self.normalization = self.legends[normalizer]
+        self.protocol = self.protocols[normalizer]
 
-    @abc.abstractmethod
-    def units(self, text: str) -> list[str]:
-        """The tokens of normalised text (words or characters)."""
+    def params(self) -> dict[str, Any]:
+        return {"normalizer": self.normalizer}
 
-    @abc.abstractmethod
-    def align(self, reference: str, hypothesis: str) -> Any:
-        """jiwer's alignment output for one normalised pair."""
+    def tokens(self, text: str) -> list[str]:
+        return self.tokenizers[self.normalizer](text)
 
     def counted(self, score: SampleScore) -> bool:
         return super().counted(score) and score.stats[self.ref_key] > 0
@@ -45,23 +54,23 @@ class EditRate(StatsMetric):
     def _score_one(self, item: ScoreItem) -> SampleScore:
         if isinstance(item.reference, list):
             raise TypeError(f"{self.name}: sample {item.sample_id!r} has several references; expected one string")
-        reference = self.normalize(item.reference or "")
-        hypothesis = self.normalize(item.hypothesis)
-        ref_units = len(self.units(reference))
-        if not ref_units:
+        reference = self.tokens(item.reference or "")
+        hypothesis = self.tokens(item.hypothesis)
+        if not reference:
             return unscorable(item, self.name, "reference is empty after normalisation")
-        out = self.align(reference, hypothesis)
+        out = jiwer.process_words(" ".join(reference), " ".join(hypothesis))
         edits = out.substitutions + out.deletions + out.insertions
-        stats = {"edits": edits, self.ref_key: ref_units,
+        stats = {"edits": edits, self.ref_key: len(reference),
                  "sub": out.substitutions, "del": out.deletions, "ins": out.insertions}
-        return SampleScore(item.sample_id, self.name, 100.0 * edits / ref_units, stats, hypothesis, reference)
+        return SampleScore(item.sample_id, self.name, 100.0 * edits / len(reference), stats,
+                           " ".join(hypothesis), " ".join(reference))
 
     def score(self, items: list[ScoreItem]) -> list[SampleScore]:
         return [self._score_one(item) for item in items]
 
     def aggregate_arrays(self, arrays: dict[str, np.ndarray]) -> float:
         ref = arrays[self.ref_key].sum()
-        # Same float operation order as jiwer: (S + D + I) / N, then percent.
+        # Same float operation order as the reference: edits / tokens, then percent.
         return 100.0 * float(arrays["edits"].sum() / ref) if ref else float("nan")
 
 
@@ -70,25 +79,22 @@ class WER(EditRate):
     ref_key = "ref_words"
     stat_keys = ("edits", ref_key)
     description = "Word Error Rate, corpus-level (lower is better)"
-
-    def __init__(self, normalizer: str = "english"):
-        if normalizer not in _NORMALIZERS:
-            raise ValueError(f"wer: unknown normalizer {normalizer!r} (known: {', '.join(_NORMALIZERS)})")
-        self.normalizer = normalizer
-        self.normalization = f"Whisper {normalizer} text normaliser on hypothesis and reference."
-
-    def params(self) -> dict[str, Any]:
-        return {"normalizer": self.normalizer}
-
-    def normalize(self, text: str) -> str:
-        return _NORMALIZERS[self.normalizer](text)
-
-    def units(self, text: str) -> list[str]:
-        return text.split()
-
-    def align(self, reference: str, hypothesis: str) -> jiwer.WordOutput:
-        return jiwer.process_words(reference, hypothesis)
+    tokenizers = {
+        "reference": lambda text: normalize.reference_tokens(text, "en"),
+        "english": lambda text: normalize.english(text).split(),
+        "basic": lambda text: normalize.basic(text).split(),
+    }
+    legends = {
+        "reference": "lowercase, Whisper English normaliser, sacrebleu 13a tokens.",
+        "english": "Whisper English normaliser, whitespace words.",
+        "basic": "Whisper basic normaliser, whitespace words.",
+    }
+    protocols = {
+        "reference": REFERENCE_PROTOCOL.format(tokenizer="13a"),
+        "english": "audio-evals alternative: Whisper English normaliser, whitespace words",
+        "basic": "audio-evals alternative: Whisper basic normaliser, whitespace words",
+    }
 
 
-def build(normalizer: str = "english") -> WER:
+def build(normalizer: str | None = None) -> WER:
     return WER(normalizer)

@@ -78,6 +78,9 @@ class DatasetEntry(_Entry):
     #: Sample fields built from source columns for prompts and metrics: ``{field: column}``, or
     #: ``{field: "A,B,C,D"}`` to gather several columns into a list (multiple-choice options).
     fields: dict[str, str] = Field(default_factory=dict)
+    #: A sample field whose values are the dataset's levels (speech-HSK's ``split``): each figure
+    #: is then the mean of the per-level figures, as the published one is.
+    macro_over: str | None = None
 
 
 class ModelEntry(_Entry):

@@ -43,11 +43,13 @@ class MetricInfo:
     description: str
     higher_is_better: bool | None
     normalization: str = ""
+    #: Whose protocol the figure follows ("reference protocol: UltraEval-Audio compute_wer, 13a").
+    protocol: str = ""
 
     @classmethod
     def of_run(cls, metric: dict[str, Any], name: str | None = None) -> "MetricInfo":
         return cls(name or metric["name"], metric.get("description") or metric["name"],
-                   metric.get("higher_is_better"), metric.get("normalization") or "")
+                   metric.get("higher_is_better"), metric.get("normalization") or "", metric.get("protocol") or "")
 
     @classmethod
     def known(cls, name: str) -> "MetricInfo":
@@ -63,6 +65,8 @@ class MetricInfo:
         text = self.description
         if direction and direction not in text:
             text += f" ({direction})"
+        if self.protocol:
+            text += f" — {self.protocol}"
         if self.normalization:
             text += f" — normalisation: {self.normalization}"
         return f"- **{self.name.upper()}{ARROW[self.higher_is_better]}**: {text}"
@@ -134,6 +138,12 @@ def _task_label(summary: dict[str, Any], metric: dict[str, Any]) -> str:
 def _run_note(summary: dict[str, Any], metric: dict[str, Any] | None) -> list[str]:
     """CI, n and everything that did not feed the figure, so the number can be trusted."""
     parts = []
+    if metric and metric.get("role") == "secondary":
+        parts.append("secondary measure, beside the headline")
+    if metric and metric.get("levels"):
+        parts.append("mean of levels " + ", ".join(f"{lv['level']} {_fmt(lv['value'])}" for lv in metric["levels"]))
+    if metric and metric.get("judge_reasked"):
+        parts.append(f"judge re-asked {metric['judge_reasked']}×")
     if metric and metric.get("ci95"):
         lo, hi = metric["ci95"]
         parts.append(f"95% CI [{lo:.2f}, {hi:.2f}]")
@@ -213,7 +223,8 @@ def _pick_metric(summary: dict[str, Any], measure: str) -> dict[str, Any] | None
     named = [m for m in metrics if metric_key(m["name"]) == metric_key(measure)]
     if named:
         return named[0]
-    return metrics[0] if len(metrics) == 1 else None
+    headlines = [m for m in metrics if m.get("role", "headline") == "headline"]
+    return headlines[0] if len(headlines) == 1 else None
 
 
 def _performance(value: float | None, official: float | None) -> str:

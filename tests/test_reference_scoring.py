@@ -1,0 +1,176 @@
+"""Seed headlines score exactly as the reference tool (UltraEval-Audio) scores them.
+
+``../shared/data/reference-scoring/`` holds (reference, output) pairs with what the reference's
+own code computed for each: tokens and edits for WER/CER, the has-answer verdict, the extracted
+option letter, the MMAU match and the ``{"content": ...}`` extraction, plus the corpus figures.
+Every case must agree per sample; the corpus figures must agree both from the metrics directly
+and from a real ``evaluate`` flow run on manifests built from the cases (list answers, choices).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from audio_evals import postprocess
+from audio_evals.metrics import load_metric
+from audio_evals.metrics.base import ScoreItem
+from tests.conftest import SAMPLE_DIR
+
+FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "reference-scoring"
+pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"reference-scoring fixtures not found at {FIXTURES}")
+
+
+def cases(name: str) -> list[dict[str, Any]]:
+    with open(FIXTURES / name, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def corpus() -> dict[str, Any]:
+    return json.loads((FIXTURES / "corpus.json").read_text(encoding="utf-8"))
+
+
+def disagreements(rows: list[dict[str, Any]], check) -> list[str]:
+    """Each case that disagrees, as ``index: case -> ours``; empty when all agree."""
+    return [f"{i}: {row} -> {got}" for i, row in enumerate(rows) if (got := check(i, row)) is not None]
+
+
+def _asr_metric(lang: str):
+    return load_metric("wer" if lang == "en" else "cer")
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_asr_tokens_and_edits_agree_per_sample(lang):
+    rows = [r for r in cases("asr.jsonl") if r["lang"] == lang]
+    metric = _asr_metric(lang)
+
+    def check(i, row):
+        score = metric.score([ScoreItem(str(i), row["hypothesis"], row["reference"], lang)])[0]
+        got = (score.normalized_reference.split(), score.normalized_hypothesis.split(), score.stats["edits"])
+        return None if got == (row["ref_tokens"], row["hyp_tokens"], row["edits"]) else got
+
+    assert rows and not disagreements(rows, check)
+
+
+@pytest.mark.parametrize("lang, key", [("en", "wer_en_corpus"), ("zh", "cer_zh_corpus")])
+def test_asr_corpus_figure_equals_the_reference(lang, key):
+    rows = [r for r in cases("asr.jsonl") if r["lang"] == lang]
+    metric = _asr_metric(lang)
+    scores = metric.score([ScoreItem(str(i), r["hypothesis"], r["reference"], lang) for i, r in enumerate(rows)])
+    assert sum(s.stats[metric.ref_key] for s in scores) == sum(r["ref_len"] for r in rows)
+    assert metric.aggregate(scores) == pytest.approx(corpus()[key], abs=1e-9)
+
+
+def test_speech_qa_has_answer_agrees_per_sample():
+    rows = cases("qa.jsonl")
+    metric = load_metric("acc")
+
+    def check(i, row):
+        correct = bool(metric.score([ScoreItem(str(i), row["reply"], row["answers"])])[0].stats["correct"])
+        return None if correct == row["match"] else correct
+
+    assert rows and not disagreements(rows, check)
+
+
+def test_mcq_first_option_agrees_per_sample():
+    rows = cases("mcq.jsonl")
+    metric = load_metric("first_option")
+
+    def check(i, row):
+        score = metric.score([ScoreItem(str(i), row["reply"], row["answer"])])[0]
+        got = (score.normalized_hypothesis, bool(score.stats["correct"]))
+        return None if got == (row["extracted"], row["correct"]) else got
+
+    assert rows and not disagreements(rows, check)
+
+
+def test_mmau_string_match_agrees_per_sample():
+    rows = cases("mmau.jsonl")
+    metric = load_metric("mmau")
+
+    def check(i, row):
+        item = ScoreItem(str(i), row["reply"], row["answer"], fields={"choices": row["choices"]})
+        correct = bool(metric.score([item])[0].stats["correct"])
+        return None if correct == row["match"] else correct
+
+    assert rows and not disagreements(rows, check)
+
+
+def test_json_content_extraction_agrees_per_sample():
+    rows = cases("json_content.jsonl")
+
+    def check(_, row):
+        got = postprocess.apply(["json_content"], row["reply"])
+        return None if got == row["extracted"] else got
+
+    assert rows and not disagreements(rows, check)
+
+
+# --------------------------------------------------------------------------------------------
+# The same figures through the real flow: a user's manifest, a scripted model giving the outputs.
+
+def _manifest(folder: Path, rows: list[dict[str, Any]]) -> Path:
+    """A manifest over one real clip; each row's reference, language and extra fields as given."""
+    (folder / "audio").mkdir(parents=True)
+    shutil.copy(SAMPLE_DIR / "audio" / "spk1_snt1.wav", folder / "audio" / "clip.wav")
+    path = folder / "manifest.jsonl"
+    path.write_text("".join(json.dumps({"audio": "audio/clip.wav", **r}, ensure_ascii=False) + "\n" for r in rows),
+                    encoding="utf-8")
+    return path
+
+
+def _run(prefect_api, tmp_path: Path, task: str, rows: list[dict[str, Any]], replies: dict[str, str]) -> dict:
+    manifest = _manifest(tmp_path / "data", rows)
+    (tmp_path / "replies.json").write_text(json.dumps(replies, ensure_ascii=False), encoding="utf-8")
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    (registry / "models.yaml").write_text(
+        "models:\n  scripted:\n    backend: scripted\n"
+        f"    args: {{responses_file: {json.dumps(str(tmp_path / 'replies.json'))}}}\n", encoding="utf-8")
+    from flows.evaluate import evaluate
+
+    return evaluate(dataset=str(manifest), model="scripted", task=task, registry_paths=[str(registry)],
+                    cache_dir=str(tmp_path / "cache"), output=str(tmp_path / "results"), shard_size=256)
+
+
+def _headline(summary: dict, name: str) -> dict:
+    return next(m for m in summary["metrics"] if m["name"] == name and m["role"] == "headline")
+
+
+FLOW_CASES = {
+    "asr-en": ("asr.jsonl", "wer", "wer_en_corpus",
+               lambda r: r["lang"] == "en", lambda r: {"text": r["reference"], "lang": "en"}, "hypothesis"),
+    "asr-zh": ("asr.jsonl", "cer", "cer_zh_corpus",
+               lambda r: r["lang"] == "zh", lambda r: {"text": r["reference"], "lang": "zh"}, "hypothesis"),
+    "speech-qa": ("qa.jsonl", "acc", "qa_acc", None, lambda r: {"text": r["answers"], "lang": "en"}, "reply"),
+    "speech-mcq": ("mcq.jsonl", "acc", "mcq_acc", None,
+                   lambda r: {"text": r["answer"], "lang": "zh", "choices": ["甲", "乙", "丙", "丁"]}, "reply"),
+    "mmau": ("mmau.jsonl", "mmau", "mmau_acc", None,
+             lambda r: {"text": r["answer"], "lang": "en", "question": "What is the sound?", "choices": r["choices"]},
+             "reply"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", list(FLOW_CASES))
+def test_flow_headline_equals_the_reference_protocol(prefect_api, tmp_path, task):
+    file, metric, key, keep, row_of, reply_key = FLOW_CASES[task]
+    picked = [r for r in cases(file) if keep is None or keep(r)]
+    rows = [{"id": f"case-{i}", **row_of(r)} for i, r in enumerate(picked)]
+    summary = _run(prefect_api, tmp_path, task, rows, {f"case-{i}": r[reply_key] for i, r in enumerate(picked)})
+    headline = _headline(summary, metric)
+    assert headline["n"] == len(picked) and headline["protocol"].startswith("reference protocol: UltraEval-Audio")
+    assert headline["value"] == pytest.approx(corpus()[key], abs=1e-9)
+    report = Path(summary["paths"]["report"]).read_text(encoding="utf-8")
+    assert headline["protocol"] in report
+    if task == "speech-mcq":
+        # The strict measure stands beside the headline: the default "A" is not credited there.
+        strict = next(m for m in summary["metrics"] if m["role"] == "secondary")
+        # The reference's last resort takes any option letter anywhere: only replies with none default.
+        unparsed = sum(not set("abcd") & set(r["reply"].lower()) for r in picked)
+        assert strict["name"] == "strict-acc" and strict["value"] < headline["value"]
+        assert headline["unparsed"] == unparsed > 0
