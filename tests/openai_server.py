@@ -5,7 +5,8 @@ Starlette (FastAPI's core) served by uvicorn on 127.0.0.1, on a free port, in a 
 * ``POST /v1/chat/completions``: an ``input_audio`` part is transcribed by the embedded Whisper
   tiny.en (beam 5) and the transcript is the reply; if the text asks to "think", the reply starts
   with a ``<think>...</think>`` block. A text-only judge prompt (g-eval) gets ``Rating: [[10]]``
-  when the answer contains the reference, ``Rating: [[3]]`` otherwise. Other text is echoed.
+  when the answer contains the reference (or, with no reference, shares a word with the question),
+  ``Rating: [[3]]`` otherwise. Other text is echoed.
 * ``POST /v1/audio/transcriptions``: multipart ``file`` and ``model`` -> ``{"text": transcript}``.
 * ``GET /v1/models``.
 
@@ -40,7 +41,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 API_KEY = "sk-planted-SECRET-123"
-JUDGE_MARKER = "[The Start of Reference Answer]"
+#: Every judge prompt version asks for this rating format.
+JUDGE_MARKER = '"[[rating]]"'
 THINK_TRIGGER = "think"
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -56,11 +58,18 @@ def _between(text: str, start: str, end: str) -> str:
 
 
 def _judge(prompt: str) -> str:
-    """A deterministic judge: full marks when the answer contains the reference."""
-    reference = _between(prompt, "[The Start of Reference Answer]", "[The End of Reference Answer]").strip().lower()
-    answer = _between(prompt, "[The Start of Assistant's Answer]", "[The End of Assistant's Answer]").lower()
-    rating = 10 if reference and reference in answer else 3
-    return f"The answer was compared with the reference.\nRating: [[{rating}]]"
+    """A deterministic judge: full marks when the answer contains the reference answer or, for
+    the reference tool's single-answer prompt (one line, no reference), shares a word with the question."""
+    single = re.search(r"\[Question\] (.*) \[The Start of Assistant’s Answer\] (.*) \[The End of Assistant’s Answer\]",
+                       prompt, re.S)
+    if single:
+        question, answer = (set(part.lower().split()) for part in single.groups())
+        rating = 10 if question & answer else 3
+    else:
+        reference = _between(prompt, "[The Start of Reference Answer]", "[The End of Reference Answer]").strip().lower()
+        answer = _between(prompt, "[The Start of Assistant's Answer]", "[The End of Assistant's Answer]").lower()
+        rating = 10 if reference and reference in answer else 3
+    return f"The answer was judged.\nRating: [[{rating}]]"
 
 
 def _multipart(content_type: str, body: bytes) -> dict[str, bytes]:

@@ -230,11 +230,13 @@ def test_split_reasoning(text, tags, expected):
 
 def test_g_eval_judge(openai_server, monkeypatch):
     monkeypatch.setenv(KEY_ENV, API_KEY)
-    metric = g_eval.build(base_url=openai_server.base_url, model="judge", api_key_env=KEY_ENV, max_concurrency=1)
+    metric = g_eval.build(base_url=openai_server.base_url, model="judge", api_key_env=KEY_ENV, max_concurrency=1,
+                          prompt_version="g-eval-v1")
     right = ScoreItem("a", "It is Paris, of course.", "Paris", fields={"question": "Capital of France?"})
     wrong = ScoreItem("b", "Lyon", "Paris", fields={"instruction": "Capital of France?"})
     scores = metric.score([right, wrong])
-    assert [s.value for s in scores] == [100.0, 30.0] and [s.stats for s in scores] == [{"score": 10.0}, {"score": 3.0}]
+    assert [s.value for s in scores] == [100.0, 30.0]
+    assert [s.stats for s in scores] == [{"score": 10.0, "asked": 1}, {"score": 3.0, "asked": 1}]
     assert metric.aggregate(scores) == 65.0
     assert metric.params()["prompt_version"] == "g-eval-v1" and metric.params()["temperature"] == 0.0
     judged = openai_server.bodies[0]
@@ -249,13 +251,35 @@ def test_g_eval_judge(openai_server, monkeypatch):
     openai_server.garble_next(3)  # never a rating: recorded unparsed with the raw reply, out of the mean
     [score] = metric.score([right])
     assert not score.parsed and score.value is None and "rather not" in score.explanation
-    assert openai_server.request_count == 3
+    assert openai_server.request_count == 3 and score.stats == {"asked": 3}
     assert metric.aggregate([score, *scores]) == 65.0
+
+
+def test_g_eval_default_is_the_reference_single_answer_protocol(openai_server, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, API_KEY)
+    metric = g_eval.build(base_url=openai_server.base_url, model="judge", api_key_env=KEY_ENV, max_concurrency=1)
+    item = ScoreItem("a", "Paris {answer} is the capital", "Paris", fields={"question": "Capital of France?"})
+    [score] = metric.score([item])
+    prompt = openai_server.bodies[0]["messages"][0]["content"]
+    # One line (the reference's YAML folds it), no reference answer, braces in the answer left alone.
+    assert "\n" not in prompt and "Reference Answer" not in prompt
+    assert prompt.endswith("[Question] Capital of France? [The Start of Assistant’s Answer] Paris {answer} is the "
+                           "capital [The End of Assistant’s Answer]")
+    assert openai_server.bodies[0]["max_tokens"] == 2048 and openai_server.bodies[0]["temperature"] == 0.0
+    assert score.value == 100.0 and metric.protocol.startswith("reference protocol: UltraEval-Audio chatbot_eval")
+    # The reference reads the first integer [[n]]; a decimal rating is not one.
+    assert g_eval.parse_rating("[[8.5]] then [[7]]") == 7.0 and g_eval.parse_rating("[[11]]") == 11.0
+
+
+#: The reference's chatbot-eval template as its YAML loads it, placeholders renamed (checked against its source).
+REFERENCE_PROMPT_SHA = "e4a30d7d83b8ab8c"
 
 
 def test_g_eval_prompt_is_fixed():
     """Changing the judge prompt changes every score: it needs a new version, not an edit."""
     assert g_eval.PROMPTS["g-eval-v1"] is g_eval.JUDGE_PROMPT_V1
     assert hashlib.sha256(g_eval.JUDGE_PROMPT_V1.encode()).hexdigest()[:16] == "3d4ee0eea4a55be0"
-    assert g_eval.parse_rating("Rating: [[7]]") == 7.0 and g_eval.parse_rating("[[ 8.5 ]]") == 8.5
-    assert g_eval.parse_rating("Rating: [[11]]") is None and g_eval.parse_rating("7/10") is None
+    assert hashlib.sha256(g_eval.REFERENCE_CHATBOT_PROMPT.encode()).hexdigest()[:16] == REFERENCE_PROMPT_SHA
+    v1 = "g-eval-v1"
+    assert g_eval.parse_rating("Rating: [[7]]", v1) == 7.0 and g_eval.parse_rating("[[ 8.5 ]]", v1) == 8.5
+    assert g_eval.parse_rating("Rating: [[11]]", v1) is None and g_eval.parse_rating("7/10", v1) is None

@@ -83,9 +83,16 @@ def test_multiple_choice_letters_without_option_texts_and_unparsed_answers(famil
     splits = {f"hsk{i + 1}": [{"id": f"h{i}", "audio": r["audio"], "text": "ABCDAB"[i]}] for i, r in enumerate(EN[:6])}
     answers = {"h0": "A", "h1": "答案是B", "h2": "I am not sure", "h3": "(C)", "h4": "the answer is A", "h5": "A or B"}
     summary, out = family("speech-hsk", "TwinkStart/speech-HSK", splits, answers, "ans_choice")
-    choice = _metric(summary, "choice")
-    assert choice["n"] == 6 and choice["value"] == pytest.approx(50.0) and choice["unparsed"] == 2
-    assert [r["id"] for r in out if r["status"] == "unparsed"] == ["h2", "h5"]
+    # Headline, the reference's first-option rule: h2 "I am not sure" reads as A (the "a" of "am"),
+    # h5 "A or B" as B (a letter closing the reply); h0, h1, h4 and h5 are right.
+    headline = _metric(summary, "acc")
+    assert headline["role"] == "headline" and headline["n"] == 6 and headline["value"] == pytest.approx(400 / 6)
+    assert headline["unparsed"] == 0
+    # Beside it, strict extraction: h2 and h5 ("A or B") are unparsed and wrong.
+    strict = _metric(summary, "strict-acc")
+    assert strict["role"] == "secondary" and strict["value"] == pytest.approx(50.0) and strict["unparsed"] == 2
+    assert {r["id"]: r["secondary"]["choice"]["parsed"] for r in out} == {
+        "h0": True, "h1": True, "h2": False, "h3": True, "h4": True, "h5": False}
 
 
 def test_mmau_official_rule_through_the_step_audio_prompt(family):
@@ -111,7 +118,12 @@ def test_llm_judge_scores_open_answers_through_a_local_endpoint(family, openai_s
                           "output")
     judge = _metric(summary, "g-eval")
     assert judge["n"] == 3 and judge["value"] == pytest.approx(10 * (10 + 3 + 10) / 3)
-    assert judge["params"]["prompt_version"] == "g-eval-v1" and judge["params"]["temperature"] == 0.0
+    assert judge["params"]["prompt_version"] == "ultraeval-chatbot" and judge["params"]["temperature"] == 0.0
+    assert judge["judge_reasked"] == 1 and judge["protocol"].startswith("reference protocol")
+    # The reference's single-answer prompt: the question, the answer, and no reference answer.
+    prompts = [body["messages"][0]["content"] for body in openai_server.bodies]
+    assert any("[Question] question 0 [The Start of Assistant’s Answer] it is reference 0" in p for p in prompts)
+    assert not any("reference 1" in p for p in prompts) and all(b["max_tokens"] == 2048 for b in openai_server.bodies)
     assert all(body["temperature"] == 0.0 for body in openai_server.bodies)
     assert API_KEY not in json.dumps(summary) + json.dumps(out)
 
