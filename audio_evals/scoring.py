@@ -181,7 +181,8 @@ def score_run(
     for name in sorted({m for m in scores if "/" not in m} | {m for m in failed_by_metric if m}):
         group = None if isinstance(task.metric, str) else next(
             (lang for lang, m in task.metric.items() if m == name), None)
-        failed = failed_by_metric.get(name, 0)
+        # A sample lost before inference (bad clip, bad row) could have fed any metric of the task.
+        failed = failed_by_metric.get(name, 0) + failed_by_metric.get(None, 0)
         level_names = list(levels) if len(levels) > 1 else None
         summaries.append(_metric_summary(metric(name), group, scores.get(name, []), failed, ci_seed,
                                          levels=level_names))
