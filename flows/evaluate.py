@@ -54,6 +54,19 @@ def result_storage(cache_dir: str) -> Path | RemoteFileSystem:
     return block
 
 
+def _release_remote_result(future: PrefectFuture) -> None:
+    """Let go of a collected shard's result where the task runner keeps it remotely (Dask).
+
+    Dask keeps a future's result on the worker that computed it until this process releases the
+    future, and recomputes a kept result whose worker is lost: without this, a killed worker's
+    finished shards ran again (as cache hits; for real where the cache is refreshed, ``--fresh``).
+    Other task runners' futures have nothing to release.
+    """
+    release = getattr(getattr(future, "wrapped_future", None), "release", None)
+    if callable(release):
+        release()
+
+
 def _run_shards(plan: EvalPlan, prepared: PreparedRef, fingerprint: dict, asr_fingerprint: dict | None,
                 audio_dir: str, workers: int, fresh: bool, retries: int, retry_delay_s: float, store: Any,
                 progress_id: Any) -> tuple[dict, dict, dict]:
@@ -97,6 +110,7 @@ def _run_shards(plan: EvalPlan, prepared: PreparedRef, fingerprint: dict, asr_fi
                 raise error
             errors[shard.index] = f"{type(error).__name__}: {error}"
             stats["failed"] += 1
+        _release_remote_result(future)
         done = len(outputs) + len(errors)
         update_progress_artifact(progress_id, progress=100.0 * done / total)
         progress.publish("shard", {"index": shard.index, "ok": shard.index in outputs, "n": shard.n,

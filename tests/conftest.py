@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,22 @@ def scripted_registry(tmp_path, sample_manifest) -> dict:
 
 def calls_made(calls_file: Path) -> list[str]:
     return calls_file.read_text(encoding="utf-8").split() if calls_file.exists() else []
+
+
+def slow_scripted(registry: dict, delay_s: float, **extra: str) -> None:
+    """Give the scripted model a per-sample delay (and extra args) in its registry entry."""
+    models = Path(registry["path"]) / "models.yaml"
+    args = "".join(f"{k}: {json.dumps(v)}, " for k, v in extra.items())
+    models.write_text(models.read_text().replace("calls_file:", f"delay_s: {delay_s}, {args}calls_file:"),
+                      encoding="utf-8")
+
+
+def scripted_run_command(registry: str, tmp_path: Path, tag: str) -> list[str]:
+    """``audio-evals run`` of the scripted model on the English sample, 4 samples a shard, cache and
+    results under ``tmp_path`` (suffixed ``tag``); run with ``cwd`` at the repository root."""
+    return [sys.executable, "-m", "flows.cli", "run", "--dataset", "speech-sample-en", "--model", "scripted",
+            "--registry-path", registry, "--shard-size", "4", "--cache-dir", str(tmp_path / f"cache-{tag}"),
+            "--output", str(tmp_path / f"results-{tag}")]
 
 
 @pytest.fixture

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,29 +23,13 @@ import pytest
 from audio_evals import storage, watch
 from audio_evals.regression import Check, Regression, check, compare, mark_report, previous_run
 from tests.conftest import SAMPLE_DIR
+from tests.processes import REPO, free_port, start_process, stop_process, wait_for
 
-REPO = Path(__file__).resolve().parents[1]
 AUDIO_EVALS = str(Path(sys.executable).parent / "audio-evals")
 CHROMIUM = "/usr/bin/chromium"
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(what: str, check: Callable[[], Any], timeout_s: float, every_s: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every_s)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-
 
 def _api(method: str, url: str, **kwargs: Any) -> Any:
     """One Prefect API call, retried as Prefect's own client does (429, 5xx, dropped connections).
@@ -66,25 +48,6 @@ def _api(method: str, url: str, **kwargs: Any) -> Any:
         time.sleep(0.5 * 2 ** attempt)
     assert response.is_success, f"{method} {url}: HTTP {response.status_code}: {response.text}"
     return response.json()
-
-
-def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    """A subprocess in its own process group, so the group (and its children) can be ended."""
-    with open(log, "wb") as out:
-        return subprocess.Popen(command, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -123,9 +86,9 @@ def _suite_file(folder: Path, *models: str) -> str:
 def served(tmp_path_factory) -> Iterator[dict[str, Any]]:
     """``prefect server start`` on a free port and ``python -m deployments.serve`` against it."""
     tmp = tmp_path_factory.mktemp("served")
-    port = _free_port()
+    port = free_port()
     api = f"http://127.0.0.1:{port}/api"
-    server = _start([sys.executable, "-m", "prefect", "server", "start"], _clean_env(
+    server = start_process([sys.executable, "-m", "prefect", "server", "start"], _clean_env(
         PREFECT_HOME=str(tmp / "server-home"),
         PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{tmp / 'prefect.db'}",
         PREFECT_SERVER_API_HOST="127.0.0.1", PREFECT_SERVER_API_PORT=str(port),  # the UI calls this address too
@@ -140,11 +103,11 @@ def served(tmp_path_factory) -> Iterator[dict[str, Any]]:
             except httpx.HTTPError:
                 return False
 
-        _wait("the Prefect server", healthy, 120)
+        wait_for("the Prefect server", healthy, 120)
         server_s = time.monotonic() - started
         (tmp / "watch.yaml").write_text("sources: []\n", encoding="utf-8")
         output = tmp / "results"
-        serve = _start([sys.executable, "-m", "deployments.serve", "--suite", _suite_file(tmp, "scripted"),
+        serve = start_process([sys.executable, "-m", "deployments.serve", "--suite", _suite_file(tmp, "scripted"),
                         "--output", str(output), "--cache-dir", str(tmp / "cache"),
                         "--registry-path", _scripted_registry(tmp), "--limit", "4",
                         "--watch-config", str(tmp / "watch.yaml")],
@@ -158,12 +121,12 @@ def served(tmp_path_factory) -> Iterator[dict[str, Any]]:
             response = httpx.get(f"{api}/deployments/name/{name}", timeout=5)
             return response.json() if response.status_code == 200 else None
 
-        _wait("the deployments", lambda: deployment("watch-models/watch-models"), 90)
+        wait_for("the deployments", lambda: deployment("watch-models/watch-models"), 90)
         yield {"api": api, "output": output, "tmp": tmp, "deployment": deployment,
                "timings": {"server_s": server_s, "served_s": time.monotonic() - started}}
     finally:
         for process in reversed(processes):
-            _stop(process)
+            stop_process(process)
 
 
 @pytest.fixture(scope="module")
@@ -180,8 +143,8 @@ def published_run(served) -> dict[str, Any]:
         body = {"deployments": {"id": {"any_": [deployment["id"]]}}}
         return _api("POST", f"{api}/flow_runs/filter", json=body)
 
-    created = _wait("a flow run of on-model-published", runs, 60)
-    run = _wait("the flow run to finish",
+    created = wait_for("a flow run of on-model-published", runs, 60)
+    run = wait_for("the flow run to finish",
                 lambda: next((r for r in runs() if r["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")), None),
                 90, every_s=1)
     print(f"served {served['timings']}; published → finished in {time.monotonic() - started:.1f} s")
@@ -217,16 +180,16 @@ def test_ui_retry_of_a_failed_run_recomputes_only_its_failed_shard(served):
         body = _api("GET", f"{api}/flow_runs/{run['id']}")
         return body["state_type"] if body["state_type"] in ("COMPLETED", "FAILED", "CRASHED") else None
 
-    assert _wait("the strict run to fail", state, 120, every_s=1) == "FAILED"
+    assert wait_for("the strict run to fail", state, 120, every_s=1) == "FAILED"
     assert sorted(calls.read_text().split()) == sorted(english[:2] + english[4:6])  # shard 1 never answered
 
     (tmp / "faults.json").write_text("{}", encoding="utf-8")
     calls.write_text("", encoding="utf-8")
     retry = {"type": "SCHEDULED", "name": "AwaitingRetry", "message": "Retry from the UI"}
     _api("POST", f"{api}/flow_runs/{run['id']}/set_state", json={"state": retry, "force": True})
-    _wait("the retried run to start", lambda: _api("GET", f"{api}/flow_runs/{run['id']}")["run_count"] > 1,
+    wait_for("the retried run to start", lambda: _api("GET", f"{api}/flow_runs/{run['id']}")["run_count"] > 1,
           120, every_s=1)
-    assert _wait("the retried run to finish", state, 120, every_s=1) == "COMPLETED"
+    assert wait_for("the retried run to finish", state, 120, every_s=1) == "COMPLETED"
     assert sorted(calls.read_text().split()) == sorted(english[2:4])  # only the failed shard ran again
 
 
@@ -323,7 +286,7 @@ def test_hub_revision_is_announced_once_and_unreachable_hub_is_a_warning(tmp_pat
     config = tmp_path / "watch.yaml"
     config.write_text("sources:\n  - {model: kimiaudio, hf: moonshotai/Kimi-Audio-7B-Instruct}\n", encoding="utf-8")
     state = str(tmp_path / "watch-state.json")
-    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{free_port()}")
     with caplog.at_level("WARNING", logger="audio_evals.watch"):
         assert _poll(config, state).events == []
     assert "cannot poll hf://moonshotai/Kimi-Audio-7B-Instruct" in caplog.text
@@ -356,7 +319,7 @@ def test_watch_flow_emits_to_the_prefect_api(prefect_api, tmp_path):
     output = str(tmp_path / "results")
     assert [a["revision"] for a in watch_models(str(config), output)] == ["r1"]
     assert watch_models(str(config), output) == []
-    events = _wait("the event in the API", lambda: _read_events(watch.MODEL_PUBLISHED, f"audio-evals.model.{model}"), 30)
+    events = wait_for("the event in the API", lambda: _read_events(watch.MODEL_PUBLISHED, f"audio-evals.model.{model}"), 30)
     assert len(events) == 1 and events[0].payload["revision"] == "r1" and events[0].payload["model"] == model
 
 
@@ -453,7 +416,7 @@ def test_new_revision_that_got_worse_is_flagged_end_to_end(prefect_api, tmp_path
     assert regression["old_run_id"] == good["run_id"] and regression["new_run_id"] == bad["run_id"]
     report = Path(bad["paths"]["report"]).read_text(encoding="utf-8")
     assert "## Regressions" in report and "+100.00" in report
-    events = _wait("the regression event", lambda: _read_events("audio_evals.regression.detected", "audio-evals.model.scripted"), 30)
+    events = wait_for("the regression event", lambda: _read_events("audio_evals.regression.detected", "audio-evals.model.scripted"), 30)
     assert any(e.payload["new_run_id"] == bad["run_id"] and e.payload["dataset"] == "speech-sample-en" for e in events)
 
     # The same revision again (a nightly re-run): still in its report, not announced again.

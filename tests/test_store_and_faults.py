@@ -6,14 +6,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import s3fs
 
 from audio_evals import storage
-from tests.conftest import calls_made
+from tests.conftest import calls_made, scripted_run_command, slow_scripted
+from tests.processes import prefect_api_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,12 +42,6 @@ def test_s3_store_second_run_from_fresh_local_state_hits_the_bucket_cache(
     assert "testing" not in fs.cat_file(summary_path).decode()  # credentials never reach results
 
 
-def _cli(registry: str, tmp_path: Path, tag: str) -> list[str]:
-    return [sys.executable, "-m", "flows.cli", "run", "--dataset", "speech-sample-en", "--model", "scripted",
-            "--registry-path", registry, "--shard-size", "4", "--cache-dir", str(tmp_path / f"cache-{tag}"),
-            "--output", str(tmp_path / f"results-{tag}")]
-
-
 def test_kill_9_mid_inference_then_rerun_recomputes_only_unfinished_shards(
         prefect_api, tmp_path, scripted_registry, sample_manifest):
     from prefect.settings import PREFECT_API_URL
@@ -60,7 +54,7 @@ def test_kill_9_mid_inference_then_rerun_recomputes_only_unfinished_shards(
     models = Path(scripted_registry["path"]) / "models.yaml"
     models.write_text(models.read_text().replace("calls_file:", "delay_s: 0.25, calls_file:"), encoding="utf-8")
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
-    command = _cli(scripted_registry["path"], tmp_path, "a")
+    command = scripted_run_command(scripted_registry["path"], tmp_path, "a")
 
     process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -78,7 +72,7 @@ def test_kill_9_mid_inference_then_rerun_recomputes_only_unfinished_shards(
     assert set(sent_before_kill) | set(resent) == set(answers) - {r["id"] for r in sample_manifest if r["lang"] != "en"}
     assert len(resent) < 26  # finished shards came from the cache
 
-    baseline = subprocess.run(_cli(scripted_registry["path"], tmp_path, "b"),
+    baseline = subprocess.run(scripted_run_command(scripted_registry["path"], tmp_path, "b"),
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert baseline.returncode == 0, baseline.stderr
     (resumed,) = (tmp_path / "results-a").rglob("summary.json")
@@ -89,26 +83,12 @@ def test_kill_9_mid_inference_then_rerun_recomputes_only_unfinished_shards(
     assert metrics[0][0]["value"] == metrics[1][0]["value"] > 0
 
 
-def _slow(registry: dict, delay_s: float, **extra: str) -> None:
-    """Give the scripted model a per-sample delay (and extra args) in its registry entry."""
-    models = Path(registry["path"]) / "models.yaml"
-    args = "".join(f"{k}: {json.dumps(v)}, " for k, v in extra.items())
-    models.write_text(models.read_text().replace("calls_file:", f"delay_s: {delay_s}, {args}calls_file:"),
-                      encoding="utf-8")
-
-
-def _api_env() -> dict[str, str]:
-    from prefect.settings import PREFECT_API_URL
-
-    return {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
-
-
 def test_dask_task_runner_spreads_shards_over_workers_that_load_the_model_once(
         prefect_api, tmp_path, scripted_registry):
     loads = tmp_path / "loads.txt"
-    _slow(scripted_registry, 0.05, loads_file=str(loads))
-    command = _cli(scripted_registry["path"], tmp_path, "dask") + ["--task-runner", "dask", "--workers", "2"]
-    process = subprocess.Popen(command, cwd=ROOT, env=_api_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    slow_scripted(scripted_registry, 0.05, loads_file=str(loads))
+    command = scripted_run_command(scripted_registry["path"], tmp_path, "dask") + ["--task-runner", "dask", "--workers", "2"]
+    process = subprocess.Popen(command, cwd=ROOT, env=prefect_api_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)
     output, _ = process.communicate(timeout=400)
     assert process.returncode == 0, output
@@ -124,10 +104,10 @@ def test_s3_outage_mid_run_then_the_same_command_completes(prefect_api, tmp_path
                                                            moto_server, s3_bucket):
     import boto3
 
-    _slow(scripted_registry, 0.2)
+    slow_scripted(scripted_registry, 0.2)
     store = f"s3://{s3_bucket}/store"
-    command = _cli(scripted_registry["path"], tmp_path, "s3")[:-4] + ["--store", store]
-    env = _api_env()
+    command = scripted_run_command(scripted_registry["path"], tmp_path, "s3")[:-4] + ["--store", store]
+    env = prefect_api_env()
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
     while len(calls_made(scripted_registry["calls"])) < 8 and time.monotonic() < deadline:
@@ -157,9 +137,9 @@ def test_s3_credentials_from_a_prefect_secret_block_never_reach_the_results(pref
     planted = "block-SECRET-value-42"
     Secret(value={"aws_access_key_id": "block-key-id", "aws_secret_access_key": planted}).save(
         "audio-evals-test-s3", overwrite=True)
-    env = {k: v for k, v in _api_env().items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    env = {k: v for k, v in prefect_api_env().items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
     env["AWS_EC2_METADATA_DISABLED"] = "true"  # no instance-metadata lookups on a machine without credentials
-    command = _cli(scripted_registry["path"], tmp_path, "block")[:-4] + ["--store", f"s3://{s3_bucket}/store"]
+    command = scripted_run_command(scripted_registry["path"], tmp_path, "block")[:-4] + ["--store", f"s3://{s3_bucket}/store"]
 
     without = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert without.returncode != 0 and "credentials" in (without.stdout + without.stderr).lower()
