@@ -18,6 +18,7 @@ from audio_evals.metrics import load_metric
 from audio_evals.metrics.base import Metric, SampleScore, ScoreItem
 from audio_evals.metrics.bootstrap import bootstrap_ci
 from audio_evals.registry.entries import TaskEntry
+from audio_evals.sample_filter import drop_reason
 from audio_evals.schema import PreparedSample, SampleFailure, ShardRef
 
 
@@ -92,11 +93,14 @@ def score_run(
     strict: bool = False,
     ci_seed: int = 0,
     post_process: tuple[str, ...] = (),
+    drop_above_wer: float | None = None,
 ) -> Scored:
     """Score every sample, shard by shard; ``shard_outputs`` holds the outputs of completed shards.
 
     Each reply goes through the ``post_process`` steps first; the task's ``secondary`` metrics
     score the same items as its headline metric, and each sample row keeps both verdicts.
+    ``drop_above_wer`` (percent, off when None) leaves out samples whose per-sample WER/CER
+    exceeds it (``audio_evals.sample_filter``); their rows get status ``dropped``.
 
     Rows stream to ``sink`` (which consumes an iterator, e.g. a JSONL writer) in sample order;
     only each sample's sufficient statistics stay in memory, so memory stays flat as the dataset
@@ -133,13 +137,18 @@ def score_run(
                            normalized_reference=score.normalized_reference, explanation=score.explanation)
                 if row["status"] == "ok" and not score.parsed:
                     row["status"] = "unparsed"
+                reason = drop_reason(score, drop_above_wer) if row["status"] != "failed" else None
+                if reason:
+                    row.update(status="dropped", error=reason)
+                    continue
                 scores[name].append(_lean(score))
             for extra in task.secondary:
                 verdicts = metric(extra).score([item for _, item in pairs])
                 for (row, _), score in zip(pairs, verdicts):
                     row.setdefault("secondary", {})[extra] = {"value": score.value, "parsed": score.parsed,
                                                               "explanation": score.explanation}
-                    scores[_secondary_key(name, extra)].append(_lean(score))
+                    if row["status"] != "dropped":
+                        scores[_secondary_key(name, extra)].append(_lean(score))
         return rows
 
     def all_rows() -> Iterator[dict[str, Any]]:
@@ -169,6 +178,7 @@ def score_run(
         "failed": statuses["failed"],
         "skipped": statuses["skipped"],
         "unparsed": statuses["unparsed"],
+        "dropped": statuses["dropped"],
         "fail_rate": round(statuses["failed"] / total, 4) if total else 0.0,
     }
     return Scored(metrics=summaries, counts=counts)
