@@ -24,9 +24,10 @@ def score(
     folder: str,
     strict: bool = False,
     post_process: tuple[str, ...] = (),
+    drop_above_wer: float | None = None,
 ) -> Scored:
     """Score and stream the per-sample rows into the run ``folder``; cheap, so never cached."""
     failures = (SampleFailure.from_dict(r) for r in storage.read_jsonl(prepared.failures_path))
     return score_run(task_entry, prepared.shards, shard_outputs, shard_errors, failures,
                      sink=lambda rows: write_rows(folder, rows), strict=strict,
-                     post_process=tuple(post_process))
+                     post_process=tuple(post_process), drop_above_wer=drop_above_wer)
