@@ -7,7 +7,8 @@ Two formats are read:
   transcript and generated clip. A row that failed at inference stays failed, with its cause.
 * the reference tool's record file (its ``--save`` jsonl): lines
   ``{"type": "inference", "id": i, "data": {"content": reply}}``, ``i`` being the row's position
-  in the dataset as loaded, which is this dataset's row order (before any ``--rand`` draw).
+  in the dataset as loaded, which is this dataset's row order (before any ``--rand`` draw);
+  positions past the rows this run reads (``--limit``) are not used.
 
 A sample of the run that the file has no reply for fails at inference, saying so.
 """
@@ -78,7 +79,7 @@ def _reference_records(rows: list[dict[str, Any]], dataset_samples_path: str) ->
     for record in rows:
         position = int(record["id"])
         if position >= len(ids):
-            raise ValueError(f"--inf_file record id {position} is past this dataset's {len(ids)} rows")
+            continue  # a row this run does not read (e.g. past --limit)
         if record["type"] == "inference":
             content = record["data"].get("content") if isinstance(record["data"], dict) else None
             text = content if isinstance(content, str) else None

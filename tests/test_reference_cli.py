@@ -104,6 +104,7 @@ def test_inf_file_reads_the_reference_record_file(prefect_api, tmp_path, scripte
         else:
             records.append({"type": "inference", "id": position,
                             "data": {"content": json.dumps({"content": row["text"]})}})
+    records.append({"type": "inference", "id": 999, "data": {"content": "a row past this run's"}})
     path = tmp_path / "reference.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     summary = _evaluate(tmp_path, scripted_registry, inf_file=str(path), post_process=["json_content"])
