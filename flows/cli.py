@@ -68,7 +68,7 @@ def run(
     model: Annotated[str, typer.Option("--model", "-m", help="Registry model name.")] = "whisper-tiny.en",
     prompt: Annotated[Optional[str], typer.Option("--prompt", "-p", help="Registry prompt (default: the task's).")] = None,
     task: Annotated[Optional[str], typer.Option("--task", help="Override the dataset's task.")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", help="Evaluate the first N samples.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Evaluate the first N samples (0: all, as in the reference).")] = None,
     output: Annotated[str, typer.Option("--output", "-o", help="Results root folder or s3:// URL.")] = "results",
     workers: Annotated[int, typer.Option("--workers", help="Shards in flight at once.")] = 1,
     shard_size: Annotated[int, typer.Option("--shard-size", help="Samples per shard (the unit of caching and retry).")] = 32,
@@ -94,6 +94,10 @@ def run(
     drop_above_wer: Annotated[Optional[float], typer.Option("--drop-above-wer", help="Leave out samples whose per-sample WER/CER (percent) exceeds this, e.g. 1000; counted as dropped.")] = None,
     resume: Annotated[Optional[str], typer.Option("--resume", "-r", help="Reference option: resuming is the cache here, always on.")] = None,
     use_model_pool: Annotated[Optional[str], typer.Option("--use_model_pool", help="Reference option (auto|on|off): see --workers and --task-runner dask.")] = None,
+    two_phase: Annotated[bool, typer.Option("--two_phase", help="Reference option: scoring always follows inference here.")] = False,
+    debug_mode: Annotated[int, typer.Option("--debug_mode", help="Reference option: 1 shows the logs, as --verbose.")] = 0,
+    agg: Annotated[Optional[str], typer.Option("--agg", help="Reference option, refused: the metric aggregates itself.")] = None,
+    dataset_ref_col: Annotated[Optional[str], typer.Option("--dataset_ref_col", help="Reference option, refused: set reference_column in a registry entry.")] = None,
 ) -> None:
     """Evaluate a model on a dataset (download → preprocess → infer → score → report).
 
@@ -104,7 +108,7 @@ def run(
     try:
         plan = resolve(load_registry(paths), dataset, model, prompt, generation, task)
         plan = with_overrides(plan, post_process or None, evaluator)
-        accepted = reference_cli.notes(resume, use_model_pool)
+        accepted = reference_cli.notes(resume, use_model_pool, two_phase, agg, dataset_ref_col)
     except USER_ERRORS as e:
         _fail(str(e), 2)
     if dry_run:
@@ -121,7 +125,7 @@ def run(
             get_backend(plan.model, plan.generation).check()  # before Prefect starts: a plain message
     except BackendUnavailable as e:
         _fail(f"model {model!r} cannot run here: {e}", 2)
-    if verbose:
+    if verbose or debug_mode:
         _verbose_logs()
     os.environ["AUDIO_EVALS_COMMAND"] = shlex.join(["audio-evals", *sys.argv[1:]])
     if store:
@@ -132,7 +136,7 @@ def run(
     summary = _run_flow(
         f"{model} on {plan.dataset.name}",
         runner=_task_runner(task_runner, workers, dask_address), model_revision=model_revision,
-        dataset=dataset, model=model, prompt=prompt, task=task, limit=limit, shard_size=shard_size,
+        dataset=dataset, model=model, prompt=prompt, task=task, limit=limit or None, shard_size=shard_size,
         workers=workers, output=output, registry_paths=paths, generation=generation, fresh=fresh,
         strict=strict, max_duration_s=max_duration, cache_dir=cache_dir, run_id=run_id, inf_file=inf_file,
         rand=rand, seed=seed, post_process=post_process or None, evaluator=evaluator, drop_above_wer=drop_above_wer,

@@ -3,7 +3,8 @@
 Its argparse options that click cannot spell the same way are rewritten before parsing:
 ``-r/--resume`` and ``--use_model_pool`` take an optional value (``latest`` and ``on`` when bare),
 ``--post_process`` takes several values after one flag. Options with no work to do here are
-accepted with a one-line note saying what stands in for them; ``--save`` keeps its meaning, a file.
+accepted with a one-line note saying what stands in for them, options with no equivalent are
+refused in one line; ``--save`` keeps its meaning, a file, and ``--limit 0`` means all rows.
 """
 
 from __future__ import annotations
@@ -39,8 +40,18 @@ def normalise_argv(args: list[str]) -> list[str]:
     return out
 
 
-def notes(resume: str | None, use_model_pool: str | None) -> list[str]:
-    """One line per accepted reference option that changes nothing here, saying why."""
+def notes(resume: str | None, use_model_pool: str | None, two_phase: bool = False, agg: str | None = None,
+          dataset_ref_col: str | None = None) -> list[str]:
+    """One line per accepted reference option that changes nothing here, saying why.
+
+    Raises ValueError, in one line, for an option with no equivalent.
+    """
+    if agg is not None:
+        raise ValueError(f"--agg {agg!r}: not selectable here; each metric has its own aggregate "
+                         "(corpus WER/CER/BLEU, mean accuracy), chosen with --evaluator")
+    if dataset_ref_col is not None:
+        raise ValueError(f"--dataset_ref_col {dataset_ref_col!r}: not supported; name the reference column "
+                         "(reference_column) in a registry entry of your own (--registry-path)")
     lines = []
     if resume is not None:
         lines.append("-r/--resume: finished shards are always reused from the cache, so the same command resumes"
@@ -50,6 +61,8 @@ def notes(resume: str | None, use_model_pool: str | None) -> list[str]:
             raise ValueError(f"--use_model_pool takes one of {', '.join(MODEL_POOL_CHOICES)}, not {use_model_pool!r}")
         lines.append("--use_model_pool: no model pool here; each worker loads the model once: --workers N runs N "
                      "shards at a time, --task-runner dask --workers N in N processes")
+    if two_phase:
+        lines.append("--two_phase: inference and scoring are separate stages here already, scoring after all shards")
     return lines
 
 

@@ -160,6 +160,8 @@ def test_drop_above_wer_leaves_out_runaway_replies_and_counts_them(prefect_api, 
     (["--evaluator", "em"], "--evaluator 'em' has no equivalent here"),
     (["--post_process", "first_option"], "unknown post-processing step 'first_option' (known: json_content)"),
     (["--use_model_pool", "sometimes"], "--use_model_pool takes one of auto, on, off"),
+    (["--agg", "wer"], "--agg 'wer': not selectable here"),
+    (["--dataset_ref_col", "sentence"], "--dataset_ref_col 'sentence': not supported"),
 ])
 def test_reference_options_without_an_equivalent_say_so_in_one_line(args, message):
     result = runner.invoke(app, ["run", "--dataset", "speech-sample-en", *args])
@@ -172,7 +174,7 @@ def test_the_reference_form_with_its_options(prefect_api, tmp_path, scripted_reg
     from prefect.settings import PREFECT_API_URL
 
     command = [sys.executable, "audio_evals/main.py", "--dataset", "speech-sample-en", "--model", "scripted",
-               "--registry_path", scripted_registry["path"], "-r", "--use_model_pool", "--workers", "2",
+               "--registry_path", scripted_registry["path"], "-r", "--use_model_pool", "--workers", "2", "--two_phase",
                "--post_process", "json_content", "--evaluator", "wer", "--limit", "10", "--rand", "4",
                "--save", str(tmp_path / "saved" / "run.jsonl"),
                "--cache-dir", str(tmp_path / "cache"), "--output", str(tmp_path / "results")]
@@ -181,6 +183,7 @@ def test_the_reference_form_with_its_options(prefect_api, tmp_path, scripted_reg
     assert done.returncode == 0, done.stdout + done.stderr
     assert "note: -r/--resume: finished shards are always reused from the cache" in done.stdout
     assert "note: --use_model_pool: no model pool here" in done.stdout
+    assert "note: --two_phase: inference and scoring are separate stages" in done.stdout
     saved = list(storage.read_jsonl(str(tmp_path / "saved" / "run.jsonl")))
     overall = storage.read_json(str(tmp_path / "saved" / "run-overall.json"))
     assert len(saved) == 4 and overall["counts"]["samples"] == 4
