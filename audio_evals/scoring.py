@@ -18,6 +18,7 @@ from audio_evals.metrics import load_metric
 from audio_evals.metrics.base import MacroAverage, Metric, SampleScore, ScoreItem, StatsMetric
 from audio_evals.metrics.bootstrap import bootstrap_ci
 from audio_evals.registry.entries import TaskEntry
+from audio_evals.sample_filter import drop_reason
 from audio_evals.schema import PreparedSample, SampleFailure, ShardRef
 
 
@@ -105,13 +106,16 @@ def score_run(
     ci_seed: int = 0,
     post_process: tuple[str, ...] = (),
     macro_over: str | None = None,
+    drop_above_wer: float | None = None,
 ) -> Scored:
     """Score every sample, shard by shard; ``shard_outputs`` holds the outputs of completed shards.
 
     Each reply goes through the ``post_process`` steps first; the task's ``secondary`` metrics
     score the same items as its headline metric, and each sample row keeps both verdicts. With
     ``macro_over`` (a sample field, e.g. ``split``) each figure is the mean of the per-value
-    figures, which the summary also lists.
+    figures, which the summary also lists. ``drop_above_wer`` (percent, off when None) leaves out
+    samples whose per-sample WER/CER exceeds it (``audio_evals.sample_filter``); their rows get
+    status ``dropped``.
 
     Rows stream to ``sink`` (which consumes an iterator, e.g. a JSONL writer) in sample order;
     only each sample's sufficient statistics stay in memory, so memory stays flat as the dataset
@@ -156,13 +160,18 @@ def score_run(
                            normalized_reference=score.normalized_reference, explanation=score.explanation)
                 if row["status"] == "ok" and not score.parsed:
                     row["status"] = "unparsed"
+                reason = drop_reason(score, drop_above_wer) if row["status"] != "failed" else None
+                if reason:
+                    row.update(status="dropped", error=reason)
+                    continue
                 scores[name].append(lean(score, item))
             for extra in task.secondary:
                 verdicts = metric(extra).score([item for _, item in pairs])
                 for (row, item), score in zip(pairs, verdicts):
                     row.setdefault("secondary", {})[extra] = {"value": score.value, "parsed": score.parsed,
                                                               "explanation": score.explanation}
-                    scores[_secondary_key(name, extra)].append(lean(score, item))
+                    if row["status"] != "dropped":
+                        scores[_secondary_key(name, extra)].append(lean(score, item))
         return rows
 
     def all_rows() -> Iterator[dict[str, Any]]:
@@ -195,6 +204,7 @@ def score_run(
         "failed": statuses["failed"],
         "skipped": statuses["skipped"],
         "unparsed": statuses["unparsed"],
+        "dropped": statuses["dropped"],
         "fail_rate": round(statuses["failed"] / total, 4) if total else 0.0,
     }
     return Scored(metrics=summaries, counts=counts)

@@ -22,9 +22,11 @@ import yaml
 
 from audio_evals.models import get_backend
 from audio_evals.models.base import BackendUnavailable
+from audio_evals.overrides import with_overrides
 from audio_evals.plan import resolve
 from audio_evals.plugins import UnknownName
 from audio_evals.registry import RegistryError, load_registry
+from flows import reference_cli
 from flows.console import ShardProgress, console, print_summary
 from flows.credentials import apply_store_credentials
 
@@ -66,8 +68,8 @@ def run(
     model: Annotated[str, typer.Option("--model", "-m", help="Registry model name.")] = "whisper-tiny.en",
     prompt: Annotated[Optional[str], typer.Option("--prompt", "-p", help="Registry prompt (default: the task's).")] = None,
     task: Annotated[Optional[str], typer.Option("--task", help="Override the dataset's task.")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", help="Evaluate the first N samples.")] = None,
-    output: Annotated[str, typer.Option("--output", "--save", "-o", help="Results root folder or s3:// URL.")] = "results",
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Evaluate the first N samples (0: all, as in the reference).")] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="Results root folder or s3:// URL.")] = "results",
     workers: Annotated[int, typer.Option("--workers", help="Shards in flight at once.")] = 1,
     shard_size: Annotated[int, typer.Option("--shard-size", help="Samples per shard (the unit of caching and retry).")] = 32,
     registry_path: Annotated[list[str], typer.Option("--registry-path", "--registry_path", help="Extra registry folder(s).")] = [],
@@ -83,12 +85,30 @@ def run(
     model_revision: Annotated[Optional[str], typer.Option("--model-revision", help="Published model revision to load and record.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Resolve everything, print the plan, stop before download.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect logs.")] = False,
+    save: Annotated[Optional[str], typer.Option("--save", help="Also write the per-sample rows to this .jsonl file and the summary to <file>-overall.json; a bare NAME is <output>/<model>/<dataset>/NAME.jsonl.")] = None,
+    inf_file: Annotated[Optional[str], typer.Option("--inf_file", "--inf-file", help="Score the replies in this file (a samples.jsonl of an earlier run, or the reference tool's record jsonl) without running the model.")] = None,
+    rand: Annotated[Optional[int], typer.Option("--rand", help="Score a random subset of N samples (after --limit), drawn with --seed.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the --rand draw (recorded in the summary).")] = 0,
+    post_process: Annotated[list[str], typer.Option("--post_process", "--post-process", help="Post-processing step(s) replacing the prompt's and task's (e.g. json_content).")] = [],
+    evaluator: Annotated[Optional[str], typer.Option("--evaluator", help="Metric replacing the task's headline metric (wer, cer, bleu, acc, choice, mmau, g_eval).")] = None,
+    drop_above_wer: Annotated[Optional[float], typer.Option("--drop-above-wer", help="Leave out samples whose per-sample WER/CER (percent) exceeds this, e.g. 1000; counted as dropped.")] = None,
+    resume: Annotated[Optional[str], typer.Option("--resume", "-r", help="Reference option: resuming is the cache here, always on.")] = None,
+    use_model_pool: Annotated[Optional[str], typer.Option("--use_model_pool", help="Reference option (auto|on|off): see --workers and --task-runner dask.")] = None,
+    two_phase: Annotated[bool, typer.Option("--two_phase", help="Reference option: scoring always follows inference here.")] = False,
+    debug_mode: Annotated[int, typer.Option("--debug_mode", help="Reference option: 1 shows the logs, as --verbose.")] = 0,
+    agg: Annotated[Optional[str], typer.Option("--agg", help="Reference option, refused: the metric aggregates itself.")] = None,
+    dataset_ref_col: Annotated[Optional[str], typer.Option("--dataset_ref_col", help="Reference option, refused: set reference_column in a registry entry.")] = None,
 ) -> None:
-    """Evaluate a model on a dataset (download → preprocess → infer → score → report)."""
+    """Evaluate a model on a dataset (download → preprocess → infer → score → report).
+
+    The reference tool's options are accepted with the same meaning (see flows/reference_cli.py).
+    """
     paths = _registry_paths(registry_path)
     generation = _params(param)
     try:
         plan = resolve(load_registry(paths), dataset, model, prompt, generation, task)
+        plan = with_overrides(plan, post_process or None, evaluator)
+        accepted = reference_cli.notes(resume, use_model_pool, two_phase, agg, dataset_ref_col)
     except USER_ERRORS as e:
         _fail(str(e), 2)
     if dry_run:
@@ -98,11 +118,14 @@ def run(
             "generation": plan.generation, "eval_cli": plan.eval_cli(),
         })
         return
+    for note in accepted:
+        console.print(f"note: {note}", markup=False)
     try:
-        get_backend(plan.model, plan.generation).check()  # before Prefect starts: a plain message
+        if not inf_file:  # replies read from a file need no model
+            get_backend(plan.model, plan.generation).check()  # before Prefect starts: a plain message
     except BackendUnavailable as e:
         _fail(f"model {model!r} cannot run here: {e}", 2)
-    if verbose:
+    if verbose or debug_mode:
         _verbose_logs()
     os.environ["AUDIO_EVALS_COMMAND"] = shlex.join(["audio-evals", *sys.argv[1:]])
     if store:
@@ -113,10 +136,13 @@ def run(
     summary = _run_flow(
         f"{model} on {plan.dataset.name}",
         runner=_task_runner(task_runner, workers, dask_address), model_revision=model_revision,
-        dataset=dataset, model=model, prompt=prompt, task=task, limit=limit, shard_size=shard_size,
+        dataset=dataset, model=model, prompt=prompt, task=task, limit=limit or None, shard_size=shard_size,
         workers=workers, output=output, registry_paths=paths, generation=generation, fresh=fresh,
-        strict=strict, max_duration_s=max_duration, cache_dir=cache_dir, run_id=run_id,
+        strict=strict, max_duration_s=max_duration, cache_dir=cache_dir, run_id=run_id, inf_file=inf_file,
+        rand=rand, seed=seed, post_process=post_process or None, evaluator=evaluator, drop_above_wer=drop_above_wer,
     )
+    if save:
+        summary["paths"].update(reference_cli.write_save(save, summary))
     print_summary(summary)
 
 
@@ -173,9 +199,10 @@ def retry(
     options = previous["options"]
     if verbose:
         _verbose_logs()
-    params = {k: options.get(k) for k in ("dataset", "model", "prompt", "task", "limit", "shard_size", "workers",
-                                          "strict", "max_duration_s", "cache_dir", "output", "registry_paths",
-                                          "generation", "model_revision")}
+    params = {k: options[k] for k in ("dataset", "model", "prompt", "task", "limit", "shard_size", "workers",
+                                      "strict", "max_duration_s", "cache_dir", "output", "registry_paths",
+                                      "generation", "model_revision", "inf_file", "rand", "seed",
+                                      "post_process", "evaluator", "drop_above_wer") if k in options}
     summary = _run_flow(f"retry {previous['run_id']}", **params, run_id=previous["run_id"])
     console.print(f"retried {len(previous['failed_shards'])} failed shard(s); "
                   f"now {len(summary['failed_shards'])} failed")
@@ -223,6 +250,8 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0].startswith("-") and args[0] not in ("--help", "-h"):
         args.insert(0, "run")
+    if args[:1] == ["run"]:
+        args = ["run", *reference_cli.normalise_argv(args[1:])]
     app(args=args, prog_name="audio-evals")
 
 

@@ -58,12 +58,16 @@ def print_summary(summary: dict[str, Any]) -> None:
                       f"[{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "—", str(m["n"]), str(m["failed"]), str(m["unparsed"]))
     console.print(table)
     c = summary["counts"]
+    threshold = summary["options"].get("drop_above_wer")
+    dropped = f", dropped {c['dropped']} (per-sample WER/CER > {threshold:g})" if threshold is not None else ""
     console.print(f"samples {c['samples']}: scored {c['scored']}, failed {c['failed']} "
-                  f"(fail rate {100 * c['fail_rate']:.1f}%), skipped {c['skipped']}, unparsed {c['unparsed']}")
+                  f"(fail rate {100 * c['fail_rate']:.1f}%), skipped {c['skipped']}, unparsed {c['unparsed']}{dropped}")
     for m in summary["metrics"]:
         protocol = f"{m['protocol']}; " if m.get("protocol") else ""
         console.print(f"  {m['name']}: {protocol}{m['normalization']}", style="dim", markup=False)
     shards = summary["shards"]
+    if summary["options"].get("inf_file"):
+        console.print(f"replies from --inf_file {summary['options']['inf_file']} (no model calls)", markup=False)
     console.print(f"shards {shards['total']}: computed {shards['computed']}, cached {shards['cached']}, "
                   f"failed {shards['failed']};  RTFx {summary['rtfx'] or '—'};  "
                   f"wall {summary['timings_s'].get('total', 0):.1f} s")

@@ -14,10 +14,12 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.filesystems import RemoteFileSystem
 from prefect.futures import PrefectFuture, as_completed
 
-from audio_evals import storage
+from audio_evals import predictions, storage
 from audio_evals.data import PreparedRef
+from audio_evals.data.subset import draw_subset
 from audio_evals.models import generation_params, get_backend
 from audio_evals.models.base import BackendUnavailable
+from audio_evals.overrides import with_overrides
 from audio_evals.paths import audio_cache_dir, default_cache_dir
 from audio_evals.plan import EvalPlan, resolve
 from audio_evals.registry import load_registry
@@ -139,11 +141,21 @@ def evaluate(
     shard_retries: int = 2,
     retry_delay_s: float = 2.0,
     model_revision: str | None = None,
+    inf_file: str | None = None,
+    rand: int | None = None,
+    seed: int = 0,
+    post_process: list[str] | None = None,
+    evaluator: str | None = None,
+    drop_above_wer: float | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``model`` on ``dataset`` and write ``results/<model>/<dataset>/<run-id>/``.
 
     Ends Completed with failed shards listed in the summary; with ``strict`` it ends Failed
-    (after writing the summary) when any sample or shard failed.
+    (after writing the summary) when any sample or shard failed. The reference tool's options:
+    ``inf_file`` scores the replies of a predictions file instead of calling the model; ``rand``
+    scores a random subset drawn with ``seed``; ``post_process`` and ``evaluator`` replace the
+    reply's post-processing and the headline metric; ``drop_above_wer`` leaves out samples whose
+    per-sample WER/CER (percent) exceeds it.
     """
     logger = get_run_logger()
     apply_store_credentials()
@@ -151,22 +163,27 @@ def evaluate(
     timings: dict[str, float] = {}
     peak_rss: dict[str, float] = {}
     plan = resolve(load_registry(registry_paths or []), dataset, model, prompt, generation, task, model_revision)
+    plan = with_overrides(plan, post_process, evaluator)
     cache_dir = cache_dir or default_cache_dir()
     backend = get_backend(plan.model, plan.generation)
-    backend.check()  # a model this machine cannot run stops the run before any download
-    fingerprint = backend.fingerprint()
+    if inf_file:  # the replies come from the file: the model never runs, so need not be runnable here
+        fingerprint = predictions.fingerprint(inf_file)
+    else:
+        backend.check()  # a model this machine cannot run stops the run before any download
+        fingerprint = backend.fingerprint()
     run_id = run_id or new_run_id(storage.stable_hash([plan.dataset.name, plan.model.name, plan.prompt.name, fingerprint]))
     store = result_storage(cache_dir)
 
     t = time.perf_counter()
     dataset_ref = download.with_options(result_storage=store, refresh_cache=fresh)(plan.dataset, cache_dir, limit)
+    chosen = draw_subset(dataset_ref, rand, seed, cache_dir) if rand else dataset_ref  # the rows this run evaluates
     timings["download"] = time.perf_counter() - t
     peak_rss["download"] = peak_rss_mb()
 
     t = time.perf_counter()
     requirements = backend.requirements
     prepared = preprocess.with_options(result_storage=store, refresh_cache=fresh)(
-        dataset_ref, plan, cache_dir, requirements.sample_rate, shard_size,
+        chosen, plan, cache_dir, requirements.sample_rate, shard_size,
         max_duration_s if max_duration_s is not None else requirements.max_duration_s,
     )
     timings["preprocess"] = time.perf_counter() - t
@@ -175,20 +192,27 @@ def evaluate(
                 prepared.n_prepared, len(prepared.shards), prepared.n_failed, prepared.n_skipped)
 
     t = time.perf_counter()
-    key = artifact_key("progress", plan.model.name, plan.dataset.name)
-    progress_id = create_progress_artifact(progress=0.0, key=key, description=f"Shards of {run_id}")
-    progress.publish("start", {"total": len(prepared.shards), "samples": prepared.n_prepared})
-    effective_workers = workers if backend.thread_safe else 1
-    asr_fingerprint = get_backend(plan.asr, generation_params(plan.asr)).fingerprint() if plan.asr else None
-    outputs, errors, shard_stats = _run_shards(plan, prepared, fingerprint, asr_fingerprint, audio_cache_dir(cache_dir),
-                                               effective_workers, fresh,
-                                               shard_retries, retry_delay_s, store, progress_id)
+    if inf_file:
+        outputs = predictions.shard_outputs(predictions.read_predictions(inf_file, dataset_ref.samples_path),
+                                            prepared.shards, inf_file)
+        errors: dict[int, str] = {}
+        shard_stats = {"computed": 0, "cached": 0, "failed": 0, "inference_s": 0.0, "audio_seconds": 0.0,
+                       "from_inf_file": len(outputs)}
+    else:
+        key = artifact_key("progress", plan.model.name, plan.dataset.name)
+        progress_id = create_progress_artifact(progress=0.0, key=key, description=f"Shards of {run_id}")
+        progress.publish("start", {"total": len(prepared.shards), "samples": prepared.n_prepared})
+        effective_workers = workers if backend.thread_safe else 1
+        asr_fingerprint = get_backend(plan.asr, generation_params(plan.asr)).fingerprint() if plan.asr else None
+        outputs, errors, shard_stats = _run_shards(plan, prepared, fingerprint, asr_fingerprint,
+                                                   audio_cache_dir(cache_dir), effective_workers, fresh,
+                                                   shard_retries, retry_delay_s, store, progress_id)
     timings["infer"] = time.perf_counter() - t
 
     t = time.perf_counter()
     folder = run_dir(output, plan, run_id)
     scored = score(plan.task, prepared, outputs, errors, folder, strict, plan.post_process,
-                   plan.dataset.macro_over)
+                   plan.dataset.macro_over, drop_above_wer)
     timings["score"] = time.perf_counter() - t
 
     failed_shards = [{"index": i, "error": e} for i, e in sorted(errors.items())]
@@ -197,11 +221,12 @@ def evaluate(
                "shard_size": shard_size, "workers": workers, "strict": strict, "fresh": fresh,
                "max_duration_s": max_duration_s, "cache_dir": cache_dir, "output": output,
                "registry_paths": registry_paths or [], "generation": generation or {},
-               "model_revision": model_revision}
+               "model_revision": model_revision, "inf_file": inf_file, "rand": rand, "seed": seed,
+               "post_process": post_process, "evaluator": evaluator, "drop_above_wer": drop_above_wer}
     timings["total"] = time.perf_counter() - started
     peak_rss["total"] = peak_rss_mb()
     summary = build_summary(
-        run_id=run_id, plan=plan, dataset=dataset_ref, prepared=prepared, model_fingerprint=fingerprint,
+        run_id=run_id, plan=plan, dataset=chosen, prepared=prepared, model_fingerprint=fingerprint,
         scored=scored, failed_shards=failed_shards, shard_stats=shard_stats,
         timings={k: round(v, 3) for k, v in timings.items()}, peak_rss_mb=peak_rss, options=options,
         command=os.environ.get("AUDIO_EVALS_COMMAND") or shlex.join(["audio-evals", "run", "--dataset", dataset, "--model", model]),

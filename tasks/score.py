@@ -25,9 +25,10 @@ def score(
     strict: bool = False,
     post_process: tuple[str, ...] = (),
     macro_over: str | None = None,
+    drop_above_wer: float | None = None,
 ) -> Scored:
     """Score and stream the per-sample rows into the run ``folder``; cheap, so never cached."""
     failures = (SampleFailure.from_dict(r) for r in storage.read_jsonl(prepared.failures_path))
     return score_run(task_entry, prepared.shards, shard_outputs, shard_errors, failures,
                      sink=lambda rows: write_rows(folder, rows), strict=strict,
-                     post_process=tuple(post_process), macro_over=macro_over)
+                     post_process=tuple(post_process), macro_over=macro_over, drop_above_wer=drop_above_wer)

@@ -1,33 +1,45 @@
-"""Hugging Face datasets through a mirror (local folder and S3), and a clear failure without one.
+"""Hugging Face datasets through a mirror (local folder and S3), through ``datasets`` as with hub
+access, and a clear failure without either.
 
-The fixtures are hub-style repos (README ``configs:`` + parquet shards with embedded audio) built
-from the real sample clips and named like the registry's datasets, so the loader runs exactly as
-it would against a copy of the real repo.
+The fixtures are hub-style repos built from the real sample clips in the seed datasets' real
+layouts (``tests.hub_fixture.SEED_LAYOUTS``: README ``configs:`` + parquet shards with embedded
+audio, or the README-less ``refs/convert/parquet`` branch FLEURS is read from), named like the
+registry's datasets, so the loader runs exactly as it would against a copy of the real repo.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 import datasets
 import pytest
 import soundfile as sf
 
 from audio_evals.data.hub import MIRROR_ENV, DatasetUnavailable, hub_revision, iter_hub_samples
+from audio_evals.registry import load_registry
+from audio_evals.registry.entries import HubSource
 from audio_evals.schema import Sample, SampleFailure
-from tests.hub_fixture import SAMPLE_DIR, build_hub_repo, manifest_rows
+from tests.hub_fixture import SAMPLE_DIR, build_hub_repo, build_seed_repo, manifest_rows
 
-LIBRISPEECH = {"type": "hf", "repo": "TwinkStart/librispeech", "config": None, "split": "test_clean",
-               "revision": None, "audio_column": "audio", "reference_column": "text", "id_column": None,
-               "lang": "en", "keep_columns": None}
-FLEURS = {**LIBRISPEECH, "repo": "google/fleurs", "config": "en_us", "split": "test",
-          "reference_column": "raw_transcription", "id_column": "id"}
+LIBRISPEECH = {"type": "hf", "repo": "TwinkStart/librispeech", "config": None, "data_dir": None,
+               "split": "test_clean", "revision": None, "audio_column": "audio", "reference_column": "text",
+               "id_column": None, "lang": "en", "keep_columns": None}
+FLEURS = {**LIBRISPEECH, "repo": "google/fleurs", "data_dir": "en_us", "split": "test",
+          "revision": "refs/convert/parquet", "reference_column": "raw_transcription", "id_column": "id"}
+TEDLIUM = {**LIBRISPEECH, "repo": "TwinkStart/tedlium", "config": "release1", "split": "test"}
 HSK = {**LIBRISPEECH, "repo": "TwinkStart/speech-HSK", "split": ["hsk1", "hsk2", "hsk3"],
        "reference_column": "ans_choice", "lang": "zh"}
+ENGLISH = [r for r in manifest_rows() if r["lang"] == "en"]
+MANDARIN = [r for r in manifest_rows() if r["lang"] == "zh"]
 
 
 @pytest.fixture(autouse=True)
@@ -44,20 +56,53 @@ def manifest() -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory, manifest) -> Path:
-    """A mirror root holding librispeech (2 shards), fleurs (2 configs) and speech-HSK (3 splits)."""
+    """A mirror root: librispeech (2 shards), fleurs (2 folders of its parquet branch), TED-LIUM
+    (a README config) and speech-HSK (3 splits)."""
     root = tmp_path_factory.mktemp("hf-mirror")
-    rows = [{"id": r["id"], "audio": r["audio"], "text": r["text"]} for r in manifest.values()]
-    build_hub_repo(root, "TwinkStart/librispeech", None, "test_clean", rows[:8], num_shards=2)
-    # FLEURS ids name the sentence, not the recording: two readings of one sentence share an id.
-    fleurs = [{"id": 1000 + min(i, 2), "audio": r["audio"], "text": r["text"], "gender": i % 2}
-              for i, r in enumerate(rows[:4])]
-    for config in ("en_us", "cmn_hans_cn"):
-        build_hub_repo(root, "google/fleurs", config, "test", fleurs, reference_column="raw_transcription")
+    clips = list(manifest.values())
+    build_seed_repo(root, "TwinkStart/librispeech", None, "test_clean", clips[:8], "text", num_shards=2)
+    build_seed_repo(root, "google/fleurs", "en_us", "test", ENGLISH[:4], "raw_transcription")
+    build_seed_repo(root, "google/fleurs", "cmn_hans_cn", "test", MANDARIN, "raw_transcription")
+    build_seed_repo(root, "TwinkStart/tedlium", "release1", "test", ENGLISH[4:7], "text")
     for number, split in enumerate(HSK["split"]):
-        hsk = [{"audio": r["audio"], "text": "ABCD"[i], "level": number + 1}
-               for i, r in enumerate(rows[3 * number: 3 * number + 3])]
-        build_hub_repo(root, "TwinkStart/speech-HSK", None, split, hsk, reference_column="ans_choice")
+        build_seed_repo(root, "TwinkStart/speech-HSK", None, split, clips[3 * number: 3 * number + 3], "ans_choice")
     return root
+
+
+@pytest.fixture
+def hub_api(monkeypatch) -> Iterator[list[str]]:
+    """The hub's dataset-info endpoint on loopback, answering the commit of any revision.
+
+    The real hub is unreachable here; with this, the loader takes its hub path (``HfApi`` for the
+    commit, then ``datasets.load_dataset(repo, ...)``, which reads a folder of that name in the
+    working directory). Yields the paths requested.
+    """
+    import huggingface_hub.constants
+
+    requested: list[str] = []
+
+    class DatasetInfo(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requested.append(unquote(self.path))
+            repo = unquote(self.path).removeprefix("/api/datasets/").split("/revision/")[0]
+            body = json.dumps({"id": repo, "sha": hashlib.sha1(self.path.encode()).hexdigest()}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), DatasetInfo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+    yield requested
+    server.shutdown()
+    server.server_close()
 
 
 def _load(source: dict, audio_dir: Path, limit: int | None = None) -> list[Sample | SampleFailure]:
@@ -88,18 +133,22 @@ def test_local_mirror_gives_stable_samples(mirror, manifest, tmp_path, monkeypat
     assert [s.id for s in first] == [s.id for s in second] == list(manifest)[:8]
     assert [Path(s.audio).name for s in first] == [Path(s.audio).name for s in second]
     _assert_matches_manifest(first, manifest)
-    assert all(s.lang == "en" and s.fields == {"id": s.id, "split": "test_clean"} for s in first)
+    assert all(s.lang == "en" and s.fields == {"file": f"{s.id}.flac", "speaker_id": 1272 + i, "chapter_id": 128104,
+                                               "id": s.id, "split": "test_clean"} for i, s in enumerate(first))
 
 
-def test_config_and_id_column_with_repeated_ids(mirror, manifest, tmp_path, monkeypatch):
+def test_data_dir_and_id_column_with_repeated_ids(mirror, manifest, tmp_path, monkeypatch):
     monkeypatch.setenv(MIRROR_ENV, str(mirror))
     samples = _load(FLEURS, tmp_path)
-    assert [s.id for s in samples] == ["1000", "1001", "1002", "1002#2"]
-    assert [s.reference for s in samples] == [r["text"] for r in list(manifest.values())[:4]]
-    assert samples[0].fields == {"id": 1000, "gender": 0, "split": "test"}
+    # FLEURS ids name the sentence, not the recording: two readings of one sentence share an id.
+    assert [s.id for s in samples] == ["1000", "1000#2", "1001", "1001#2"]
+    assert [s.reference for s in samples] == [r["text"] for r in ENGLISH[:4]]
+    assert samples[0].fields == {"id": 1000, "num_samples": 16000, "path": f"{ENGLISH[0]['id']}.wav",
+                                 "transcription": ENGLISH[0]["text"].lower(), "gender": 0, "lang_id": 1,
+                                 "language": "en", "lang_group_id": 0, "split": "test"}
     assert _load({**FLEURS, "keep_columns": ["gender"]}, tmp_path)[1].fields == {"gender": 1, "split": "test"}
-    other = _load({**FLEURS, "config": "cmn_hans_cn"}, tmp_path)
-    assert [s.audio for s in other] == [s.audio for s in samples]  # same clips, stored once
+    mandarin = _load({**FLEURS, "data_dir": "cmn_hans_cn", "lang": "zh"}, tmp_path)
+    assert [s.reference for s in mandarin] == [r["text"] for r in MANDARIN]  # the folder is the subset
 
 
 def test_list_of_splits_read_in_order(mirror, tmp_path, monkeypatch):
@@ -128,10 +177,10 @@ def test_mirror_map_and_root_together(mirror, tmp_path, monkeypatch):
 
 def test_layout_without_readme_configs(manifest, tmp_path, monkeypatch):
     rows = [{"id": r["id"], "audio": r["audio"], "text": r["text"]} for r in list(manifest.values())[:3]]
-    build_hub_repo(tmp_path / "m", "google/fleurs", "en_us", "test", rows, readme_configs=False)
+    build_hub_repo(tmp_path / "m", "TwinkStart/tedlium", "release1", "test", rows, readme_configs=False)
     build_hub_repo(tmp_path / "m", "TwinkStart/librispeech", None, "test_clean", rows, readme_configs=False)
     monkeypatch.setenv(MIRROR_ENV, str(tmp_path / "m"))
-    for source in ({**FLEURS, "id_column": None, "reference_column": "text"}, LIBRISPEECH):
+    for source in (TEDLIUM, LIBRISPEECH):
         samples = _load(source, tmp_path / "audio")
         assert [s.id for s in samples] == list(manifest)[:3]
         _assert_matches_manifest(samples, manifest)
@@ -139,10 +188,12 @@ def test_layout_without_readme_configs(manifest, tmp_path, monkeypatch):
 
 def test_misnamed_config_split_or_column_fail_loudly(mirror, tmp_path, monkeypatch):
     monkeypatch.setenv(MIRROR_ENV, str(mirror))
-    with pytest.raises(ValueError, match="no config 'fr_fr'.*cmn_hans_cn"):
-        _load({**FLEURS, "config": "fr_fr"}, tmp_path)
+    with pytest.raises(ValueError, match=r"no config 'release2'.*\['release1'\]"):
+        _load({**TEDLIUM, "config": "release2"}, tmp_path)
     with pytest.raises(ValueError, match="no split 'validation'.*test"):
-        _load({**FLEURS, "split": "validation"}, tmp_path)
+        _load({**TEDLIUM, "split": "validation"}, tmp_path)
+    with pytest.raises(DatasetUnavailable, match=r"data_dir=fr_fr.*no parquet files.*fr_fr/test/\*\.parquet"):
+        _load({**FLEURS, "data_dir": "fr_fr"}, tmp_path)
     with pytest.raises(ValueError, match=r"no column\(s\) \['transcript'\]"):
         _load({**LIBRISPEECH, "reference_column": "transcript"}, tmp_path)
 
@@ -238,8 +289,9 @@ def test_offline_without_mirror_fails_fast_and_says_how_to_fix(tmp_path):
     message = str(caught.value)
     assert "google/fleurs" in message and "en_us" in message and "test" in message
     assert "HF_HUB_OFFLINE" in message and f"{MIRROR_ENV}=" in message
-    assert hub_revision(FLEURS) is None
-    assert hub_revision({**FLEURS, "revision": "abc123"}) == "abc123"
+    assert "--revision refs/convert/parquet" in message
+    assert hub_revision({**FLEURS, "revision": None}) is None
+    assert hub_revision(FLEURS) == "refs/convert/parquet"
 
 
 def test_unresponsive_hub_is_bounded_by_the_timeout(tmp_path, monkeypatch):
@@ -277,16 +329,96 @@ def test_audio_is_never_decoded(mirror, tmp_path, monkeypatch):
 # --- (e) same rows as datasets' own loader ----------------------------------------------------
 
 
-@pytest.mark.parametrize("source", [LIBRISPEECH, FLEURS, HSK], ids=["librispeech", "fleurs", "hsk"])
+@pytest.mark.parametrize("source", [LIBRISPEECH, FLEURS, TEDLIUM, HSK], ids=["librispeech", "fleurs", "tedlium", "hsk"])
 def test_mirror_rows_equal_load_dataset_of_the_folder(mirror, tmp_path, monkeypatch, source):
     monkeypatch.setenv(MIRROR_ENV, str(mirror))
     samples = _load(source, tmp_path)
     splits = [source["split"]] if isinstance(source["split"], str) else source["split"]
     expected = []
     for split in splits:
-        ds = datasets.load_dataset(str(mirror / source["repo"]), source["config"], split=split, streaming=True)
+        ds = datasets.load_dataset(str(mirror / source["repo"]), source["config"], data_dir=source["data_dir"],
+                                   split=split, streaming=True)
         for row in ds.cast_column("audio", datasets.Audio(decode=False)):
             audio = row.pop("audio")
             reference = row.pop(source["reference_column"])
             expected.append((hashlib.sha256(audio["bytes"]).hexdigest(), reference, {**row, "split": split}))
     assert [(Path(s.audio).stem, s.reference, s.fields) for s in samples] == expected
+
+
+# --- (f) the hub path: datasets.load_dataset(repo, data_dir=...) on the parquet branch --------
+
+
+def _fleurs_parquet_branch(root: Path) -> None:
+    """google/fleurs as its refs/convert/parquet branch: a folder per config, no README."""
+    build_seed_repo(root, "google/fleurs", "en_us", "test", ENGLISH[:3], "raw_transcription")
+    build_seed_repo(root, "google/fleurs", "en_us", "train", ENGLISH[3:5], "raw_transcription")
+    build_seed_repo(root, "google/fleurs", "cmn_hans_cn", "test", MANDARIN, "raw_transcription")
+
+
+def test_fleurs_loads_through_datasets_with_data_dir(hub_api, tmp_path, monkeypatch):
+    from audio_evals.data.materialise import materialise
+    from audio_evals import storage
+
+    _fleurs_parquet_branch(tmp_path / "hub")
+    monkeypatch.chdir(tmp_path / "hub")  # datasets.load_dataset("google/fleurs") reads ./google/fleurs
+    assert not (tmp_path / "hub" / "google" / "fleurs" / "README.md").exists()
+    registry = load_registry([])
+    for name, clips in (("fleurs-en_us", ENGLISH[:3]), ("fleurs-zh", MANDARIN)):
+        ref = materialise(registry.dataset(name), str(tmp_path / "cache"))
+        samples = [Sample.from_dict(r) for r in storage.read_jsonl(ref.samples_path)]
+        assert [s.reference for s in samples] == [c["text"] for c in clips]  # test split of its folder only
+        assert ref.revision == hashlib.sha1(b"/api/datasets/google/fleurs/revision/refs%2Fconvert%2Fparquet").hexdigest()
+    assert set(hub_api) == {"/api/datasets/google/fleurs/revision/refs/convert/parquet"}
+    # The former entry named the folder as a config, which datasets cannot know without a README.
+    with pytest.raises(ValueError, match="BuilderConfig 'en_us' not found. Available: \\['default'\\]"):
+        _load({**FLEURS, "data_dir": None, "config": "en_us"}, tmp_path / "audio")
+
+
+# --- (g) every seed dataset's registry entry against its real layout --------------------------
+
+
+def _hub_entries() -> list[str]:
+    return sorted(n for n, e in load_registry([]).datasets.items() if isinstance(e.source, HubSource))
+
+
+@pytest.mark.parametrize("name", _hub_entries())
+def test_registry_entry_reads_its_real_layout(name, tmp_path, monkeypatch):
+    """Each hub entry's columns, splits and folder exist in its repo's real layout, and every
+    prompt field the entry builds is filled."""
+    from audio_evals.data.materialise import materialise
+    from audio_evals import storage
+
+    entry = load_registry([]).dataset(name)
+    source = entry.source
+    splits = [source.split] if isinstance(source.split, str) else source.split
+    clips = MANDARIN + ENGLISH[:2] if source.lang == "zh" else ENGLISH[:3]
+    for split in splits:
+        build_seed_repo(tmp_path / "hub", source.repo, source.data_dir or source.config, split, clips,
+                        source.reference_column)
+    monkeypatch.setenv(MIRROR_ENV, str(tmp_path / "hub"))
+    ref = materialise(entry, str(tmp_path / "cache"))
+    samples = [Sample.from_dict(r) for r in storage.read_jsonl(ref.samples_path)]
+    assert ref.n_failed == 0 and len(samples) == len(clips) * len(splits)
+    assert [s.fields["split"] for s in samples] == [split for split in splits for _ in clips]
+    assert all(s.reference and s.lang == source.lang for s in samples)
+    for field in entry.fields:
+        values = [v for s in samples for v in (s.fields[field] if isinstance(s.fields[field], list) else [s.fields[field]])]
+        assert values and None not in values, field
+
+
+def test_speech_hsk_is_its_six_levels(tmp_path, monkeypatch):
+    from audio_evals.data.materialise import materialise
+    from audio_evals import storage
+
+    registry = load_registry([])
+    levels = [f"hsk{n}" for n in range(1, 7)]
+    assert registry.dataset("speech-hsk").source.split == levels
+    for number, level in enumerate(levels):
+        assert registry.dataset(level).source.split == level and registry.dataset(level).task == "speech-mcq"
+        build_seed_repo(tmp_path / "hub", "TwinkStart/speech-HSK", None, level, MANDARIN[: 1 + number % 2],
+                        "ans_choice")
+    monkeypatch.setenv(MIRROR_ENV, str(tmp_path / "hub"))
+    rows = list(storage.read_jsonl(materialise(registry.dataset("speech-hsk"), str(tmp_path / "cache")).samples_path))
+    assert [r["fields"]["split"] for r in rows] == [level for n, level in enumerate(levels) for _ in range(1 + n % 2)]
+    hsk3 = list(storage.read_jsonl(materialise(registry.dataset("hsk3"), str(tmp_path / "cache")).samples_path))
+    assert [r["id"] for r in hsk3] == [r["id"] for r in rows if r["fields"]["split"] == "hsk3"]

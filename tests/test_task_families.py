@@ -79,20 +79,25 @@ def test_speech_qa_accuracy_counts_has_answer_matches(family):
 
 
 def test_multiple_choice_letters_without_option_texts_and_unparsed_answers(family):
-    # speech-hsk reads six splits (hsk1 ... hsk6) as one dataset: one question in each here.
+    # speech-hsk reads six splits (hsk1 ... hsk6) as one dataset: three questions in hsk1, one in each other.
     splits = {f"hsk{i + 1}": [{"id": f"h{i}", "audio": r["audio"], "text": "ABCDAB"[i]}] for i, r in enumerate(EN[:6])}
-    answers = {"h0": "A", "h1": "答案是B", "h2": "I am not sure", "h3": "(C)", "h4": "the answer is A", "h5": "A or B"}
+    splits["hsk1"] += [{"id": f"h{i}", "audio": r["audio"], "text": "A"} for i, r in zip((6, 7), EN[6:8])]
+    answers = {"h0": "A", "h1": "答案是B", "h2": "I am not sure", "h3": "(C)", "h4": "the answer is A", "h5": "A or B",
+               "h6": "A", "h7": "选A"}
     summary, out = family("speech-hsk", "TwinkStart/speech-HSK", splits, answers, "ans_choice")
     # Headline, the reference's first-option rule: h2 "I am not sure" reads as A (the "a" of "am"),
-    # h5 "A or B" as B (a letter closing the reply); h0, h1, h4 and h5 are right.
+    # h5 "A or B" as B (a letter closing the reply). The seed figure is the mean of the six levels'
+    # accuracies (100, 100, 0, 0, 100, 100), not the pooled 6 of 8.
     headline = _metric(summary, "acc")
-    assert headline["role"] == "headline" and headline["n"] == 6 and headline["value"] == pytest.approx(400 / 6)
-    assert headline["unparsed"] == 0
+    assert headline["role"] == "headline" and headline["n"] == 8 and headline["value"] == pytest.approx(400 / 6)
+    assert [(lv["level"], lv["value"], lv["n"]) for lv in headline["levels"]] == [
+        ("hsk1", 100.0, 3), ("hsk2", 100.0, 1), ("hsk3", 0.0, 1), ("hsk4", 0.0, 1), ("hsk5", 100.0, 1), ("hsk6", 100.0, 1)]
+    assert headline["unparsed"] == 0 and "mean over 6 levels" in headline["protocol"]
     # Beside it, strict extraction: h2 and h5 ("A or B") are unparsed and wrong.
     strict = _metric(summary, "strict-acc")
     assert strict["role"] == "secondary" and strict["value"] == pytest.approx(50.0) and strict["unparsed"] == 2
     assert {r["id"]: r["secondary"]["choice"]["parsed"] for r in out} == {
-        "h0": True, "h1": True, "h2": False, "h3": True, "h4": True, "h5": False}
+        "h0": True, "h1": True, "h2": False, "h3": True, "h4": True, "h5": False, "h6": True, "h7": True}
 
 
 def test_mmau_official_rule_through_the_step_audio_prompt(family):

@@ -50,13 +50,16 @@ class _Mirror:
     storage_options: dict[str, Any]
 
     def files(self, source: dict[str, Any], split: str) -> dict[str, dict[str, Any]]:
-        """The parquet files of ``split`` (URL -> listing info), as the hub would resolve them."""
+        """The parquet files of ``split`` (URL -> listing info), as the hub would resolve them.
+
+        A source's ``data_dir`` names the folder outright (a README-less parquet branch).
+        """
         try:
-            entry = _config_entry(self._card_configs(), source)
+            entry = None if source.get("data_dir") else _config_entry(self._card_configs(), source)
             if entry is not None and "data_files" in entry:
                 candidates = [_split_patterns(entry, split)]
             else:
-                folder = (entry or {}).get("data_dir") or source.get("config")
+                folder = source.get("data_dir") or (entry or {}).get("data_dir") or source.get("config")
                 candidates = [[p] for p in _layout_patterns(folder, split)]
             for patterns in candidates:
                 found = self._glob(patterns)
@@ -168,8 +171,8 @@ def _split_opener(source: dict[str, Any]) -> Callable[[str], Any]:
         commit = _hub_commit(source)
 
         def load(split: str) -> Any:
-            return datasets.load_dataset(source["repo"], source.get("config"), split=split, revision=commit,
-                                         streaming=True)
+            return datasets.load_dataset(source["repo"], source.get("config"), data_dir=source.get("data_dir"),
+                                         split=split, revision=commit, streaming=True)
 
     return lambda split: _undecoded(load(split), audio_column)
 
@@ -214,12 +217,14 @@ def _offline() -> bool:
 
 def _unavailable(source: dict[str, Any], split: str, why: str) -> DatasetUnavailable:
     repo = source["repo"]
+    subset = f"data_dir={source['data_dir']}" if source.get("data_dir") else f"config={source.get('config') or 'default'}"
+    revision = f" --revision {source['revision']}" if source.get("revision") else ""
     return DatasetUnavailable(
-        f"Hugging Face dataset {repo} (config={source.get('config') or 'default'}, split={split}) "
+        f"Hugging Face dataset {repo} ({subset}, split={split}) "
         f"is unavailable: {why}. To read it without the hub, set {MIRROR_ENV} to a root holding a "
         f"copy of the repo at <root>/{repo}/ ({MIRROR_ENV}=/data/hf or s3://bucket/hf), or map the repo "
         f"to a copy ({MIRROR_ENV}={repo}=/data/copy, made e.g. with "
-        f"`hf download {repo} --repo-type dataset --local-dir /data/copy`)."
+        f"`hf download {repo} --repo-type dataset{revision} --local-dir /data/copy`)."
     )
 
 

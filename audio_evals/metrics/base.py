@@ -179,6 +179,9 @@ class MacroAverage(StatsMetric):
     def params(self) -> dict[str, Any]:
         return self.inner.params()
 
+    def score(self, items: list[ScoreItem]) -> list[SampleScore]:
+        return self.inner.score(items)
+
     def counted(self, score: SampleScore) -> bool:
         return self.inner.counted(score) and "group" in score.stats
 

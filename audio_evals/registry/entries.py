@@ -53,12 +53,18 @@ class FolderSource(BaseModel):
 
 
 class HubSource(BaseModel):
-    """A Hugging Face dataset, loaded with ``datasets`` (or from a mirror laid out like the hub)."""
+    """A Hugging Face dataset, loaded with ``datasets`` (or from a mirror laid out like the hub).
+
+    ``data_dir`` names the folder of a revision without a README listing configs, such as the
+    hub's ``refs/convert/parquet`` branch (``en_us/test/0000.parquet``): there ``datasets`` knows
+    only the ``default`` config, so the folder, not ``config``, selects the subset.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     type: Literal["hf"] = "hf"
     repo: str
     config: str | None = None
+    data_dir: str | None = None
     split: str | list[str] = "test"
     revision: str | None = None
     audio_column: str = "audio"

@@ -1,0 +1,91 @@
+"""Model replies read back from a file (the reference tool's ``--inf_file``): scored, not re-run.
+
+Two formats are read:
+
+* ``samples.jsonl`` of an earlier run here: one row per sample id. The raw reply (``model_text``)
+  is scored again, through the current post-processing; a speech-out row keeps its scored
+  transcript and generated clip. A row that failed at inference stays failed, with its cause.
+* the reference tool's record file (its ``--save`` jsonl): lines
+  ``{"type": "inference", "id": i, "data": {"content": reply}}``, ``i`` being the row's position
+  in the dataset as loaded, which is this dataset's row order (before any ``--rand`` draw);
+  positions past the rows this run reads (``--limit``) are not used.
+
+A sample of the run that the file has no reply for fails at inference, saying so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+from typing import Any
+
+from audio_evals import storage
+from audio_evals.schema import ShardRef
+
+#: Statuses of a samples.jsonl row whose reply was scored (so can be scored again).
+_REPLIED = {"ok", "unparsed", "dropped"}
+
+
+def fingerprint(path: str) -> dict[str, Any]:
+    """The identity of the replies scored, recorded where a model's fingerprint would be."""
+    return {"backend": "inf_file", "inf_file": path, "sha256": storage.sha256(path)}
+
+
+def read_predictions(path: str, dataset_samples_path: str) -> dict[str, dict[str, Any]]:
+    """Sample id -> a model output (``ModelOutput.to_dict`` shape) for every reply in ``path``."""
+    rows = list(storage.read_jsonl(path))
+    if not rows:
+        raise ValueError(f"--inf_file {path} holds no predictions")
+    if all("type" in r and "data" in r for r in rows):
+        return _reference_records(rows, dataset_samples_path)
+    if all("id" in r and "status" in r for r in rows):
+        return {str(r["id"]): out for r in rows if (out := _from_samples_row(r, path)) is not None}
+    raise ValueError(f"--inf_file {path} is neither a samples.jsonl of this tool nor the reference tool's "
+                     "record file (lines with type/id/data)")
+
+
+def shard_outputs(predictions: dict[str, dict[str, Any]], shards: list[ShardRef], path: str) -> dict[int, list[dict]]:
+    """The outputs of every shard as the infer stage would return them, taken from ``predictions``."""
+    missing = f"no prediction for this sample in --inf_file {path}"
+    return {shard.index: [predictions.get(row["sample"]["id"]) or _output(row["sample"]["id"], error=missing)
+                          for row in storage.read_jsonl(shard.path)]
+            for shard in shards}
+
+
+def _output(sample_id: str, **values: Any) -> dict[str, Any]:
+    return {"sample_id": sample_id, "text": None, "audio_path": None, "reasoning": None, "error": None,
+            "latency_s": None, "transcript": None, **values}
+
+
+def _from_samples_row(row: dict[str, Any], path: str) -> dict[str, Any] | None:
+    sample_id = str(row["id"])
+    if row["status"] == "failed" and row.get("stage") == "infer":
+        return _output(sample_id, error=row.get("error"))
+    if row["status"] not in _REPLIED:
+        return None  # failed or skipped before inference: this run's preprocessing decides again
+    clip = row.get("generated_audio")
+    if clip and not (os.path.isabs(clip) or "://" in clip):
+        folder = posixpath.dirname(path) if storage.is_remote(path) else os.path.dirname(os.path.abspath(path))
+        clip = storage.join(folder, clip)
+    return _output(sample_id, text=row.get("model_text", row.get("hypothesis")), reasoning=row.get("reasoning"),
+                   audio_path=clip, transcript=row.get("hypothesis") if clip else None,
+                   latency_s=row.get("latency_s"))
+
+
+def _reference_records(rows: list[dict[str, Any]], dataset_samples_path: str) -> dict[str, dict[str, Any]]:
+    ids = [str(r["id"]) for r in storage.read_jsonl(dataset_samples_path)]
+    replies: dict[int, dict[str, Any]] = {}
+    for record in rows:
+        position = int(record["id"])
+        if position >= len(ids):
+            continue  # a row this run does not read (e.g. past --limit)
+        if record["type"] == "inference":
+            content = record["data"].get("content") if isinstance(record["data"], dict) else None
+            text = content if isinstance(content, str) else None
+            error = None if text is not None else f"reference reply is not text: {json.dumps(content)[:200]}"
+            replies[position] = _output(ids[position], text=text, error=error)
+        elif record["type"] == "error" and position not in replies:
+            info = str((record["data"] or {}).get("info", "")).strip().splitlines()
+            replies[position] = _output(ids[position], error=f"reference run failed: {info[-1] if info else 'error'}")
+    return {out["sample_id"]: out for out in replies.values()}
