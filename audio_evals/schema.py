@@ -79,6 +79,9 @@ class SampleFailure:
     error: str
     kind: str = "failed"
     audio: str | None = None
+    #: The sample's targets when it was read before failing, so ``strict`` can score it as an empty answer.
+    reference: str | list[str] | None = None
+    lang: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

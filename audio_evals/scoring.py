@@ -181,9 +181,17 @@ def score_run(
                 yield row
         for f in failures:
             statuses[f.kind] += 1
+            row = _row(f.id, f.audio, f.lang, f.reference, status=f.kind, stage=f.stage, error=f.error)
             if f.kind == "failed":
-                failed_by_metric[None] += 1
-            yield _row(f.id, f.audio, None, None, status=f.kind, stage=f.stage, error=f.error)
+                name = task.metric_for(f.lang) if f.reference is not None else None
+                failed_by_metric[name] += 1
+                if strict and name:
+                    # Strict: a clip that could not be used counts as an empty answer, like a failed call.
+                    item = ScoreItem(f.id, "", f.reference, f.lang)
+                    [score] = metric(name).score([item])
+                    row.update(metric=score.metric, value=score.value, stats=score.stats)
+                    scores[name].append(lean(score, item))
+            yield row
 
     sink(all_rows())
     summaries = []

@@ -125,12 +125,24 @@ def test_bad_input_is_reported_with_its_cause(prefect_api, tmp_path, scripted_re
     assert rows["corrupt"]["status"] == "failed" and "unreadable audio" in rows["corrupt"]["error"]
     assert rows["empty-transcript"]["status"] == "failed" and "empty reference" in rows["empty-transcript"]["error"]
     assert summary["counts"]["failed"] == 3 and summary["counts"]["fail_rate"] == 0.75
+    # The metric's own failed count includes the samples lost before inference.
+    [wer] = summary["metrics"]
+    assert wer["n"] == 1 and wer["failed"] == 3
 
 
 def test_strict_run_fails_after_writing_the_summary(prefect_api, tmp_path, scripted_registry, bad_manifest):
     from flows.evaluate import StrictModeFailure
 
+    scripted_registry["responses"].write_text(json.dumps({"good": "the child almost hurt the small dog"}))
     with pytest.raises(StrictModeFailure, match="summary") as info:
         _evaluate(tmp_path, scripted_registry, dataset=str(bad_manifest), strict=True)
     path = str(info.value).rsplit("summary: ", 1)[1]
-    assert storage.read_json(path)["counts"]["failed"] == 3
+    summary = storage.read_json(path)
+    assert summary["counts"]["failed"] == 3
+    # Strict scores the missing and corrupt clips (read, with their references) as empty answers:
+    # every word deleted. The empty transcript has nothing to score against.
+    [wer] = summary["metrics"]
+    rows = {r["id"]: r for r in storage.read_jsonl(str(Path(path).with_name("samples.jsonl")))}
+    assert rows["corrupt"]["value"] == 100.0 and rows["corrupt"]["stats"]["del"] == 1
+    assert rows["missing"]["value"] == 100.0 and rows["empty-transcript"].get("value") is None
+    assert wer["n"] == 3 and wer["value"] == pytest.approx(100 * 2 / (7 + 1 + 1))

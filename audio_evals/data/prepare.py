@@ -125,7 +125,8 @@ def prepare(
         try:
             prepared = decode_to_cache(sample, audio_dir, sample_rate, max_duration_s)
         except AudioError as e:
-            failures.append(SampleFailure(id=sample.id, stage="preprocess", error=str(e), audio=sample.audio))
+            failures.append(SampleFailure(id=sample.id, stage="preprocess", error=str(e), audio=sample.audio,
+                                          reference=sample.reference, lang=sample.lang))
             continue
         pending.append(prepared)
         n_prepared += 1
