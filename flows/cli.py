@@ -91,6 +91,7 @@ def run(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the --rand draw (recorded in the summary).")] = 0,
     post_process: Annotated[list[str], typer.Option("--post_process", "--post-process", help="Post-processing step(s) replacing the prompt's and task's (e.g. json_content).")] = [],
     evaluator: Annotated[Optional[str], typer.Option("--evaluator", help="Metric replacing the task's headline metric (wer, cer, bleu, acc, choice, mmau, g_eval).")] = None,
+    max_fail_rate: Annotated[float, typer.Option("--max-fail-rate", help="Exit 1 when more than this share of samples failed (0-1).")] = 0.5,
     drop_above_wer: Annotated[Optional[float], typer.Option("--drop-above-wer", help="Leave out samples whose per-sample WER/CER (percent) exceeds this, e.g. 1000; counted as dropped.")] = None,
     resume: Annotated[Optional[str], typer.Option("--resume", "-r", help="Reference option: resuming is the cache here, always on.")] = None,
     use_model_pool: Annotated[Optional[str], typer.Option("--use_model_pool", help="Reference option (auto|on|off): see --workers and --task-runner dask.")] = None,
@@ -144,6 +145,15 @@ def run(
     if save:
         summary["paths"].update(reference_cli.write_save(save, summary))
     print_summary(summary)
+    _check_fail_rate(summary, max_fail_rate)
+
+
+def _check_fail_rate(summary: dict[str, Any], max_fail_rate: float) -> None:
+    """A run whose samples mostly failed is not a result: exit 1, after the summary is printed."""
+    rate = summary["counts"]["fail_rate"]
+    if rate > max_fail_rate:
+        _fail(f"{100 * rate:.1f}% of samples failed (more than --max-fail-rate {max_fail_rate:g}); "
+              f"causes per sample: {summary['paths']['samples']}", 1)
 
 
 def _task_runner(kind: str, workers: int, address: str | None) -> Any:

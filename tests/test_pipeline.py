@@ -146,3 +146,15 @@ def test_strict_run_fails_after_writing_the_summary(prefect_api, tmp_path, scrip
     assert rows["corrupt"]["value"] == 100.0 and rows["corrupt"]["stats"]["del"] == 1
     assert rows["missing"]["value"] == 100.0 and rows["empty-transcript"].get("value") is None
     assert wer["n"] == 3 and wer["value"] == pytest.approx(100 * 2 / (7 + 1 + 1))
+
+
+def test_a_mostly_failed_run_exits_non_zero(prefect_api, tmp_path, scripted_registry, bad_manifest):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    args = ["run", "--dataset", str(bad_manifest), "--model", "scripted", "--registry-path", scripted_registry["path"],
+            "--cache-dir", str(tmp_path / "cache"), "--output", str(tmp_path / "results")]
+    failed = CliRunner().invoke(app, args)  # 3 of 4 samples fail: over the default --max-fail-rate 0.5
+    assert failed.exit_code == 1 and "75.0% of samples failed (more than --max-fail-rate 0.5)" in failed.output
+    assert CliRunner().invoke(app, [*args, "--max-fail-rate", "0.8"]).exit_code == 0
