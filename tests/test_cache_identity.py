@@ -173,6 +173,19 @@ def test_a_corrupt_shard_result_is_recomputed_and_said_once(prefect_api, tmp_pat
     _said_once(log, entries[0])
 
 
+def test_a_shard_changed_during_a_run_fails_naming_the_file(tmp_path):
+    from audio_evals import cache
+    from audio_evals.inference import ShardChanged, run_shard
+    from audio_evals.schema import ShardRef
+
+    path = tmp_path / "shard-00000.jsonl"
+    record = cache.write_jsonl(str(path), [{"sample": {"id": "a"}}, {"sample": {"id": "b"}}])
+    path.write_bytes(path.read_bytes().splitlines(keepends=True)[0])
+    shard = ShardRef(index=0, path=str(path), content_hash="h", n=2, audio_seconds=1.0, record=record)
+    with pytest.raises(ShardChanged, match=f"prepared shard {path} has .* bytes where {record.size} were written"):
+        run_shard(shard, backend=None, prompt=None, audio_dir=str(tmp_path))
+
+
 def test_fresh_recomputes_every_stage(prefect_api, tmp_path, scripted_registry):
     _evaluate(tmp_path, scripted_registry, dataset="speech-sample-en")
     cache = tmp_path / "cache"
