@@ -195,7 +195,8 @@ class ContentIndex:
             return f"special:{stat.filemode(st.st_mode)}"
         version = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
         if not self._fresh:
-            row = self._db.execute("SELECT sha256 FROM files WHERE path = ? AND version = ?", (path, version)).fetchone()
+            query = "SELECT sha256 FROM files WHERE path = ? AND version = ?"
+            row = self._db.execute(query, (path, version)).fetchone()
             if row:
                 return f"sha256:{row[0]}"
         try:
@@ -218,4 +219,6 @@ class ContentIndex:
         if info is None:
             return None
         tag = info.get("ETag") or info.get("etag")
-        return f"etag:{str(tag).strip(chr(34))}" if tag else f"stat:{info.get('size')}:{info.get('LastModified') or info.get('mtime')}"
+        if tag:
+            return f"etag:{str(tag).strip(chr(34))}"
+        return f"stat:{info.get('size')}:{info.get('LastModified') or info.get('mtime')}"

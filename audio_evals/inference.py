@@ -15,6 +15,7 @@ from audio_evals.prompts import PromptError, render
 from audio_evals.registry.entries import PromptEntry
 from audio_evals.schema import PreparedSample, Sample, ShardRef
 
+
 class ShardChanged(RuntimeError):
     """A prepared shard file no longer matches its record (not retried: the next run rebuilds it)."""
 
@@ -41,7 +42,8 @@ def _local(p: PreparedSample, audio_dir: str) -> PreparedSample:
         return p
     local = decode_to_cache(p.sample, audio_dir, p.sample_rate, reuse=False)
     if local.audio_sha256 != p.audio_sha256:
-        raise AudioError(f"audio file {p.sample.audio} of sample {p.sample.id!r} changed since preprocessing (run again)")
+        raise AudioError(f"audio file {p.sample.audio} of sample {p.sample.id!r} changed since preprocessing "
+                         "(run again)")
     return local
 
 

@@ -13,7 +13,8 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, StrictBool, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, StrictBool, ValidationError,
+                      field_validator)
 
 from audio_evals import storage
 from audio_evals.results import SUMMARY_FILE, _safe, check_run_id

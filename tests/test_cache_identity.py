@@ -189,8 +189,8 @@ def test_a_shard_changed_during_a_run_fails_naming_the_file(tmp_path):
 def test_fresh_recomputes_every_stage(prefect_api, tmp_path, scripted_registry):
     _evaluate(tmp_path, scripted_registry, dataset="speech-sample-en")
     cache = tmp_path / "cache"
-    stages = [next(cache.rglob("dataset.json")), next(cache.rglob("index.json")), next((cache / "audio").rglob("*.wav")),
-              next((cache / "entries").rglob("*.json"))]
+    stages = [next(cache.rglob("dataset.json")), next(cache.rglob("index.json")),
+              next((cache / "audio").rglob("*.wav")), next((cache / "entries").rglob("*.json"))]
     written = [p.stat().st_mtime_ns for p in stages]
     again = _evaluate(tmp_path, scripted_registry, dataset="speech-sample-en", fresh=True)
     assert again["shards"]["computed"] == 6

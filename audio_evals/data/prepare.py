@@ -73,7 +73,8 @@ def decode_to_cache(sample: Sample, audio_dir: str, rate: int, max_duration_s: f
     except (OSError, IsADirectoryError) as e:
         raise AudioError(f"audio file cannot be read: {e}") from None
     digest = hashlib.sha256(data).hexdigest()
-    if sample.audio_identity and sample.audio_identity.startswith("sha256:") and sample.audio_identity != f"sha256:{digest}":
+    recorded = sample.audio_identity or ""
+    if recorded.startswith("sha256:") and recorded != f"sha256:{digest}":
         raise AudioError(f"audio file {sample.audio} changed while the run was reading it (run again)")
     path = decoded_path(audio_dir, rate, digest)
     record = blob_record(path) if reuse else None
