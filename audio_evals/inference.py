@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from typing import Any
 
 from audio_evals import storage
+from audio_evals.cache import blob_record, mismatch
 from audio_evals.data.audio import AudioError
 from audio_evals.data.prepare import decode_to_cache
 from audio_evals.models.base import Backend, ModelOutput, ModelRequest
 from audio_evals.prompts import PromptError, render
 from audio_evals.registry.entries import PromptEntry
 from audio_evals.schema import PreparedSample, Sample, ShardRef
+
+
+class ShardChanged(RuntimeError):
+    """A prepared shard file no longer matches its record (not retried: the next run rebuilds it)."""
+
 
 _calls = 0
 _calls_lock = threading.Lock()
@@ -31,10 +36,23 @@ def _count(n: int) -> None:
 
 
 def _local(p: PreparedSample, audio_dir: str) -> PreparedSample:
-    """The sample with its decoded audio on this machine (decoded again if another made it)."""
-    if os.path.exists(p.prepared):
+    """The sample with intact decoded audio on this machine: decoded again when another machine
+    made it or the file no longer matches its record."""
+    if blob_record(p.prepared) is not None:
         return p
-    return decode_to_cache(p.sample, audio_dir, p.sample_rate)
+    local = decode_to_cache(p.sample, audio_dir, p.sample_rate, reuse=False)
+    if local.audio_sha256 != p.audio_sha256:
+        raise AudioError(f"audio file {p.sample.audio} of sample {p.sample.id!r} changed since preprocessing "
+                         "(run again)")
+    return local
+
+
+def _prepared_rows(shard: ShardRef) -> list[dict[str, Any]]:
+    """The shard's rows, only while its file is what preprocessing wrote."""
+    why = mismatch(shard.path, shard.record)
+    if why:
+        raise ShardChanged(f"prepared shard {shard.path} {why}: run again to rebuild it")
+    return list(storage.read_jsonl(shard.path))
 
 
 def transcribe_generated(outputs: list[ModelOutput], asr: Backend, audio_dir: str) -> None:
@@ -67,7 +85,7 @@ def run_shard(shard: ShardRef, backend: Backend, prompt: PromptEntry, audio_dir:
 
     With ``asr`` (speech-out models) generated audio is transcribed for scoring.
     """
-    prepared = [_local(PreparedSample.from_dict(r), audio_dir) for r in storage.read_jsonl(shard.path)]
+    prepared = [_local(PreparedSample.from_dict(r), audio_dir) for r in _prepared_rows(shard)]
     requests: list[ModelRequest] = []
     outputs: dict[str, ModelOutput] = {}
     for p in prepared:

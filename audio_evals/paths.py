@@ -41,7 +41,17 @@ def local_cache_dir() -> str:
     )
 
 
+def machine_cache_dir(cache_dir: str) -> str:
+    """What only this machine can use (decoded audio, file hashes): ``cache_dir`` when it is
+    local, else the local cache."""
+    return local_cache_dir() if "://" in cache_dir else cache_dir
+
+
 def audio_cache_dir(cache_dir: str) -> str:
-    """Decoded audio: inside ``cache_dir`` when it is local, else in the local cache."""
-    base = local_cache_dir() if "://" in cache_dir else cache_dir
-    return os.path.join(base, "audio")
+    """Decoded audio that backends read from disk."""
+    return os.path.join(machine_cache_dir(cache_dir), "audio")
+
+
+def file_index_path(cache_dir: str) -> str:
+    """The SQLite index of local files' content hashes (``audio_evals.cache.ContentIndex``)."""
+    return os.path.join(machine_cache_dir(cache_dir), "file-hashes.sqlite")

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import posixpath
 import re
+import secrets
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,23 +26,90 @@ SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.md"
 
 
-def new_run_id(plan_key: str) -> str:
-    """Sortable and unique: UTC time plus a short hash of the configuration."""
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{plan_key[:8]}"
+#: Run ids are folder names: letters, digits, '.', '_' and '-', never a path or '..'.
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def new_run_id() -> str:
+    """Sortable and unique: UTC time to the microsecond plus a random part, so runs started in
+    the same instant (on any machine) never share a folder."""
+    stamp = _utcnow().strftime("%Y%m%dT%H%M%S.%fZ")
+    return f"{stamp}-{secrets.token_hex(4)}"
+
+
+def check_run_id(run_id: str) -> str:
+    """``run_id`` if it can name a run folder; ``ValueError`` (one line) otherwise."""
+    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id) or ".." in run_id:
+        raise ValueError(f"run id {run_id!r} is not allowed: use letters, digits, '.', '_' and '-' "
+                         "(no path separators, no '..'), at most 128 characters")
+    return run_id
 
 
 def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+    """A folder name for a model or dataset name: never a separator, never '.' or '..'."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+    return "_" if not safe.strip(".") else safe
+
+
+def _inside(root: str, folder: str) -> bool:
+    """Whether ``folder`` lies strictly inside ``root`` once '.' and '..' are resolved."""
+    if storage.is_remote(root):
+        return posixpath.normpath(folder).startswith(posixpath.normpath(root) + "/")
+    root, folder = os.path.abspath(root), os.path.abspath(folder)
+    return folder != root and os.path.commonpath([root, folder]) == root
 
 
 def run_dir(output: str, plan: EvalPlan, run_id: str) -> str:
-    return storage.join(output, _safe(plan.model.name), _safe(plan.dataset.name), run_id)
+    """The folder of a new run under the results root ``output``; refuses a used or unsafe run id."""
+    folder = storage.join(output, _safe(plan.model.name), _safe(plan.dataset.name), check_run_id(run_id))
+    if not _inside(output, folder):
+        raise ValueError(f"run folder {folder} would leave the results root {output}")
+    if storage.exists(folder):
+        raise ValueError(f"run folder {folder} already exists: a run id names one run only")
+    return folder
+
+
+def create_run_dir(folder: str) -> None:
+    """Create the run folder exclusively: a second run with the same id fails instead of mixing in.
+
+    Object stores have no folders: there the random part of the run id keeps runs apart.
+    """
+    if storage.is_remote(folder):
+        if storage.exists(folder):
+            raise ValueError(f"run folder {folder} already exists: a run id names one run only")
+        return
+    os.makedirs(os.path.dirname(folder), exist_ok=True)
+    try:
+        os.mkdir(folder)
+    except FileExistsError:
+        raise ValueError(f"run folder {folder} already exists: a run id names one run only") from None
+
+
+def run_identity(plan: EvalPlan, dataset: DatasetRef, prepared: PreparedRef, model_fingerprint: dict[str, Any],
+                 **options: Any) -> dict[str, Any]:
+    """What a run evaluated, as a retry compares it: data, shards, model, prompt and the options
+    that shape the numbers. Any difference means a retry would not finish the same run."""
+    return {
+        "dataset": {"name": plan.dataset.name, "revision": dataset.revision, "fingerprint": dataset.fingerprint,
+                    "samples": dataset.n_samples, "bad_rows": dataset.n_failed},
+        "prepared": {"key": prepared.key, "shards": len(prepared.shards), "samples": prepared.n_prepared,
+                     "failed": prepared.n_failed, "skipped": prepared.n_skipped},
+        "model": {"name": plan.model.name, "fingerprint": storage.stable_hash(model_fingerprint)},
+        "prompt": {"name": plan.prompt.name, "messages": storage.stable_hash(plan.prompt.model_dump(mode="json"))},
+        "task": plan.task.name,
+        "generation": plan.generation,
+        "options": options,  # limit, shard size, max duration, strict
+    }
 
 
 def build_summary(
     *,
     run_id: str,
+    identity: dict[str, Any],
     plan: EvalPlan,
     dataset: DatasetRef,
     prepared: PreparedRef,
@@ -52,13 +121,15 @@ def build_summary(
     options: dict[str, Any],
     command: str,
     peak_rss_mb: dict[str, float] | None = None,
+    parent_run_id: str | None = None,
 ) -> dict[str, Any]:
-    """The JSON record of one run (valid JSON, never a Python repr)."""
+    """The JSON record of one run (valid JSON, never a Python repr); a retry names its parent run."""
     # The infer stage's wall time: summed shard times overlap when several shards run at once.
     infer_wall_s = timings.get("infer") or 0.0
     audio_s = shard_stats.get("audio_seconds") or 0.0
     return {
         "run_id": run_id,
+        "parent_run_id": parent_run_id,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "status": "completed" if not failed_shards else "completed_with_failures",
         "strict": options.get("strict", False),
@@ -93,6 +164,7 @@ def build_summary(
         # Audio of the shards computed now over the infer stage's wall time (None when all were cached).
         "rtfx": round(audio_s / infer_wall_s, 2) if audio_s and infer_wall_s > 0 else None,
         "options": options,
+        "identity": identity,
         "code": code_version(),
         "command": command,
         "eval_cli": plan.eval_cli(),

@@ -17,7 +17,9 @@ class Sample:
     ``id`` is stable across runs (taken from the source, never a positional index). ``audio`` is
     an absolute local path or an fsspec URL. ``reference`` is the target text, or a list of
     acceptable answers for QA. ``fields`` keeps every other source column (question, choices,
-    provenance) so prompts and metrics can use them.
+    provenance) so prompts and metrics can use them. ``audio_identity`` is the content identity of
+    the audio file when the dataset was materialised (``audio_evals.cache.ContentIndex``): the
+    cached dataset is used only while every file still has it.
     """
 
     id: str
@@ -25,6 +27,7 @@ class Sample:
     reference: str | list[str] | None = None
     lang: str | None = None
     fields: dict[str, Any] = field(default_factory=dict)
+    audio_identity: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,11 +95,25 @@ class SampleFailure:
 
 
 @dataclass(frozen=True)
-class ShardRef:
-    """A reference to a shard of prepared samples: a JSONL file plus its content hash.
+class FileRecord:
+    """What a cache file held when it was written: checked before the file is used again."""
 
-    ``content_hash`` covers the sample ids, references, prompt fields and audio hashes, so it
-    is a sound cache key for inference: same hash, same model inputs.
+    size: int
+    sha256: str
+    rows: int | None = None  # JSON lines in the file, for JSONL files
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> "FileRecord":
+        return cls(size=int(row["size"]), sha256=str(row["sha256"]), rows=row.get("rows"))
+
+
+@dataclass(frozen=True)
+class ShardRef:
+    """A reference to a shard of prepared samples: a JSONL file, its record and its content hash.
+
+    ``content_hash`` covers the sample ids, languages, prompt fields and audio hashes, so it
+    is a sound cache key for inference: same hash, same model inputs. ``record`` is the file's
+    size and SHA-256, checked whenever the file is read back from the cache.
     """
 
     index: int
@@ -104,6 +121,11 @@ class ShardRef:
     content_hash: str
     n: int
     audio_seconds: float
+    record: FileRecord
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> "ShardRef":
+        return cls(**{**row, "record": FileRecord.from_dict(row["record"])})

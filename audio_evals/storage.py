@@ -22,6 +22,11 @@ def is_remote(url: str) -> bool:
     return "://" in url and not url.startswith("file://")
 
 
+def absolute(url: str) -> str:
+    """A local path made absolute (so a record of it means the same from any directory); URLs as given."""
+    return url if is_remote(url) else os.path.abspath(url)
+
+
 def join(base: str, *parts: str) -> str:
     """Join path parts with '/' for URLs and os.path for local paths."""
     if is_remote(base):
@@ -97,12 +102,17 @@ def read_json(url: str) -> Any:
     return json.loads(read_bytes(url).decode("utf-8"))
 
 
+def jsonl_line(row: dict[str, Any]) -> bytes:
+    """One row as a JSON line, exactly as every JSONL file of this package is written."""
+    return (json.dumps(row, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+
+
 def write_jsonl(url: str, rows: Iterable[dict[str, Any]]) -> int:
     """Write rows (any iterable, consumed once) as JSON lines atomically; returns the row count."""
     count = 0
     with atomic_writer(url) as f:
         for row in rows:
-            f.write((json.dumps(row, ensure_ascii=False, default=str) + "\n").encode("utf-8"))
+            f.write(jsonl_line(row))
             count += 1
     return count
 
@@ -131,10 +141,16 @@ def sha256(url: str) -> str:
 
 
 def read_jsonl(url: str) -> Iterator[dict[str, Any]]:
-    """Rows of a JSON-lines file written by this package, read one line at a time."""
-    for line in iter_lines(url):
+    """Rows of a JSON-lines file written by this package, read one line at a time.
+
+    A line that is not JSON raises ``ValueError`` naming the file and the line.
+    """
+    for number, line in enumerate(iter_lines(url), start=1):
         if line.strip():
-            yield json.loads(line)
+            try:
+                yield json.loads(line)
+            except ValueError as e:
+                raise ValueError(f"{url} line {number} is not valid JSON ({e})") from None
 
 
 def stable_hash(obj: Any) -> str:

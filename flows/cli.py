@@ -26,6 +26,7 @@ from audio_evals.overrides import with_overrides
 from audio_evals.plan import resolve
 from audio_evals.plugins import UnknownName
 from audio_evals.registry import RegistryError, load_registry
+from audio_evals.results import check_run_id
 from flows import reference_cli
 from flows.console import ShardProgress, console, print_summary
 from flows.credentials import apply_store_credentials
@@ -58,7 +59,7 @@ def _verbose_logs() -> None:
 def _fail(message: str, code: int) -> None:
     from rich.markup import escape
 
-    console.print(f"[bold red]error:[/bold red] {escape(message)}")
+    console.print(f"[bold red]error:[/bold red] {escape(message)}", soft_wrap=True)  # one line, never folded
     raise typer.Exit(code)
 
 
@@ -78,7 +79,7 @@ def run(
     strict: Annotated[bool, typer.Option("--strict", help="Score failed samples as errors; exit non-zero on failures.")] = False,
     max_duration: Annotated[Optional[float], typer.Option("--max-duration", help="Reject clips longer than this (s).")] = None,
     cache_dir: Annotated[Optional[str], typer.Option("--cache-dir", envvar="AUDIO_EVALS_CACHE", help="Dataset/decoded-audio/shard cache.")] = None,
-    run_id: Annotated[Optional[str], typer.Option("--run-id", help="Write into this run id (default: new).")] = None,
+    run_id: Annotated[Optional[str], typer.Option("--run-id", help="Id of this run (default: new); names one run only.")] = None,
     store: Annotated[Optional[str], typer.Option("--store", envvar="AUDIO_EVALS_STORE", help="One place (path or s3://bucket/prefix) for cache, task results and run results.")] = None,
     task_runner: Annotated[str, typer.Option("--task-runner", help="thread (this process) or dask.")] = "thread",
     dask_address: Annotated[Optional[str], typer.Option("--dask-address", help="Dask scheduler (default: a LocalCluster of --workers processes).")] = None,
@@ -110,6 +111,8 @@ def run(
         plan = resolve(load_registry(paths), dataset, model, prompt, generation, task)
         plan = with_overrides(plan, post_process or None, evaluator)
         accepted = reference_cli.notes(resume, use_model_pool, two_phase, agg, dataset_ref_col)
+        if run_id is not None:
+            check_run_id(run_id)
     except USER_ERRORS as e:
         _fail(str(e), 2)
     if dry_run:
@@ -195,27 +198,22 @@ def retry(
     run: Annotated[str, typer.Argument(help="Run folder (or its summary.json) of an earlier run.")],
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Re-run exactly the failed shards of an earlier run, into the same run folder.
+    """Re-run the failed shards of an earlier run as a new run beside it (recording its parent).
 
-    Completed shards come from the cache; the run's rows, summary and report are rewritten
-    whole (atomically), so no sample is duplicated or lost.
+    Completed shards come from the cache. The earlier run's folder is never changed; the retry
+    is refused when the dataset or options changed since that run.
     """
-    from audio_evals import storage
+    from audio_evals import retry as retries
 
-    path = run if run.endswith("summary.json") else storage.join(run, "summary.json")
-    if not storage.exists(path):
-        _fail(f"no summary.json at {path}", 2)
-    previous = storage.read_json(path)
-    options = previous["options"]
+    try:
+        earlier = retries.load(run)
+    except retries.RunRecordError as e:
+        _fail(str(e), 2)
     if verbose:
         _verbose_logs()
-    params = {k: options[k] for k in ("dataset", "model", "prompt", "task", "limit", "shard_size", "workers",
-                                      "strict", "max_duration_s", "cache_dir", "output", "registry_paths",
-                                      "generation", "model_revision", "inf_file", "rand", "seed",
-                                      "post_process", "evaluator", "drop_above_wer") if k in options}
-    summary = _run_flow(f"retry {previous['run_id']}", **params, run_id=previous["run_id"])
-    console.print(f"retried {len(previous['failed_shards'])} failed shard(s); "
-                  f"now {len(summary['failed_shards'])} failed")
+    summary = _run_flow(f"retry {earlier.run_id}", **earlier.params)
+    console.print(f"retried {earlier.failed_shards} failed shard(s) of run {earlier.run_id} as run "
+                  f"{summary['run_id']}; now {len(summary['failed_shards'])} failed")
     print_summary(summary)
 
 

@@ -6,12 +6,10 @@ import os
 import resource
 import shlex
 import time
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.filesystems import RemoteFileSystem
 from prefect.futures import PrefectFuture, as_completed
 
 from audio_evals import predictions, storage
@@ -23,7 +21,8 @@ from audio_evals.overrides import with_overrides
 from audio_evals.paths import audio_cache_dir, default_cache_dir
 from audio_evals.plan import EvalPlan, resolve
 from audio_evals.registry import load_registry
-from audio_evals.results import build_summary, new_run_id, run_dir
+from audio_evals.results import build_summary, create_run_dir, new_run_id, run_dir, run_identity
+from audio_evals.retry import check_unchanged
 from flows import progress
 from flows.credentials import apply_store_credentials
 from tasks.download import download
@@ -42,20 +41,6 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def result_storage(cache_dir: str) -> Path | RemoteFileSystem:
-    """Prefect task results (the shard cache) live beside the dataset cache, local or S3.
-
-    Prefect needs a remote block saved server-side; it holds only the location, never
-    credentials (s3fs reads those from the standard AWS environment).
-    """
-    location = storage.join(cache_dir, "prefect-results")
-    if not storage.is_remote(location):
-        return Path(location)
-    block = RemoteFileSystem(basepath=location)
-    block.save(f"audio-evals-results-{storage.stable_hash(location)[:12]}", overwrite=True)
-    return block
-
-
 def _release_remote_result(future: PrefectFuture) -> None:
     """Let go of a collected shard's result where the task runner keeps it remotely (Dask).
 
@@ -70,11 +55,11 @@ def _release_remote_result(future: PrefectFuture) -> None:
 
 
 def _run_shards(plan: EvalPlan, prepared: PreparedRef, fingerprint: dict, asr_fingerprint: dict | None,
-                audio_dir: str, workers: int, fresh: bool, retries: int, retry_delay_s: float, store: Any,
+                audio_dir: str, workers: int, fresh: bool, retries: int, retry_delay_s: float, cache_dir: str,
                 progress_id: Any) -> tuple[dict, dict, dict]:
     """Submit shards with at most ``workers`` in flight; collect outputs and failures."""
     runner = infer.with_options(
-        result_storage=store, refresh_cache=fresh, retries=retries,
+        retries=retries,
         retry_delay_seconds=[retry_delay_s * 4**i for i in range(retries)] if retries else 0,
     )
     queue = list(prepared.shards)
@@ -88,7 +73,7 @@ def _run_shards(plan: EvalPlan, prepared: PreparedRef, fingerprint: dict, asr_fi
         if queue:
             shard = queue.pop(0)
             pending[runner.submit(shard, plan.model, plan.generation, plan.prompt, fingerprint, audio_dir,
-                                  plan.asr, asr_fingerprint)] = shard
+                                  cache_dir, fresh, plan.asr, asr_fingerprint)] = shard
 
     for _ in range(max(1, workers)):
         submit()
@@ -147,6 +132,7 @@ def evaluate(
     post_process: list[str] | None = None,
     evaluator: str | None = None,
     drop_above_wer: float | None = None,
+    parent: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``model`` on ``dataset`` and write ``results/<model>/<dataset>/<run-id>/``.
 
@@ -155,7 +141,8 @@ def evaluate(
     ``inf_file`` scores the replies of a predictions file instead of calling the model; ``rand``
     scores a random subset drawn with ``seed``; ``post_process`` and ``evaluator`` replace the
     reply's post-processing and the headline metric; ``drop_above_wer`` leaves out samples whose
-    per-sample WER/CER (percent) exceeds it.
+    per-sample WER/CER (percent) exceeds it. ``parent`` (``run_id`` and ``identity`` of a run
+    being retried) stops the run before inference if it would not evaluate what the parent did.
     """
     logger = get_run_logger()
     apply_store_credentials()
@@ -164,32 +151,37 @@ def evaluate(
     peak_rss: dict[str, float] = {}
     plan = resolve(load_registry(registry_paths or []), dataset, model, prompt, generation, task, model_revision)
     plan = with_overrides(plan, post_process, evaluator)
-    cache_dir = cache_dir or default_cache_dir()
+    cache_dir = storage.absolute(cache_dir or default_cache_dir())
     backend = get_backend(plan.model, plan.generation)
     if inf_file:  # the replies come from the file: the model never runs, so need not be runnable here
         fingerprint = predictions.fingerprint(inf_file)
     else:
         backend.check()  # a model this machine cannot run stops the run before any download
         fingerprint = backend.fingerprint()
-    run_id = run_id or new_run_id(storage.stable_hash([plan.dataset.name, plan.model.name, plan.prompt.name, fingerprint]))
-    store = result_storage(cache_dir)
+    run_id = run_id or new_run_id()
+    folder = run_dir(output, plan, run_id)  # checked now: a bad or used run id stops before any work
 
     t = time.perf_counter()
-    dataset_ref = download.with_options(result_storage=store, refresh_cache=fresh)(plan.dataset, cache_dir, limit)
+    dataset_ref = download(plan.dataset, cache_dir, limit, fresh)
     chosen = draw_subset(dataset_ref, rand, seed, cache_dir) if rand else dataset_ref  # the rows this run evaluates
     timings["download"] = time.perf_counter() - t
     peak_rss["download"] = peak_rss_mb()
 
     t = time.perf_counter()
     requirements = backend.requirements
-    prepared = preprocess.with_options(result_storage=store, refresh_cache=fresh)(
+    prepared = preprocess(
         chosen, plan, cache_dir, requirements.sample_rate, shard_size,
-        max_duration_s if max_duration_s is not None else requirements.max_duration_s,
+        max_duration_s if max_duration_s is not None else requirements.max_duration_s, fresh,
     )
     timings["preprocess"] = time.perf_counter() - t
     peak_rss["preprocess"] = peak_rss_mb()
     logger.info("%s: %d samples in %d shards (%d failed, %d skipped)", plan.dataset.name,
                 prepared.n_prepared, len(prepared.shards), prepared.n_failed, prepared.n_skipped)
+    identity = run_identity(plan, chosen, prepared, fingerprint, limit=limit, shard_size=shard_size,
+                            max_duration_s=max_duration_s, strict=strict, rand=rand, seed=seed,
+                            drop_above_wer=drop_above_wer, post_process=list(plan.post_process))
+    if parent:
+        check_unchanged(parent, identity)
 
     t = time.perf_counter()
     if inf_file:
@@ -206,11 +198,11 @@ def evaluate(
         asr_fingerprint = get_backend(plan.asr, generation_params(plan.asr)).fingerprint() if plan.asr else None
         outputs, errors, shard_stats = _run_shards(plan, prepared, fingerprint, asr_fingerprint,
                                                    audio_cache_dir(cache_dir), effective_workers, fresh,
-                                                   shard_retries, retry_delay_s, store, progress_id)
+                                                   shard_retries, retry_delay_s, cache_dir, progress_id)
     timings["infer"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    folder = run_dir(output, plan, run_id)
+    create_run_dir(folder)
     scored = score(plan.task, prepared, outputs, errors, folder, strict, plan.post_process,
                    plan.dataset.macro_over, drop_above_wer)
     timings["score"] = time.perf_counter() - t
@@ -220,13 +212,14 @@ def evaluate(
     options = {"dataset": dataset, "model": model, "prompt": prompt, "task": task, "limit": limit,
                "shard_size": shard_size, "workers": workers, "strict": strict, "fresh": fresh,
                "max_duration_s": max_duration_s, "cache_dir": cache_dir, "output": output,
-               "registry_paths": registry_paths or [], "generation": generation or {},
+               "registry_paths": [storage.absolute(p) for p in registry_paths or []], "generation": generation or {},
                "model_revision": model_revision, "inf_file": inf_file, "rand": rand, "seed": seed,
                "post_process": post_process, "evaluator": evaluator, "drop_above_wer": drop_above_wer}
     timings["total"] = time.perf_counter() - started
     peak_rss["total"] = peak_rss_mb()
     summary = build_summary(
-        run_id=run_id, plan=plan, dataset=chosen, prepared=prepared, model_fingerprint=fingerprint,
+        run_id=run_id, parent_run_id=parent and parent["run_id"], identity=identity, plan=plan, dataset=chosen,
+        prepared=prepared, model_fingerprint=fingerprint,
         scored=scored, failed_shards=failed_shards, shard_stats=shard_stats,
         timings={k: round(v, 3) for k, v in timings.items()}, peak_rss_mb=peak_rss, options=options,
         command=os.environ.get("AUDIO_EVALS_COMMAND") or shlex.join(["audio-evals", "run", "--dataset", dataset, "--model", model]),

@@ -1,8 +1,10 @@
 """infer: run the model on one shard.
 
 Cache key = model fingerprint (weights, settings, generation params) + prompt + shard content
-hash, so a re-run recomputes only shards that failed or are new. Transient errors are retried
-with backoff; a backend that cannot run here is not retried.
+hash, so a re-run recomputes only shards that failed or are new. Results are cached as JSON
+entries in the cache folder (``audio_evals.cache``), never as Prefect's pickled results: a cached
+shard finishes in the state "Cached". Transient errors are retried with backoff; a backend that
+cannot run here is not retried.
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ import time
 from typing import Any
 
 from prefect import Task, task
+from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
-from prefect.context import TaskRunContext
-from prefect.states import State
+from prefect.states import Completed, State
 
-from audio_evals import storage
+from audio_evals import cache, storage
 from audio_evals.inference import run_shard
 from audio_evals.models import generation_params, get_backend
 from audio_evals.models.base import TransientBackendError
@@ -27,12 +29,10 @@ RETRYABLE = (TransientBackendError, ConnectionError, TimeoutError)
 MAX_RETRY_AFTER_S = 600
 
 
-def infer_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    shard: ShardRef = parameters["shard"]
-    prompt: PromptEntry = parameters["prompt"]
+def infer_key(shard: ShardRef, prompt: PromptEntry, model_fingerprint: dict[str, Any],
+              asr_fingerprint: dict[str, Any] | None) -> str:
     return "infer-" + storage.stable_hash([
-        parameters["model_fingerprint"], parameters.get("asr_fingerprint"),
-        prompt.model_dump(mode="json")["messages"], shard.content_hash,
+        model_fingerprint, asr_fingerprint, prompt.model_dump(mode="json")["messages"], shard.content_hash,
     ])
 
 
@@ -58,8 +58,8 @@ def retry_transient(task: Task, task_run: TaskRun, state: State) -> bool:
 @task(
     name="infer",
     task_run_name="infer-shard-{shard.index}",
-    cache_key_fn=infer_key,
-    persist_result=True,
+    cache_policy=NO_CACHE,
+    persist_result=False,
     retries=2,
     retry_delay_seconds=[2, 8],
     retry_jitter_factor=0.5,
@@ -72,9 +72,18 @@ def infer(
     prompt: PromptEntry,
     model_fingerprint: dict[str, Any],
     audio_dir: str,
+    cache_dir: str,
+    fresh: bool = False,
     asr_model: ModelEntry | None = None,
     asr_fingerprint: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | State:
+    key = infer_key(shard, prompt, model_fingerprint, asr_fingerprint)
+    entry = cache.entry_path(cache_dir, "infer", key)
+    cached = None if fresh else cache.read_entry(entry, key)
+    if cached is not None:
+        return Completed(data=cached, name="Cached", message="shard result from the cache")
     asr = get_backend(asr_model, generation_params(asr_model)) if asr_model else None
     with gpu_slot(model):
-        return run_shard(shard, get_backend(model, generation), prompt, audio_dir, asr)
+        result = run_shard(shard, get_backend(model, generation), prompt, audio_dir, asr)
+    cache.write_entry(entry, key, result)
+    return result

@@ -74,8 +74,8 @@ def test_fresh_run_ignores_every_cache(prefect_api, tmp_path, scripted_registry)
     assert [m["value"] for m in again["metrics"]] == [m["value"] for m in first["metrics"]]
 
 
-def test_cli_retry_reruns_only_failed_shards_into_the_same_run_folder(prefect_api, tmp_path, scripted_registry,
-                                                                      sample_manifest):
+def test_cli_retry_reruns_only_failed_shards_into_a_new_run_recording_its_parent(prefect_api, tmp_path,
+                                                                               scripted_registry, sample_manifest):
     from typer.testing import CliRunner
 
     from flows.cli import app
@@ -83,20 +83,24 @@ def test_cli_retry_reruns_only_failed_shards_into_the_same_run_folder(prefect_ap
     victim = [r["id"] for r in sample_manifest if r["lang"] == "en"][7]
     scripted_registry["faults"].write_text(json.dumps({"fail_shard_ids": [victim]}), encoding="utf-8")
     first = _evaluate(tmp_path, scripted_registry, dataset="speech-sample", shard_retries=0)
-    folder = first["paths"]["summary"].rsplit("/", 1)[0]
+    folder = Path(first["paths"]["summary"]).parent
+    original = {p.name: p.read_bytes() for p in folder.iterdir()}
     before = calls_made(scripted_registry["calls"])
     scripted_registry["faults"].write_text("{}", encoding="utf-8")
 
-    result = CliRunner().invoke(app, ["retry", folder])
+    result = CliRunner().invoke(app, ["retry", str(folder)])
     assert result.exit_code == 0, result.output
-    assert "retried 1 failed shard(s); now 0 failed" in result.output
+    assert f"retried 1 failed shard(s) of run {first['run_id']} as run" in " ".join(result.output.split())
     rerun = calls_made(scripted_registry["calls"])[len(before):]
     assert victim in rerun and len(rerun) == 5
-    retried = storage.read_json(first["paths"]["summary"])
-    assert retried["run_id"] == first["run_id"] and retried["failed_shards"] == []
-    rows = list(storage.read_jsonl(first["paths"]["samples"]))
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == original  # the earlier run is a record: unchanged
+    (new,) = [p for p in folder.parent.iterdir() if p != folder]
+    retried = storage.read_json(str(new / "summary.json"))
+    assert retried["parent_run_id"] == first["run_id"] and retried["run_id"] == new.name
+    assert retried["failed_shards"] == [] and retried["shards"]["computed"] == 1 and retried["shards"]["cached"] == 5
+    rows = list(storage.read_jsonl(str(new / "samples.jsonl")))
     assert sorted(r["id"] for r in rows) == sorted(r["id"] for r in sample_manifest)  # one row each, none lost
-    assert all(r["status"] == "ok" for r in rows) and len(list(Path(folder).parent.iterdir())) == 1
+    assert all(r["status"] == "ok" for r in rows)
 
 
 def test_manifest_without_lang_is_scored_for_a_one_language_model(prefect_api, tmp_path, scripted_registry,

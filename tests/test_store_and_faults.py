@@ -38,7 +38,8 @@ def test_s3_store_second_run_from_fresh_local_state_hits_the_bucket_cache(
     summary_path = second["paths"]["summary"]
     assert summary_path.startswith("s3://") and fs.exists(summary_path)
     assert json.loads(fs.cat_file(summary_path))["counts"]["samples"] == 26
-    assert fs.ls(f"{s3_bucket}/audio-evals/cache/prefect-results")
+    entries = fs.find(f"{s3_bucket}/audio-evals/cache/entries/infer")  # shard results: JSON in the bucket
+    assert len(entries) == 4 and all(json.loads(fs.cat_file(e))["payload"]["outputs"] for e in entries)
     assert "testing" not in fs.cat_file(summary_path).decode()  # credentials never reach results
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import fsspec
 
 from audio_evals import storage
+from audio_evals.cache import write_content_addressed
 from audio_evals.data.sources import AUDIO_EXTENSIONS
 from audio_evals.schema import Sample, SampleFailure
 
@@ -335,8 +336,7 @@ def _to_sample(
                              error=f"row {index} of split {split} has no embedded audio bytes", audio=name)
     digest = hashlib.sha256(data).hexdigest()
     path = storage.join(audio_dir, digest[:2], f"{digest}.{_extension(data, name)}")
-    if not storage.exists(path):
-        storage.write_bytes(path, data)
+    write_content_addressed(path, data, digest)
     keep = source.get("keep_columns")
     fields = {k: _jsonable(v) for k, v in row.items()
               if k not in (audio_column, reference_column) and (keep is None or k in keep)}

@@ -1,8 +1,8 @@
 """The download stage: resolve a dataset entry into a cached manifest of ``Sample`` rows.
 
-The cache folder is keyed by the entry's spec and its source's content (manifest bytes, folder
-listing, hub revision), so an unchanged dataset is never read twice and a changed one never
-served stale.
+The cache folder is keyed by the entry's spec and its source's revision (manifest bytes, folder
+listing, hub revision); each row records its audio file's content identity, checked on every
+later use, so audio replaced behind an unchanged manifest is never served stale.
 """
 
 from __future__ import annotations
@@ -10,18 +10,24 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from audio_evals import storage
+from audio_evals.cache import ContentIndex, read_index, stale, verified, write_jsonl
 from audio_evals.data.sources import Row, read_folder, read_manifest
-from audio_evals.paths import resolve_resource
+from audio_evals.paths import file_index_path, resolve_resource
 from audio_evals.registry.entries import DatasetEntry, FolderSource, HubSource, ManifestSource
-from audio_evals.schema import Sample, SampleFailure
+from audio_evals.schema import FileRecord, Sample, SampleFailure
 
 
 @dataclass(frozen=True)
 class DatasetRef:
-    """Where a materialised dataset lives, with the identity recorded in results."""
+    """Where a materialised dataset lives, with the identity recorded in results.
+
+    ``fingerprint`` covers the entry's spec, ``limit``, the source revision and the content of
+    both files (so every audio file's identity); ``samples`` and ``failures`` are the files'
+    records, checked before the cached dataset is used again.
+    """
 
     name: str
     samples_path: str
@@ -30,9 +36,16 @@ class DatasetRef:
     revision: str | None
     n_samples: int
     n_failed: int
+    samples: FileRecord
+    failures: FileRecord
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, row: dict) -> "DatasetRef":
+        return cls(**{**row, "samples": FileRecord.from_dict(row["samples"]),
+                      "failures": FileRecord.from_dict(row["failures"])})
 
 
 def _folder_listing_hash(path: str) -> str:
@@ -40,7 +53,8 @@ def _folder_listing_hash(path: str) -> str:
     for folder, _, files in sorted(os.walk(path)):
         for name in sorted(files):
             st = os.stat(os.path.join(folder, name))
-            entries.append((os.path.relpath(os.path.join(folder, name), path), st.st_size, st.st_mtime_ns))
+            entries.append((os.path.relpath(os.path.join(folder, name), path), st.st_size, st.st_mtime_ns,
+                            st.st_ctime_ns))
     return storage.stable_hash(entries)
 
 
@@ -54,11 +68,6 @@ def source_revision(entry: DatasetEntry) -> str:
     from audio_evals.data.hub import hub_revision
 
     return hub_revision(source.model_dump()) or f"unpinned:{source.repo}"
-
-
-def source_fingerprint(entry: DatasetEntry, limit: int | None = None) -> str:
-    """Cache key of the download stage: spec + limit + content revision."""
-    return storage.stable_hash([entry.model_dump(mode="json"), limit, source_revision(entry)])
 
 
 def _rows(entry: DatasetEntry, cache_dir: str, limit: int | None) -> Iterator[Row]:
@@ -90,40 +99,81 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
-def materialise(entry: DatasetEntry, cache_dir: str, limit: int | None = None) -> DatasetRef:
-    """Write ``samples.jsonl`` and ``failures.jsonl`` for the entry (first ``limit`` rows)."""
+def _short(identity: str | None) -> str:
+    return identity[:19] if identity else "absent"
+
+
+def _changed_audio(ref: DatasetRef, index: ContentIndex) -> tuple[str, str] | None:
+    """The first sample whose audio file is no longer what was materialised: (file, why)."""
+    for row in storage.read_jsonl(ref.samples_path):
+        now = index.identity(row["audio"])
+        if now != row.get("audio_identity"):
+            return row["audio"], f"{_short(row.get('audio_identity'))} when cached, {_short(now)} now"
+    return None
+
+
+def _cached(meta_path: str, index: ContentIndex) -> DatasetRef | None:
+    """The materialised dataset at ``meta_path`` if its files and every audio file are unchanged."""
+    meta = read_index(meta_path)
+    if meta is None:
+        return None
+    try:
+        ref = DatasetRef.from_dict(meta)
+    except (KeyError, TypeError, ValueError):
+        stale(meta_path, "is not a dataset record of this version")
+        return None
+    if not (verified(ref.samples_path, ref.samples) and verified(ref.failures_path, ref.failures)):
+        return None
+    changed = _changed_audio(ref, index)
+    if changed:
+        stale(ref.samples_path, f"lists audio {changed[0]} that changed since ({changed[1]})")
+        return None
+    return ref
+
+
+def materialise(entry: DatasetEntry, cache_dir: str, limit: int | None = None, fresh: bool = False) -> DatasetRef:
+    """Write ``samples.jsonl`` and ``failures.jsonl`` for the entry (first ``limit`` rows).
+
+    A cached copy is used only while its files match their records and every audio file it
+    lists still has the identity it had; ``fresh`` rebuilds it and rehashes every audio file.
+    """
     revision = source_revision(entry)
-    fingerprint = storage.stable_hash([entry.model_dump(mode="json"), limit, revision])
-    folder = storage.join(cache_dir, "datasets", f"{_safe(entry.name)}-{fingerprint[:16]}")
+    spec = [entry.model_dump(mode="json"), limit, revision]
+    folder = storage.join(cache_dir, "datasets", f"{_safe(entry.name)}-{storage.stable_hash(spec)[:16]}")
     samples_path = storage.join(folder, "samples.jsonl")
     failures_path = storage.join(folder, "failures.jsonl")
     meta_path = storage.join(folder, "dataset.json")
-    if storage.exists(meta_path):
-        return DatasetRef(**storage.read_json(meta_path))
-    failures: list[dict] = []  # bad rows only: few, kept for their own file
+    with ContentIndex(file_index_path(cache_dir), fresh=fresh) as index:
+        cached = None if fresh else _cached(meta_path, index)
+        if cached is not None:
+            return cached
+        failures: list[dict] = []  # bad rows only: few, kept for their own file
 
-    def samples() -> Iterator[dict]:
-        """Good rows, streamed straight to disk so memory stays flat as the dataset grows."""
-        taken = 0
-        for row in _rows(entry, cache_dir, limit):
-            if limit is not None and taken >= limit:
-                break
-            taken += 1
-            if isinstance(row, SampleFailure):
-                failures.append(row.to_dict())
-            else:
-                yield _with_fields(row, entry.fields).to_dict()
+        def samples() -> Iterator[dict]:
+            """Good rows, streamed straight to disk so memory stays flat as the dataset grows."""
+            taken = 0
+            for row in _rows(entry, cache_dir, limit):
+                if limit is not None and taken >= limit:
+                    break
+                taken += 1
+                if isinstance(row, SampleFailure):
+                    failures.append(row.to_dict())
+                else:
+                    sample = replace(_with_fields(row, entry.fields), audio_identity=index.identity(row.audio))
+                    yield sample.to_dict()
 
-    n_samples = storage.write_jsonl(samples_path, samples())
-    storage.write_jsonl(failures_path, failures)
+        samples_record = write_jsonl(samples_path, samples())
+        failures_record = write_jsonl(failures_path, failures)
     ref = DatasetRef(
         name=entry.name,
         samples_path=samples_path,
         failures_path=failures_path,
-        fingerprint=fingerprint,
+        fingerprint=storage.stable_hash([*spec, samples_record.sha256, failures_record.sha256]),
         revision=revision,
-        n_samples=n_samples,
+        n_samples=samples_record.rows or 0,
         n_failed=len(failures),
+        samples=samples_record,
+        failures=failures_record,
     )
     storage.write_json(meta_path, ref.to_dict())
     return ref

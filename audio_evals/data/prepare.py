@@ -12,12 +12,11 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-import soundfile as sf
-
 from audio_evals import storage
+from audio_evals.cache import blob_record, read_index, stale, verified, write_blob, write_jsonl
 from audio_evals.data.audio import AudioError, decode, encode_wav
 from audio_evals.data.materialise import DatasetRef
-from audio_evals.schema import PreparedSample, Sample, SampleFailure, ShardRef
+from audio_evals.schema import FileRecord, PreparedSample, Sample, SampleFailure, ShardRef
 
 
 @dataclass(frozen=True)
@@ -27,6 +26,7 @@ class PreparedRef:
     key: str
     shards: list[ShardRef]
     failures_path: str
+    failures: FileRecord
     n_prepared: int
     n_failed: int
     n_skipped: int
@@ -37,7 +37,8 @@ class PreparedRef:
 
     @classmethod
     def from_dict(cls, row: dict) -> "PreparedRef":
-        return cls(**{**row, "shards": [ShardRef(**s) for s in row["shards"]]})
+        return cls(**{**row, "shards": [ShardRef.from_dict(s) for s in row["shards"]],
+                      "failures": FileRecord.from_dict(row["failures"])})
 
 
 def shard_hash(samples: list[PreparedSample]) -> str:
@@ -54,8 +55,17 @@ def _has_reference(sample: Sample) -> bool:
     return ref is not None and bool(str(ref).strip())
 
 
-def decode_to_cache(sample: Sample, audio_dir: str, rate: int, max_duration_s: float | None = None) -> PreparedSample:
-    """Decode a sample's audio into the local cache (once per content hash and rate)."""
+def decoded_path(audio_dir: str, rate: int, digest: str) -> str:
+    return os.path.join(audio_dir, str(rate), digest[:2], f"{digest}.wav")
+
+
+def decode_to_cache(sample: Sample, audio_dir: str, rate: int, max_duration_s: float | None = None,
+                    reuse: bool = True) -> PreparedSample:
+    """Decode a sample's audio into the local cache (once per content hash and rate).
+
+    A decoded file is reused (``reuse``) only while it matches its record; otherwise, and when
+    the source no longer has the identity recorded at download, it is decoded again or refused.
+    """
     try:
         data = storage.read_bytes(sample.audio)
     except FileNotFoundError:
@@ -63,16 +73,32 @@ def decode_to_cache(sample: Sample, audio_dir: str, rate: int, max_duration_s: f
     except (OSError, IsADirectoryError) as e:
         raise AudioError(f"audio file cannot be read: {e}") from None
     digest = hashlib.sha256(data).hexdigest()
-    path = os.path.join(audio_dir, str(rate), digest[:2], f"{digest}.wav")
-    if not os.path.exists(path):
+    recorded = sample.audio_identity or ""
+    if recorded.startswith("sha256:") and recorded != f"sha256:{digest}":
+        raise AudioError(f"audio file {sample.audio} changed while the run was reading it (run again)")
+    path = decoded_path(audio_dir, rate, digest)
+    record = blob_record(path) if reuse else None
+    if record is None:
         samples = decode(data, rate, max_duration_s)
-        storage.write_bytes(path, encode_wav(samples, rate))
-        duration = len(samples) / rate
-    else:
-        duration = sf.info(path).frames / rate
-        if max_duration_s is not None and duration > max_duration_s:
-            raise AudioError(f"duration {duration:.1f} s exceeds max_duration_s={max_duration_s:g}")
+        record = write_blob(path, encode_wav(samples, rate), frames=len(samples))
+    duration = record["frames"] / rate
+    if max_duration_s is not None and duration > max_duration_s:
+        raise AudioError(f"duration {duration:.1f} s exceeds max_duration_s={max_duration_s:g}")
     return PreparedSample(sample=sample, prepared=path, sample_rate=rate, duration_s=duration, audio_sha256=digest)
+
+
+def _cached(index_path: str) -> PreparedRef | None:
+    """The prepared dataset at ``index_path`` if the index and every file it lists match their records."""
+    index = read_index(index_path)
+    if index is None:
+        return None
+    try:
+        ref = PreparedRef.from_dict(index)
+    except (KeyError, TypeError, ValueError):
+        stale(index_path, "is not a prepared-dataset index of this version")
+        return None
+    files = [(s.path, s.record) for s in ref.shards] + [(ref.failures_path, ref.failures)]
+    return ref if all(verified(path, record) for path, record in files) else None
 
 
 def prepare(
@@ -84,21 +110,22 @@ def prepare(
     max_duration_s: float | None = None,
     skip_reason: Callable[[Sample], str | None] = lambda s: None,
     skip_key: str = "",
+    fresh: bool = False,
 ) -> PreparedRef:
     """Decode and shard ``dataset``; ``skip_reason`` marks samples not to run (e.g. language).
 
     Shard files go to ``cache_dir`` (local or a shared store); decoded audio to the local
-    ``audio_dir``. ``skip_key`` identifies the skip rule in the cache key.
+    ``audio_dir``. ``skip_key`` identifies the skip rule in the cache key. Cached shards and
+    decoded audio are reused only while they match their records; ``fresh`` redoes everything.
     """
     if shard_size < 1:
         raise ValueError("shard_size must be at least 1")
     key = storage.stable_hash([dataset.fingerprint, sample_rate, shard_size, max_duration_s, skip_key])
     folder = storage.join(cache_dir, "prepared", key[:24])
     index_path = storage.join(folder, "index.json")
-    if storage.exists(index_path):
-        ref = PreparedRef.from_dict(storage.read_json(index_path))
-        if all(storage.exists(s.path) for s in ref.shards):
-            return ref
+    cached = None if fresh else _cached(index_path)
+    if cached is not None:
+        return cached
     failures = [SampleFailure.from_dict(r) for r in storage.read_jsonl(dataset.failures_path)]
     shards: list[ShardRef] = []
     pending: list[PreparedSample] = []
@@ -108,9 +135,10 @@ def prepare(
     def flush() -> None:
         digest = shard_hash(pending)
         path = storage.join(folder, f"shard-{len(shards):05d}.jsonl")
-        storage.write_jsonl(path, (p.to_dict() for p in pending))
+        record = write_jsonl(path, (p.to_dict() for p in pending))
         seconds = sum(p.duration_s for p in pending)
-        shards.append(ShardRef(index=len(shards), path=path, content_hash=digest, n=len(pending), audio_seconds=seconds))
+        shards.append(ShardRef(index=len(shards), path=path, content_hash=digest, n=len(pending),
+                               audio_seconds=seconds, record=record))
         pending.clear()
 
     for row in storage.read_jsonl(dataset.samples_path):
@@ -123,7 +151,7 @@ def prepare(
             failures.append(SampleFailure(id=sample.id, stage="preprocess", error="empty reference (no transcript or answer to score against)", audio=sample.audio))
             continue
         try:
-            prepared = decode_to_cache(sample, audio_dir, sample_rate, max_duration_s)
+            prepared = decode_to_cache(sample, audio_dir, sample_rate, max_duration_s, reuse=not fresh)
         except AudioError as e:
             failures.append(SampleFailure(id=sample.id, stage="preprocess", error=str(e), audio=sample.audio,
                                           reference=sample.reference, lang=sample.lang))
@@ -136,11 +164,11 @@ def prepare(
     if pending:
         flush()
     failures_path = storage.join(folder, "failures.jsonl")
-    storage.write_jsonl(failures_path, (f.to_dict() for f in failures))
     ref = PreparedRef(
         key=key,
         shards=shards,
         failures_path=failures_path,
+        failures=write_jsonl(failures_path, (f.to_dict() for f in failures)),
         n_prepared=n_prepared,
         n_failed=sum(f.kind == "failed" for f in failures),
         n_skipped=sum(f.kind == "skipped" for f in failures),

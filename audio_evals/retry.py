@@ -1,0 +1,151 @@
+"""Retrying a run: a new run that finishes the failed shards of an earlier one, never touching it.
+
+The earlier run's ``summary.json`` is input like any other, validated field by field. The retry
+runs with the recorded options into a new folder beside the earlier one (whatever the working
+directory, wherever the folder was copied to), records its parent's id, and stops before any
+inference when the dataset or options no longer give what the earlier run evaluated.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, StrictBool, ValidationError,
+                      field_validator)
+
+from audio_evals import storage
+from audio_evals.results import SUMMARY_FILE, _safe, check_run_id
+
+
+class RunRecordError(ValueError):
+    """A run's ``summary.json`` cannot be used for a retry; the message names the file and field."""
+
+
+class RunChanged(ValueError):
+    """The dataset or options changed since the run being retried; the message says what."""
+
+
+class _Options(BaseModel):
+    """The options a run recorded, as ``evaluate`` takes them (values checked like command-line ones)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    dataset: str = Field(min_length=1)
+    model: str = Field(min_length=1)
+    prompt: str | None = None
+    task: str | None = None
+    limit: PositiveInt | None = None
+    shard_size: PositiveInt
+    workers: PositiveInt = 1
+    strict: StrictBool = False
+    max_duration_s: PositiveFloat | None = None
+    cache_dir: str | None = None
+    registry_paths: list[str] = []
+    generation: dict[str, Any] = {}
+    model_revision: str | None = None
+    inf_file: str | None = None
+    rand: PositiveInt | None = None
+    seed: int = 0
+    post_process: list[str] | None = None
+    evaluator: str | None = None
+    drop_above_wer: PositiveFloat | None = None
+
+
+class _Named(BaseModel):
+    name: str = Field(min_length=1)
+    source: dict[str, Any] = {}
+
+
+class _RunRecord(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    run_id: str
+    dataset: _Named
+    model: _Named
+    options: _Options
+    identity: dict[str, Any]
+    failed_shards: list[dict[str, Any]]
+
+    @field_validator("run_id")
+    @classmethod
+    def _run_id(cls, value: str) -> str:
+        return check_run_id(value)
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A validated earlier run and where its retry goes."""
+
+    run_id: str
+    failed_shards: int
+    params: dict[str, Any]  # the ``evaluate`` flow's parameters for the retry
+
+
+def _first_error(path: str, error: ValidationError) -> RunRecordError:
+    e = error.errors()[0]
+    where = ".".join(str(part) for part in e["loc"]) or "(top level)"
+    got = f" (got {e['input']!r:.60})" if "input" in e and not isinstance(e["input"], dict) else ""
+    return RunRecordError(f"{path}: {where}: {e['msg'].removeprefix('Value error, ')}{got}")
+
+
+def _results_root(folder: str, record: _RunRecord) -> str:
+    """The results root holding ``<model>/<dataset>/<run>``: the retry goes beside the run named."""
+    path = posixpath if storage.is_remote(folder) else os.path
+    dataset_dir = path.dirname(folder)
+    model_dir = path.dirname(dataset_dir)
+    expected = (_safe(record.model.name), _safe(record.dataset.name))
+    if (path.basename(model_dir), path.basename(dataset_dir)) != expected:
+        raise RunRecordError(f"{folder} is not laid out as <results>/{expected[0]}/{expected[1]}/<run>: "
+                             "cannot place the retry beside it")
+    return path.dirname(model_dir)
+
+
+def load(run: str) -> Retry:
+    """Read and validate the run folder (or ``summary.json``) ``run`` named on the command line."""
+    path = storage.absolute(run if run.endswith(SUMMARY_FILE) else storage.join(run, SUMMARY_FILE))
+    try:
+        data = storage.read_json(path)
+    except FileNotFoundError:
+        raise RunRecordError(f"no {SUMMARY_FILE} at {path}") from None
+    except ValueError as e:
+        raise RunRecordError(f"{path} is not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise RunRecordError(f"{path} is not a JSON object")
+    if "identity" not in data:
+        raise RunRecordError(f"{path} has no identity record (written by an older version): "
+                             "start a new run with the same options instead")
+    try:
+        record = _RunRecord.model_validate(data)
+    except ValidationError as e:
+        raise _first_error(path, e) from None
+    options = record.options.model_dump()
+    if record.dataset.source.get("type") == "manifest" and options["dataset"].endswith((".jsonl", ".json")):
+        options["dataset"] = record.dataset.source.get("path") or options["dataset"]  # absolute: any cwd
+    folder = (posixpath if storage.is_remote(path) else os.path).dirname(path)
+    params = {**options, "output": _results_root(folder, record),
+              "parent": {"run_id": record.run_id, "identity": record.identity}}
+    return Retry(run_id=record.run_id, failed_shards=len(record.failed_shards), params=params)
+
+
+def _leaves(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() for k, v in _leaves(item, f"{prefix}{key}.").items()}
+    return {prefix.rstrip("."): value}
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if not isinstance(value, str) else value
+    return text if len(text) <= 24 else text[:20] + "…"
+
+
+def check_unchanged(parent: dict[str, Any], identity: dict[str, Any]) -> None:
+    """Refuse (``RunChanged``) when this run would not evaluate what ``parent`` evaluated."""
+    old, new = _leaves(parent["identity"]), _leaves(identity)
+    changes = [f"{key} {_short(old.get(key))} → {_short(new.get(key))}"
+               for key in sorted(old.keys() | new.keys()) if old.get(key) != new.get(key)]
+    if changes:
+        raise RunChanged(f"run {parent['run_id']} cannot be retried: the dataset or options changed since it ran "
+                         f"({'; '.join(changes)}); start a new run instead")
