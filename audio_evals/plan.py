@@ -8,7 +8,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from audio_evals.models import generation_params
+from audio_evals.models import check_generation, generation_params
 from audio_evals.registry import DatasetEntry, ModelEntry, PromptEntry, Registry, TaskEntry
 from audio_evals.registry.entries import ManifestSource
 from audio_evals.schema import Sample
@@ -85,7 +85,8 @@ def resolve(
     task: str | None = None,
     model_revision: str | None = None,
 ) -> EvalPlan:
-    """Look every name up; unknown names fail here, with close-match suggestions.
+    """Look every name up; unknown names fail here, with close-match suggestions, and so do
+    generation parameters the model's backend would not use.
 
     ``model_revision`` (a published revision: hub commit, folder version) is passed to the
     backend as its ``revision`` argument and recorded with the results.
@@ -99,12 +100,14 @@ def resolve(
     if model_revision:
         model_entry = model_entry.model_copy(update={"args": {**model_entry.args, "revision": model_revision}})
     prompt_entry = registry.prompt(prompt or task_entry.default_prompt)
+    params = generation_params(model_entry, generation)
+    check_generation(model_entry, params)
     return EvalPlan(
         dataset=entry,
         task=task_entry,
         model=model_entry,
         prompt=prompt_entry,
-        generation=generation_params(model_entry, generation),
+        generation=params,
         prompt_given=prompt is not None,
         asr=registry.model(model_entry.transcribe_with) if model_entry.transcribe_with else None,
     )

@@ -45,6 +45,7 @@ def build_summary(
     dataset: DatasetRef,
     prepared: PreparedRef,
     model_fingerprint: dict[str, Any],
+    sent_parameters: dict[str, Any],
     scored: Scored,
     failed_shards: list[dict[str, Any]],
     shard_stats: dict[str, Any],
@@ -78,6 +79,8 @@ def build_summary(
             or model_fingerprint.get("weights_sha256"),
             "fingerprint": model_fingerprint,
             "generation": plan.generation,
+            # What every model call carried: generation after the backend's defaults and mappings.
+            "sent": sent_parameters,
         },
         "prompt": {"name": plan.prompt.name, "messages": plan.prompt.model_dump(mode="json")["messages"]},
         "metrics": scored.metrics,

@@ -187,7 +187,7 @@ def evaluate(
     peak_rss["total"] = peak_rss_mb()
     summary = build_summary(
         run_id=run_id, plan=plan, dataset=dataset_ref, prepared=prepared, model_fingerprint=fingerprint,
-        scored=scored, failed_shards=failed_shards, shard_stats=shard_stats,
+        sent_parameters=backend.sent_parameters(), scored=scored, failed_shards=failed_shards, shard_stats=shard_stats,
         timings={k: round(v, 3) for k, v in timings.items()}, peak_rss_mb=peak_rss, options=options,
         command=os.environ.get("AUDIO_EVALS_COMMAND") or shlex.join(["audio-evals", "run", "--dataset", dataset, "--model", model]),
     )

@@ -362,7 +362,7 @@ def test_kimi_audio_speech_with_stand_in_package_writes_wav_per_sample(hf, reque
         monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
     monkeypatch.setitem(sys.modules, "kimia_infer.api.kimia", kimia)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    backend = kimi_audio_speech.BACKEND(generation={"temperature": 0.0, "audio_top_k": 10}, output_dir=str(tmp_path))
+    backend = kimi_audio_speech.BACKEND(generation={"text_temperature": 0.0, "audio_top_k": 10}, output_dir=str(tmp_path))
     outputs = backend.generate(requests_[:2])
     assert [o.sample_id for o in outputs] == [r.sample_id for r in requests_[:2]]
     assert all(o.text == "an answer" and sf.info(o.audio_path).samplerate == 24000 for o in outputs)

@@ -26,7 +26,7 @@ import httpx
 from audio_evals.models.base import (
     Backend, BackendUnavailable, ModelOutput, ModelRequest, Requirements, TransientBackendError,
 )
-from audio_evals.models.openai_api import OpenAIBackend
+from audio_evals.models.openai_api import CHAT_KEYS, TRANSCRIPTION_KEYS, OpenAIBackend, request_fields
 from audio_evals.models.reasoning import DEFAULT_TAGS
 from audio_evals.models.vllm_offline import VLLM_EXTRA
 from audio_evals.paths import local_cache_dir
@@ -141,6 +141,10 @@ class VLLMServedBackend(Backend):
     max_retries: int = 2
     startup_timeout_s: float = 1800.0
     think_tags: tuple[str, str] = DEFAULT_TAGS
+    #: Chat: the reply's opening text, continued by the server (see ``OpenAIBackend``).
+    assistant_prefill: str | None = None
+    #: Chat: clips longer than this many seconds go as consecutive audio parts.
+    audio_chunk_s: float | None = None
     sample_rate: int = 16000
     #: Where server logs go; default the local cache's ``logs`` folder.
     log_dir: str | None = None
@@ -170,7 +174,14 @@ class VLLMServedBackend(Backend):
         # A started server's port changes every run, so it is not part of the identity.
         where = {"base_url": self.base_url} if self.base_url else {"serve": self.serve}
         return {"backend": "vllm_served", **where, "model": self.served_model, "mode": self.mode,
-                "think_tags": list(self.think_tags), "generation": self.generation}
+                "think_tags": list(self.think_tags), "assistant_prefill": self.assistant_prefill,
+                "audio_chunk_s": self.audio_chunk_s, "generation": self.generation}
+
+    def generation_keys(self) -> frozenset[str]:
+        return CHAT_KEYS if self.mode == "chat" else TRANSCRIPTION_KEYS
+
+    def sent_parameters(self) -> dict[str, Any]:
+        return request_fields(self.mode, self.generation, self.assistant_prefill)
 
     def check(self) -> None:
         if self.serve and not self.command and shutil.which("vllm") is None:
@@ -205,6 +216,7 @@ class VLLMServedBackend(Backend):
                     generation=self.generation, base_url=base_url, model=self.served_model, mode=self.mode,
                     api_key_env=self.api_key_env, max_concurrency=self.max_concurrency, timeout_s=self.timeout_s,
                     max_retries=self.max_retries, think_tags=self.think_tags,
+                    assistant_prefill=self.assistant_prefill, audio_chunk_s=self.audio_chunk_s,
                 )
             return self._client
 
