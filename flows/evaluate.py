@@ -19,7 +19,7 @@ from audio_evals.data import PreparedRef
 from audio_evals.models import generation_params, get_backend
 from audio_evals.models.base import BackendUnavailable
 from audio_evals.paths import audio_cache_dir, default_cache_dir
-from audio_evals.plan import EvalPlan, resolve
+from audio_evals.plan import EvalPlan, preflight, resolve
 from audio_evals.registry import load_registry
 from audio_evals.results import build_summary, new_run_id, run_dir
 from flows import progress
@@ -54,7 +54,7 @@ def result_storage(cache_dir: str) -> Path | RemoteFileSystem:
     return block
 
 
-def _run_shards(plan: EvalPlan, prepared: PreparedRef, fingerprint: dict, asr_fingerprint: dict | None,
+def _run_shards(plan: EvalPlan, prepared: PreparedRef, fingerprint: dict, transcriber_fingerprints: dict,
                 audio_dir: str, workers: int, fresh: bool, retries: int, retry_delay_s: float, store: Any,
                 progress_id: Any) -> tuple[dict, dict, dict]:
     """Submit shards with at most ``workers`` in flight; collect outputs and failures."""
@@ -73,7 +73,7 @@ def _run_shards(plan: EvalPlan, prepared: PreparedRef, fingerprint: dict, asr_fi
         if queue:
             shard = queue.pop(0)
             pending[runner.submit(shard, plan.model, plan.generation, plan.prompt, fingerprint, audio_dir,
-                                  plan.asr, asr_fingerprint)] = shard
+                                  plan.transcribers, transcriber_fingerprints)] = shard
 
     for _ in range(max(1, workers)):
         submit()
@@ -138,8 +138,8 @@ def evaluate(
     peak_rss: dict[str, float] = {}
     plan = resolve(load_registry(registry_paths or []), dataset, model, prompt, generation, task, model_revision)
     cache_dir = cache_dir or default_cache_dir()
+    preflight(plan)  # a model (or transcriber) this machine cannot run stops the run before any download
     backend = get_backend(plan.model, plan.generation)
-    backend.check()  # a model this machine cannot run stops the run before any download
     fingerprint = backend.fingerprint()
     run_id = run_id or new_run_id(storage.stable_hash([plan.dataset.name, plan.model.name, plan.prompt.name, fingerprint]))
     store = result_storage(cache_dir)
@@ -165,8 +165,10 @@ def evaluate(
     progress_id = create_progress_artifact(progress=0.0, key=key, description=f"Shards of {run_id}")
     progress.publish("start", {"total": len(prepared.shards), "samples": prepared.n_prepared})
     effective_workers = workers if backend.thread_safe else 1
-    asr_fingerprint = get_backend(plan.asr, generation_params(plan.asr)).fingerprint() if plan.asr else None
-    outputs, errors, shard_stats = _run_shards(plan, prepared, fingerprint, asr_fingerprint, audio_cache_dir(cache_dir),
+    transcriber_fingerprints = {lang: get_backend(m, generation_params(m)).fingerprint()
+                                for lang, m in plan.transcribers.items()}
+    outputs, errors, shard_stats = _run_shards(plan, prepared, fingerprint, transcriber_fingerprints,
+                                               audio_cache_dir(cache_dir),
                                                effective_workers, fresh,
                                                shard_retries, retry_delay_s, store, progress_id)
     timings["infer"] = time.perf_counter() - t

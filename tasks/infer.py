@@ -31,7 +31,7 @@ def infer_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     shard: ShardRef = parameters["shard"]
     prompt: PromptEntry = parameters["prompt"]
     return "infer-" + storage.stable_hash([
-        parameters["model_fingerprint"], parameters.get("asr_fingerprint"),
+        parameters["model_fingerprint"], parameters.get("transcriber_fingerprints") or None,
         prompt.model_dump(mode="json")["messages"], shard.content_hash,
     ])
 
@@ -72,9 +72,9 @@ def infer(
     prompt: PromptEntry,
     model_fingerprint: dict[str, Any],
     audio_dir: str,
-    asr_model: ModelEntry | None = None,
-    asr_fingerprint: dict[str, Any] | None = None,
+    transcribers: dict[str, ModelEntry] | None = None,
+    transcriber_fingerprints: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    asr = get_backend(asr_model, generation_params(asr_model)) if asr_model else None
+    asr = {lang: get_backend(m, generation_params(m)) for lang, m in (transcribers or {}).items()}
     with gpu_slot(model):
         return run_shard(shard, get_backend(model, generation), prompt, audio_dir, asr)
