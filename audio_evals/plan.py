@@ -37,6 +37,16 @@ class EvalPlan:
     def transcriber_for(self, lang: str | None) -> ModelEntry | None:
         return for_language(self.transcribers, lang)
 
+    def sent_parameters(self) -> dict[str, Any]:
+        """What every model call carries besides its input (the backend's view of ``generation``)."""
+        return get_backend(self.model, self.generation).sent_parameters()
+
+    def transcriber_record(self) -> dict[str, dict[str, Any]]:
+        """Each language's transcriber as results record it: name, backend, arguments, what it is sent."""
+        return {lang: {"name": m.name, "backend": m.backend, "args": m.args,
+                       "sent": get_backend(m, generation_params(m)).sent_parameters()}
+                for lang, m in self.transcribers.items()}
+
     def skip_reason(self, sample: Sample) -> str | None:
         """Why a sample is not run: a language the model, the task or the transcriber cannot handle."""
         if self.task.metric_for(sample.lang) is None:

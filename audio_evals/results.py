@@ -45,7 +45,6 @@ def build_summary(
     dataset: DatasetRef,
     prepared: PreparedRef,
     model_fingerprint: dict[str, Any],
-    sent_parameters: dict[str, Any],
     scored: Scored,
     failed_shards: list[dict[str, Any]],
     shard_stats: dict[str, Any],
@@ -80,7 +79,9 @@ def build_summary(
             "fingerprint": model_fingerprint,
             "generation": plan.generation,
             # What every model call carried: generation after the backend's defaults and mappings.
-            "sent": sent_parameters,
+            "sent": plan.sent_parameters(),
+            # Speech-out models: who transcribed the spoken answers, per sample language.
+            "transcribers": plan.transcriber_record(),
         },
         "prompt": {"name": plan.prompt.name, "messages": plan.prompt.model_dump(mode="json")["messages"]},
         "metrics": scored.metrics,

@@ -20,7 +20,6 @@ os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL", "WARNI
 import typer
 import yaml
 
-from audio_evals.models import get_backend
 from audio_evals.models.base import BackendUnavailable
 from audio_evals.plan import preflight, resolve
 from audio_evals.plugins import UnknownName
@@ -95,7 +94,7 @@ def run(
         console.print_json(data={
             "dataset": plan.dataset.model_dump(mode="json"), "task": plan.task.model_dump(mode="json"),
             "model": plan.model.model_dump(mode="json"), "prompt": plan.prompt.name,
-            "generation": plan.generation, "sent": get_backend(plan.model, plan.generation).sent_parameters(),
+            "generation": plan.generation, "sent": plan.sent_parameters(),
             "post_process": list(plan.post_process),
             "transcribe_with": {lang: m.name for lang, m in plan.transcribers.items()} or None,
             "eval_cli": plan.eval_cli(),

@@ -168,8 +168,7 @@ def evaluate(
     transcriber_fingerprints = {lang: get_backend(m, generation_params(m)).fingerprint()
                                 for lang, m in plan.transcribers.items()}
     outputs, errors, shard_stats = _run_shards(plan, prepared, fingerprint, transcriber_fingerprints,
-                                               audio_cache_dir(cache_dir),
-                                               effective_workers, fresh,
+                                               audio_cache_dir(cache_dir), effective_workers, fresh,
                                                shard_retries, retry_delay_s, store, progress_id)
     timings["infer"] = time.perf_counter() - t
 
@@ -189,7 +188,7 @@ def evaluate(
     peak_rss["total"] = peak_rss_mb()
     summary = build_summary(
         run_id=run_id, plan=plan, dataset=dataset_ref, prepared=prepared, model_fingerprint=fingerprint,
-        sent_parameters=backend.sent_parameters(), scored=scored, failed_shards=failed_shards, shard_stats=shard_stats,
+        scored=scored, failed_shards=failed_shards, shard_stats=shard_stats,
         timings={k: round(v, 3) for k, v in timings.items()}, peak_rss_mb=peak_rss, options=options,
         command=os.environ.get("AUDIO_EVALS_COMMAND") or shlex.join(["audio-evals", "run", "--dataset", dataset, "--model", model]),
     )

@@ -16,6 +16,7 @@ cached run needs no key; it is never part of the fingerprint, a repr or an error
 from __future__ import annotations
 
 import base64
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass, field
@@ -42,14 +43,6 @@ TRANSCRIPTION_KEYS = frozenset({
     "language", "prompt", "temperature",
     "top_p", "top_k", "min_p", "seed", "repetition_penalty", "frequency_penalty", "presence_penalty",
 })
-
-
-def request_fields(mode: str, generation: dict[str, Any], assistant_prefill: str | None) -> dict[str, Any]:
-    """A request's fields besides model, messages or file: the generation parameters, and with a
-    prefill the flags that make vLLM continue the final assistant message instead of opening one."""
-    if mode == "chat" and assistant_prefill is not None:
-        return {**generation, "continue_final_message": True, "add_generation_prompt": False}
-    return dict(generation)
 
 
 def _wav_part(data: bytes) -> dict[str, Any]:
@@ -84,15 +77,11 @@ def chat_messages(messages: tuple[Message, ...], audio_path: str, chunk_s: float
 
 
 @dataclass(kw_only=True)
-class OpenAIBackend(Backend):
-    model: str
-    base_url: str | None = None
-    base_url_env: str | None = None
-    api_key_env: str | None = None
+class RequestShape:
+    """How requests to an OpenAI-compatible server are shaped; the API and served-vLLM backends (both
+    ``Backend``s, whose ``generation`` it reads) share it."""
+
     mode: Literal["chat", "transcriptions"] = "chat"
-    max_concurrency: int = 8
-    timeout_s: float = 120.0
-    max_retries: int = 4
     #: Opening and closing tags of a reasoning model's thinking, stripped from the answer.
     think_tags: tuple[str, str] = DEFAULT_TAGS
     #: Chat: text the assistant's reply starts with; the server continues it (vLLM's
@@ -100,33 +89,54 @@ class OpenAIBackend(Backend):
     assistant_prefill: str | None = None
     #: Chat: clips longer than this many seconds go as consecutive audio parts of this length.
     audio_chunk_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("chat", "transcriptions"):
+            raise ValueError(f"mode must be 'chat' or 'transcriptions', not {self.mode!r}")
+        self.think_tags = tuple(self.think_tags)
+        if len(self.think_tags) != 2:
+            raise ValueError("think_tags must be [opening, closing]")
+
+    def shape(self) -> dict[str, Any]:
+        """These settings by name, for fingerprints and for the client a served backend builds."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(RequestShape)}
+
+    def generation_keys(self) -> frozenset[str]:
+        return CHAT_KEYS if self.mode == "chat" else TRANSCRIPTION_KEYS
+
+    def sent_parameters(self) -> dict[str, Any]:
+        """A request's fields besides model, messages or file: the generation parameters, and with a
+        prefill the flags that make vLLM continue the final assistant message instead of opening one."""
+        if self.mode == "chat" and self.assistant_prefill is not None:
+            return {**self.generation, "continue_final_message": True, "add_generation_prompt": False}
+        return dict(self.generation)
+
+
+@dataclass(kw_only=True)
+class OpenAIBackend(RequestShape, Backend):
+    model: str
+    base_url: str | None = None
+    base_url_env: str | None = None
+    api_key_env: str | None = None
+    max_concurrency: int = 8
+    timeout_s: float = 120.0
+    max_retries: int = 4
     thread_safe: bool = True
     _client: OpenAIClient | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.mode not in ("chat", "transcriptions"):
-            raise ValueError(f"openai_api: mode must be 'chat' or 'transcriptions', not {self.mode!r}")
+        super().__post_init__()
         if not (self.base_url or self.base_url_env):
             raise ValueError("openai_api: give base_url or base_url_env")
-        self.think_tags = tuple(self.think_tags)
-        if len(self.think_tags) != 2:
-            raise ValueError("openai_api: think_tags must be [opening, closing]")
 
     @property
     def endpoint(self) -> str:
         return resolve_base_url(self.base_url, self.base_url_env, f"openai_api model {self.model!r}")
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"backend": "openai_api", "base_url": self.endpoint, "model": self.model, "mode": self.mode,
-                "think_tags": list(self.think_tags), "assistant_prefill": self.assistant_prefill,
-                "audio_chunk_s": self.audio_chunk_s, "generation": self.generation}
-
-    def generation_keys(self) -> frozenset[str]:
-        return CHAT_KEYS if self.mode == "chat" else TRANSCRIPTION_KEYS
-
-    def sent_parameters(self) -> dict[str, Any]:
-        return request_fields(self.mode, self.generation, self.assistant_prefill)
+        return {"backend": "openai_api", "base_url": self.endpoint, "model": self.model, **self.shape(),
+                "think_tags": list(self.think_tags), "generation": self.generation}
 
     def _connect(self) -> OpenAIClient:
         """One client per backend, so ``max_concurrency`` holds across the runner's threads."""
