@@ -54,7 +54,8 @@ def transcribe_generated(outputs: list[ModelOutput], langs: dict[str, str | None
         except AudioError as e:
             output.error = f"generated audio unusable: {e}"
             continue
-        batches.setdefault(id(asr), (asr, []))[1].append(ModelRequest(output.sample_id, clip.prepared, clip.sample_rate))
+        request = ModelRequest(output.sample_id, clip.prepared, clip.sample_rate)
+        batches.setdefault(id(asr), (asr, []))[1].append(request)
     by_id = {o.sample_id: o for o in outputs}
     for asr, requests in batches.values():
         _count(len(requests))

@@ -153,8 +153,8 @@ def preflight(plan: EvalPlan) -> None:
     Cheap (no weights load) and done before any download. Raises ``BackendUnavailable`` naming,
     in one line, everything that is missing.
     """
-    entries = [("model", plan.model, plan.generation)]
-    entries += [("transcriber", m, generation_params(m)) for m in {m.name: m for m in plan.transcribers.values()}.values()]
+    unique = {m.name: m for m in plan.transcribers.values()}.values()  # one model may serve several languages
+    entries = [("model", plan.model, plan.generation), *(("transcriber", m, generation_params(m)) for m in unique)]
     problems = []
     for role, entry, generation in entries:
         try:

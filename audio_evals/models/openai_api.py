@@ -70,8 +70,9 @@ def chat_messages(messages: tuple[Message, ...], audio_path: str, chunk_s: float
         if all(c.type == "text" for c in message.contents):
             out.append({"role": message.role, "content": "\n".join(c.value for c in message.contents)})
         else:
-            parts = [p for c in message.contents
-                     for p in ([{"type": "text", "text": c.value}] if c.type == "text" else _audio_parts(c.value, chunk_s))]
+            parts = []
+            for c in message.contents:
+                parts += [{"type": "text", "text": c.value}] if c.type == "text" else _audio_parts(c.value, chunk_s)
             out.append({"role": message.role, "content": parts})
     return out
 
