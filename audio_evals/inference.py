@@ -12,7 +12,7 @@ from audio_evals.data.audio import AudioError
 from audio_evals.data.prepare import decode_to_cache
 from audio_evals.models.base import Backend, ModelOutput, ModelRequest
 from audio_evals.prompts import PromptError, render
-from audio_evals.registry.entries import PromptEntry
+from audio_evals.registry.entries import PromptEntry, for_language
 from audio_evals.schema import PreparedSample, Sample, ShardRef
 
 
@@ -55,35 +55,42 @@ def _prepared_rows(shard: ShardRef) -> list[dict[str, Any]]:
     return list(storage.read_jsonl(shard.path))
 
 
-def transcribe_generated(outputs: list[ModelOutput], asr: Backend, audio_dir: str) -> None:
-    """Speech-out models: transcribe each generated clip with ``asr``; the transcript is scored."""
-    requests = []
+def transcribe_generated(outputs: list[ModelOutput], langs: dict[str, str | None],
+                         transcribers: dict[str, Backend], audio_dir: str) -> None:
+    """Speech-out models: transcribe each generated clip with the transcriber for its sample's
+    language (``langs``: sample id → language); the transcript is what gets scored."""
+    batches: dict[int, tuple[Backend, list[ModelRequest]]] = {}
     for output in outputs:
         if output.error or not output.audio_path:
+            continue
+        asr = for_language(transcribers, langs.get(output.sample_id))
+        if asr is None:  # the plan skips such samples; a stray one fails rather than go unscored
+            output.error = f"no transcriber for language {langs.get(output.sample_id)!r}"
             continue
         try:
             clip = decode_to_cache(Sample(output.sample_id, output.audio_path), audio_dir, asr.requirements.sample_rate)
         except AudioError as e:
             output.error = f"generated audio unusable: {e}"
             continue
-        requests.append(ModelRequest(output.sample_id, clip.prepared, clip.sample_rate))
-    if not requests:
-        return
-    _count(len(requests))
+        request = ModelRequest(output.sample_id, clip.prepared, clip.sample_rate)
+        batches.setdefault(id(asr), (asr, []))[1].append(request)
     by_id = {o.sample_id: o for o in outputs}
-    for result in asr.generate(requests):
-        target = by_id[result.sample_id]
-        if result.error:
-            target.error = f"transcribing the generated audio failed: {result.error}"
-        else:
-            target.transcript = result.text
+    for asr, requests in batches.values():
+        _count(len(requests))
+        for result in asr.generate(requests):
+            target = by_id[result.sample_id]
+            if result.error:
+                target.error = f"transcribing the generated audio failed: {result.error}"
+            else:
+                target.transcript = result.text
 
 
 def run_shard(shard: ShardRef, backend: Backend, prompt: PromptEntry, audio_dir: str,
-              asr: Backend | None = None) -> dict[str, Any]:
+              transcribers: dict[str, Backend] | None = None) -> dict[str, Any]:
     """Outputs for every sample of the shard; a backend exception fails the whole shard.
 
-    With ``asr`` (speech-out models) generated audio is transcribed for scoring.
+    With ``transcribers`` (speech-out models: per language, ``"*"`` = any other) generated audio
+    is transcribed for scoring.
     """
     prepared = [_local(PreparedSample.from_dict(r), audio_dir) for r in _prepared_rows(shard)]
     requests: list[ModelRequest] = []
@@ -103,8 +110,8 @@ def run_shard(shard: ShardRef, backend: Backend, prompt: PromptEntry, audio_dir:
             raise RuntimeError(
                 f"backend returned outputs for {len(results)} samples, not the {len(requests)} requested in order"
             )
-        if asr is not None:
-            transcribe_generated(results, asr, audio_dir)
+        if transcribers:
+            transcribe_generated(results, {p.sample.id: p.sample.lang for p in prepared}, transcribers, audio_dir)
         outputs.update((o.sample_id, o) for o in results)
     elapsed = time.perf_counter() - start
     return {

@@ -8,9 +8,10 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from audio_evals.models import generation_params
+from audio_evals.models import check_generation, generation_params, get_backend
+from audio_evals.models.base import BackendUnavailable
 from audio_evals.registry import DatasetEntry, ModelEntry, PromptEntry, Registry, TaskEntry
-from audio_evals.registry.entries import ManifestSource
+from audio_evals.registry.entries import ManifestSource, for_language
 from audio_evals.schema import Sample
 
 
@@ -24,16 +25,30 @@ class EvalPlan:
     prompt: PromptEntry
     generation: dict[str, Any] = field(default_factory=dict)
     prompt_given: bool = False
-    #: The ASR model transcribing a speech-out model's audio (None for text-out models).
-    asr: ModelEntry | None = None
+    #: Speech-out models: the ASR model transcribing the generated audio, per sample language
+    #: (``"*"`` = any other); empty for text-out models.
+    transcribers: dict[str, ModelEntry] = field(default_factory=dict)
 
     @property
     def post_process(self) -> tuple[str, ...]:
         """Steps applied to every reply before scoring: the prompt's (its output format), then the task's."""
         return (*self.prompt.post_process, *self.task.post_process)
 
+    def transcriber_for(self, lang: str | None) -> ModelEntry | None:
+        return for_language(self.transcribers, lang)
+
+    def sent_parameters(self) -> dict[str, Any]:
+        """What every model call carries besides its input (the backend's view of ``generation``)."""
+        return get_backend(self.model, self.generation).sent_parameters()
+
+    def transcriber_record(self) -> dict[str, dict[str, Any]]:
+        """Each language's transcriber as results record it: name, backend, arguments, what it is sent."""
+        return {lang: {"name": m.name, "backend": m.backend, "args": m.args,
+                       "sent": get_backend(m, generation_params(m)).sent_parameters()}
+                for lang, m in self.transcribers.items()}
+
     def skip_reason(self, sample: Sample) -> str | None:
-        """Why a sample is not run: a language the model or the task cannot handle."""
+        """Why a sample is not run: a language the model, the task or the transcriber cannot handle."""
         if self.task.metric_for(sample.lang) is None:
             if sample.lang is None:
                 return (f"sample has no language and task {self.task.name!r} scores by language: add 'lang' "
@@ -42,11 +57,27 @@ class EvalPlan:
         languages = self.model.languages
         if languages and sample.lang and sample.lang not in languages:
             return f"model {self.model.name!r} supports {', '.join(languages)} only; sample language is {sample.lang!r}"
+        return self._transcriber_skip(sample.lang)
+
+    def _transcriber_skip(self, lang: str | None) -> str | None:
+        """A spoken answer nobody here can transcribe would be scored as garbage: skip it instead."""
+        if not self.transcribers:
+            return None
+        transcriber = self.transcriber_for(lang)
+        if transcriber is None:
+            return (f"model {self.model.name!r} has spoken answers transcribed for {', '.join(self.transcribers)} "
+                    f"only; sample language is {lang!r}")
+        if transcriber.languages and lang not in transcriber.languages:
+            return (f"spoken answers are transcribed by {transcriber.name!r}, which supports "
+                    f"{', '.join(transcriber.languages)} only; sample language is {lang!r}")
         return None
 
     def skip_key(self) -> str:
         """Identity of ``skip_reason`` for cache keys."""
-        return repr([self.task.metric, self.model.languages])
+        key: list[Any] = [self.task.metric, self.model.languages]
+        if self.transcribers:
+            key.append({lang: [m.name, m.languages] for lang, m in sorted(self.transcribers.items())})
+        return repr(key)
 
     def eval_cli(self) -> str:
         """The reference tool's command form for this evaluation (as in the seed reports)."""
@@ -85,7 +116,8 @@ def resolve(
     task: str | None = None,
     model_revision: str | None = None,
 ) -> EvalPlan:
-    """Look every name up; unknown names fail here, with close-match suggestions.
+    """Look every name up; unknown names fail here, with close-match suggestions, and so do
+    generation parameters the model's backend would not use.
 
     ``model_revision`` (a published revision: hub commit, folder version) is passed to the
     backend as its ``revision`` argument and recorded with the results.
@@ -99,12 +131,35 @@ def resolve(
     if model_revision:
         model_entry = model_entry.model_copy(update={"args": {**model_entry.args, "revision": model_revision}})
     prompt_entry = registry.prompt(prompt or task_entry.default_prompt)
+    params = generation_params(model_entry, generation)
+    check_generation(model_entry, params)
+    transcribers = {lang: registry.model(name) for lang, name in model_entry.transcribers().items()}
+    for transcriber in transcribers.values():
+        check_generation(transcriber, generation_params(transcriber))
     return EvalPlan(
         dataset=entry,
         task=task_entry,
         model=model_entry,
         prompt=prompt_entry,
-        generation=generation_params(model_entry, generation),
+        generation=params,
         prompt_given=prompt is not None,
-        asr=registry.model(model_entry.transcribe_with) if model_entry.transcribe_with else None,
+        transcribers=transcribers,
     )
+
+
+def preflight(plan: EvalPlan) -> None:
+    """Whether this machine can run the model and every transcriber of its spoken answers.
+
+    Cheap (no weights load) and done before any download. Raises ``BackendUnavailable`` naming,
+    in one line, everything that is missing.
+    """
+    unique = {m.name: m for m in plan.transcribers.values()}.values()  # one model may serve several languages
+    entries = [("model", plan.model, plan.generation), *(("transcriber", m, generation_params(m)) for m in unique)]
+    problems = []
+    for role, entry, generation in entries:
+        try:
+            get_backend(entry, generation).check()
+        except BackendUnavailable as e:
+            problems.append(f"{role} {entry.name!r} cannot run here: {e}")
+    if problems:
+        raise BackendUnavailable("; ".join(problems))

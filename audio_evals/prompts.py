@@ -1,7 +1,11 @@
 """Render a registry prompt for one sample.
 
 Text parts are Jinja templates over the sample's fields (sandboxed: a template cannot reach
-Python internals); audio parts become the path of the sample's prepared audio.
+Python internals); audio parts become the path of the sample's prepared audio. The rendered text
+is sent as it comes out of the template, never stripped or reformatted: the reference protocol's
+prompts end in spaces and newlines the model sees, so they must reach it byte for byte (Jinja's
+defaults, as the reference renders them: no trimming of blocks, a template's one final newline
+dropped).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from audio_evals.models.base import Content, Message
 from audio_evals.registry.entries import PromptEntry
 from audio_evals.schema import PreparedSample
 
-_ENV = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+_ENV = SandboxedEnvironment(undefined=jinja2.StrictUndefined)
 
 
 class PromptError(ValueError):
@@ -38,7 +42,7 @@ def render(prompt: PromptEntry, prepared: PreparedSample) -> tuple[Message, ...]
                 contents.append(Content("audio", prepared.prepared))
                 continue
             try:
-                contents.append(Content("text", _template(part.value).render(context).strip()))
+                contents.append(Content("text", _template(part.value).render(context)))
             except jinja2.TemplateError as e:
                 raise PromptError(f"prompt {prompt.name!r} cannot be rendered: {e}") from None
         messages.append(Message(message.role, tuple(contents)))

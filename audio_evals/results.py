@@ -150,6 +150,10 @@ def build_summary(
             or model_fingerprint.get("weights_sha256"),
             "fingerprint": model_fingerprint,
             "generation": plan.generation,
+            # What every model call carried: generation after the backend's defaults and mappings.
+            "sent": plan.sent_parameters(),
+            # Speech-out models: who transcribed the spoken answers, per sample language.
+            "transcribers": plan.transcriber_record(),
         },
         "prompt": {"name": plan.prompt.name, "messages": plan.prompt.model_dump(mode="json")["messages"]},
         "metrics": scored.metrics,

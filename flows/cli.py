@@ -20,10 +20,9 @@ os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL", "WARNI
 import typer
 import yaml
 
-from audio_evals.models import get_backend
 from audio_evals.models.base import BackendUnavailable
 from audio_evals.overrides import with_overrides
-from audio_evals.plan import resolve
+from audio_evals.plan import preflight, resolve
 from audio_evals.plugins import UnknownName
 from audio_evals.registry import RegistryError, load_registry
 from audio_evals.results import check_run_id
@@ -119,16 +118,19 @@ def run(
         console.print_json(data={
             "dataset": plan.dataset.model_dump(mode="json"), "task": plan.task.model_dump(mode="json"),
             "model": plan.model.model_dump(mode="json"), "prompt": plan.prompt.name,
-            "generation": plan.generation, "eval_cli": plan.eval_cli(),
+            "generation": plan.generation, "sent": plan.sent_parameters(),
+            "post_process": list(plan.post_process),
+            "transcribe_with": {lang: m.name for lang, m in plan.transcribers.items()} or None,
+            "eval_cli": plan.eval_cli(),
         })
         return
     for note in accepted:
         console.print(f"note: {note}", markup=False)
     try:
         if not inf_file:  # replies read from a file need no model
-            get_backend(plan.model, plan.generation).check()  # before Prefect starts: a plain message
+            preflight(plan)  # before Prefect starts: a plain message
     except BackendUnavailable as e:
-        _fail(f"model {model!r} cannot run here: {e}", 2)
+        _fail(str(e), 2)
     if verbose or debug_mode:
         _verbose_logs()
     os.environ["AUDIO_EVALS_COMMAND"] = shlex.join(["audio-evals", *sys.argv[1:]])

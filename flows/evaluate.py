@@ -19,7 +19,7 @@ from audio_evals.models import generation_params, get_backend
 from audio_evals.models.base import BackendUnavailable
 from audio_evals.overrides import with_overrides
 from audio_evals.paths import audio_cache_dir, default_cache_dir
-from audio_evals.plan import EvalPlan, resolve
+from audio_evals.plan import EvalPlan, preflight, resolve
 from audio_evals.registry import load_registry
 from audio_evals.results import build_summary, create_run_dir, new_run_id, run_dir, run_identity
 from audio_evals.retry import check_unchanged
@@ -54,7 +54,7 @@ def _release_remote_result(future: PrefectFuture) -> None:
         release()
 
 
-def _run_shards(plan: EvalPlan, prepared: PreparedRef, fingerprint: dict, asr_fingerprint: dict | None,
+def _run_shards(plan: EvalPlan, prepared: PreparedRef, fingerprint: dict, transcriber_fingerprints: dict,
                 audio_dir: str, workers: int, fresh: bool, retries: int, retry_delay_s: float, cache_dir: str,
                 progress_id: Any) -> tuple[dict, dict, dict]:
     """Submit shards with at most ``workers`` in flight; collect outputs and failures."""
@@ -73,7 +73,7 @@ def _run_shards(plan: EvalPlan, prepared: PreparedRef, fingerprint: dict, asr_fi
         if queue:
             shard = queue.pop(0)
             pending[runner.submit(shard, plan.model, plan.generation, plan.prompt, fingerprint, audio_dir,
-                                  cache_dir, fresh, plan.asr, asr_fingerprint)] = shard
+                                  cache_dir, fresh, plan.transcribers, transcriber_fingerprints)] = shard
 
     for _ in range(max(1, workers)):
         submit()
@@ -156,7 +156,7 @@ def evaluate(
     if inf_file:  # the replies come from the file: the model never runs, so need not be runnable here
         fingerprint = predictions.fingerprint(inf_file)
     else:
-        backend.check()  # a model this machine cannot run stops the run before any download
+        preflight(plan)  # a model (or transcriber) this machine cannot run stops the run before any download
         fingerprint = backend.fingerprint()
     run_id = run_id or new_run_id()
     folder = run_dir(output, plan, run_id)  # checked now: a bad or used run id stops before any work
@@ -195,8 +195,9 @@ def evaluate(
         progress_id = create_progress_artifact(progress=0.0, key=key, description=f"Shards of {run_id}")
         progress.publish("start", {"total": len(prepared.shards), "samples": prepared.n_prepared})
         effective_workers = workers if backend.thread_safe else 1
-        asr_fingerprint = get_backend(plan.asr, generation_params(plan.asr)).fingerprint() if plan.asr else None
-        outputs, errors, shard_stats = _run_shards(plan, prepared, fingerprint, asr_fingerprint,
+        transcriber_fingerprints = {lang: get_backend(m, generation_params(m)).fingerprint()
+                                    for lang, m in plan.transcribers.items()}
+        outputs, errors, shard_stats = _run_shards(plan, prepared, fingerprint, transcriber_fingerprints,
                                                    audio_cache_dir(cache_dir), effective_workers, fresh,
                                                    shard_retries, retry_delay_s, cache_dir, progress_id)
     timings["infer"] = time.perf_counter() - t

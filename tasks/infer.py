@@ -30,9 +30,10 @@ MAX_RETRY_AFTER_S = 600
 
 
 def infer_key(shard: ShardRef, prompt: PromptEntry, model_fingerprint: dict[str, Any],
-              asr_fingerprint: dict[str, Any] | None) -> str:
+              transcriber_fingerprints: dict[str, dict[str, Any]] | None) -> str:
     return "infer-" + storage.stable_hash([
-        model_fingerprint, asr_fingerprint, prompt.model_dump(mode="json")["messages"], shard.content_hash,
+        model_fingerprint, transcriber_fingerprints or None, prompt.model_dump(mode="json")["messages"],
+        shard.content_hash,
     ])
 
 
@@ -74,15 +75,15 @@ def infer(
     audio_dir: str,
     cache_dir: str,
     fresh: bool = False,
-    asr_model: ModelEntry | None = None,
-    asr_fingerprint: dict[str, Any] | None = None,
+    transcribers: dict[str, ModelEntry] | None = None,
+    transcriber_fingerprints: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any] | State:
-    key = infer_key(shard, prompt, model_fingerprint, asr_fingerprint)
+    key = infer_key(shard, prompt, model_fingerprint, transcriber_fingerprints)
     entry = cache.entry_path(cache_dir, "infer", key)
     cached = None if fresh else cache.read_entry(entry, key)
     if cached is not None:
         return Completed(data=cached, name="Cached", message="shard result from the cache")
-    asr = get_backend(asr_model, generation_params(asr_model)) if asr_model else None
+    asr = {lang: get_backend(m, generation_params(m)) for lang, m in (transcribers or {}).items()}
     with gpu_slot(model):
         result = run_shard(shard, get_backend(model, generation), prompt, audio_dir, asr)
     cache.write_entry(entry, key, result)

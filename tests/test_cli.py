@@ -72,3 +72,15 @@ def test_a_model_this_machine_cannot_run_stops_before_the_dataset_is_fetched(tmp
     assert "model 'kimiaudio' cannot run here" in result.output and "kimia_infer" in result.output
     assert "Traceback" not in result.output and "Hugging Face" not in result.output
     assert not (tmp_path / "datasets").exists()
+
+
+@pytest.mark.parametrize("model, unused, used", [("whisper-tiny.en", "device", "beam_size"),
+                                                 ("step-audio-r1.1", "batch_size", "stop_token_ids"),
+                                                 ("kimiaudio", "temperature", "text_temperature")])
+def test_a_generation_parameter_the_model_does_not_use_is_refused_naming_those_it_does(model, unused, used):
+    for dry_run in ([], ["--dry-run"]):
+        result = runner.invoke(app, ["run", "--dataset", "speech-sample-en", "--model", model, "-P", f"{unused}=1",
+                                     *dry_run])
+        assert result.exit_code == 2, result.output
+        message = " ".join(result.output.split())
+        assert f"does not use generation parameter(s) {unused};" in message and used in message.split("uses:")[1]

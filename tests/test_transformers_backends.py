@@ -23,6 +23,7 @@ import pytest
 import soundfile as sf
 
 from audio_evals.models.base import BackendUnavailable, Content, Message, ModelRequest, TransientBackendError
+from tests import kimia_stand_in
 from tests.conftest import SAMPLE_DIR
 
 CLIPS = ["spk1_snt1", "spk2_snt2", "spk1_snt2"]  # 2.9 s, 1.8 s, 3.2 s: not in duration order
@@ -73,13 +74,14 @@ def tiny_ctc(hf, tmp_path_factory) -> str:
     return str(folder)
 
 
-@pytest.fixture(scope="module")
-def tiny_whisper(hf, tmp_path_factory) -> str:
-    """A random Whisper (d_model 16, 1+1 layers) with a byte-level tokenizer and Whisper's specials."""
+def build_tiny_whisper(hf, folder: Path, timestamps: bool = False) -> str:
+    """A random Whisper (d_model 16, 1+1 layers) with a byte-level tokenizer and Whisper's specials;
+    with ``timestamps`` also its 1501 timestamp tokens and the generation config long-form needs."""
     torch, t = hf
-    folder = tmp_path_factory.mktemp("tiny-whisper")
     tokenizer = t.WhisperTokenizer(vocab=byte_vocab(), merges=[])
     specials = ["<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|translate|>", "<|notimestamps|>"]
+    if timestamps:
+        specials += [f"<|{i * 0.02:.2f}|>" for i in range(1501)]
     tokenizer.add_special_tokens({"additional_special_tokens": specials})
     extractor = t.WhisperFeatureExtractor(feature_size=80)
     t.WhisperProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(folder)
@@ -91,8 +93,19 @@ def tiny_whisper(hf, tmp_path_factory) -> str:
         decoder_start_token_id=tokenizer.convert_tokens_to_ids("<|startoftranscript|>"),
     )
     torch.manual_seed(0)
-    t.WhisperForConditionalGeneration(config).save_pretrained(folder)
+    model = t.WhisperForConditionalGeneration(config)
+    if timestamps:
+        generation = model.generation_config
+        generation.no_timestamps_token_id = tokenizer.convert_tokens_to_ids("<|notimestamps|>")
+        generation.is_multilingual, generation.max_initial_timestamp_index = False, 50
+        generation._from_model_config = False  # else rebuilt from the model config on load, without these
+    model.save_pretrained(folder)
     return str(folder)
+
+
+@pytest.fixture(scope="module")
+def tiny_whisper(hf, tmp_path_factory) -> str:
+    return build_tiny_whisper(hf, tmp_path_factory.mktemp("tiny-whisper"))
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +181,22 @@ def test_whisper_random_weights_refuses_clip_longer_than_its_window(tiny_whisper
                   generation={"max_tokens": 4}, model=tiny_whisper, device="cpu")
     assert "longer than the model's 30 s window" in outputs[0].error
     assert outputs[1].error is None and isinstance(outputs[1].text, str)
+
+
+def test_whisper_long_form_decodes_clips_past_its_window_alone_or_batched(hf, requests_, tmp_path):
+    """The reference transcribes long spoken answers as transformers' pipeline does (return_timestamps)."""
+    from audio_evals.models import transformers_asr
+
+    model = build_tiny_whisper(hf, tmp_path / "tiny-whisper-timestamps", timestamps=True)
+    audio, rate = sf.read(requests_[0].audio_path, dtype="float32")
+    long_clip = tmp_path / "long.wav"
+    sf.write(long_clip, np.tile(audio, 12), rate)  # ~35 s
+    clips = [request("long", str(long_clip)), requests_[1]]
+    gen = {"return_timestamps": True, "max_tokens": 4}
+    for batch_size in (1, 2):
+        outputs = run(transformers_asr, clips, generation=gen, model=model, device="cpu", long_form=True,
+                      batch_size=batch_size)
+        check_outputs(outputs, clips)
 
 
 def test_fingerprint_changes_with_generation_dtype_and_weights_without_loading(tiny_ctc, tmp_path):
@@ -345,32 +374,17 @@ def test_kimi_audio_speech_with_stand_in_package_writes_wav_per_sample(hf, reque
     """A stand-in ``kimia_infer`` (the real one needs a GPU and 7B weights) checks the calls and files."""
     from audio_evals.models import kimi_audio_speech
 
-    torch = hf[0]
-    calls = []
-
-    class KimiAudio:
-        def __init__(self, model_path, load_detokenizer):
-            assert load_detokenizer
-
-        def generate(self, chats, output_type, **params):
-            calls.append((chats, output_type, params))
-            return torch.full((1, 2400), 0.1), " an answer "
-
-    kimia = types.ModuleType("kimia_infer.api.kimia")
-    kimia.KimiAudio = KimiAudio
-    for name in ("kimia_infer", "kimia_infer.api"):
-        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
-    monkeypatch.setitem(sys.modules, "kimia_infer.api.kimia", kimia)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    backend = kimi_audio_speech.BACKEND(generation={"temperature": 0.0, "audio_top_k": 10}, output_dir=str(tmp_path))
+    calls = kimia_stand_in.install(monkeypatch, hf[0])
+    backend = kimi_audio_speech.BACKEND(generation={"text_temperature": 0.0, "audio_top_k": 10}, output_dir=str(tmp_path))
     outputs = backend.generate(requests_[:2])
     assert [o.sample_id for o in outputs] == [r.sample_id for r in requests_[:2]]
     assert all(o.text == "an answer" and sf.info(o.audio_path).samplerate == 24000 for o in outputs)
     assert len({o.audio_path for o in outputs}) == 2 and all(o.audio_path.startswith(str(tmp_path)) for o in outputs)
-    chats, output_type, params = calls[0]
-    assert output_type == "both" and params == {"audio_top_k": 10, "text_temperature": 0.0}
-    assert chats == [{"role": "user", "message_type": "audio", "content": requests_[0].audio_path},
-                     {"role": "user", "message_type": "text", "content": "Transcribe the audio."}]
+    built, first = calls[:2]
+    assert built["load_detokenizer"] and first["output_type"] == "both"
+    assert first["params"] == {"audio_top_k": 10, "text_temperature": 0.0}
+    assert first["chats"] == [{"role": "user", "message_type": "audio", "content": requests_[0].audio_path},
+                              {"role": "user", "message_type": "text", "content": "Transcribe the audio."}]
 
 
 # -- vLLM served: a stand-in server on loopback ------------------------------------------------------

@@ -7,6 +7,7 @@ construction is cheap and weights load on first use, so a fully cached run loads
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import threading
 from typing import Any
 
@@ -22,6 +23,29 @@ _LOCK = threading.Lock()
 def generation_params(entry: ModelEntry, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The registry's generation parameters with command-line overrides applied."""
     return {**entry.generation, **(overrides or {})}
+
+
+class UnusedParameter(ValueError):
+    """A generation parameter the model's backend never hands to the model."""
+
+
+def check_generation(entry: ModelEntry, generation: dict[str, Any]) -> None:
+    """Refuse generation keys the backend does not use, naming the ones it does.
+
+    Without this, ``-P device=cuda`` would be recorded as applied and change the cache key while
+    the model never saw it.
+    """
+    backend = get_backend(entry, generation)
+    accepted = backend.generation_keys()
+    unused = sorted(set(generation) - accepted) if accepted is not None else []
+    if not unused:
+        return
+    message = (f"model {entry.name!r} does not use generation parameter(s) {', '.join(unused)}; "
+               f"backend {entry.backend} uses: {', '.join(sorted(accepted)) or 'none'}")
+    arguments = sorted(set(unused) & {f.name for f in dataclasses.fields(backend)})
+    if arguments:
+        message += f" ({', '.join(arguments)}: a backend argument, set under args: in a registry entry)"
+    raise UnusedParameter(message)
 
 
 def get_backend(entry: ModelEntry, generation: dict[str, Any]) -> Backend:

@@ -185,6 +185,20 @@ class HFBackend(Backend):
 
     #: The backend's module name, for fingerprints and messages.
     backend_name: ClassVar[str] = ""
+    #: ``model.generate`` keywords this backend takes beyond the common ones (Whisper's ``language``).
+    extra_generate_keys: ClassVar[tuple[str, ...]] = ()
+    GENERATION_KEYS: ClassVar[frozenset[str]] = frozenset(_GENERATE_KEYS | set(_ALIASES) | {"seed"})
+
+    def generation_keys(self) -> frozenset[str]:
+        return self.GENERATION_KEYS | set(self.extra_generate_keys)
+
+    def generate_options(self) -> dict[str, Any]:
+        """The ``model.generate`` keywords of every batch."""
+        return generate_kwargs(self.generation, self.extra_generate_keys)
+
+    def sent_parameters(self) -> dict[str, Any]:
+        seed = {"seed": self.generation["seed"]} if "seed" in self.generation else {}
+        return {**self.generate_options(), **seed}
 
     @property
     def requirements(self) -> Requirements:

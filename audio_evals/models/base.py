@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -126,6 +126,20 @@ class Backend(abc.ABC):
 
     #: Whether ``generate`` may be called from several threads at once.
     thread_safe: bool = False
+
+    #: Generation parameters this backend hands to the model. Any other key is refused before any
+    #: work (it would be recorded and change the cache key while never reaching the model);
+    #: None passes every key on as given (the scripted test backend).
+    GENERATION_KEYS: ClassVar[frozenset[str] | None] = frozenset()
+
+    def generation_keys(self) -> frozenset[str] | None:
+        """The generation parameters this instance uses (some depend on its arguments, e.g. ``mode``)."""
+        return self.GENERATION_KEYS
+
+    def sent_parameters(self) -> dict[str, Any]:
+        """What every model call carries besides its input, after the backend's own defaults and
+        name mappings: the summary records it, so a result says exactly how the model was called."""
+        return dict(self.generation)
 
     @property
     def requirements(self) -> Requirements:

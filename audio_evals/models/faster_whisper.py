@@ -14,17 +14,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 from audio_evals.models.base import Backend, BackendUnavailable, ModelOutput, ModelRequest
 from audio_evals.paths import resolve_resource
 
 #: Generation keys passed to ``WhisperModel.transcribe``.
-_TRANSCRIBE_KEYS = {
+_TRANSCRIBE_KEYS = frozenset({
     "beam_size", "language", "temperature", "best_of", "patience", "length_penalty",
     "condition_on_previous_text", "initial_prompt", "without_timestamps", "vad_filter",
     "no_speech_threshold", "compression_ratio_threshold", "log_prob_threshold",
-}
+})
 
 
 @lru_cache(maxsize=8)
@@ -57,6 +57,8 @@ class FasterWhisperBackend(Backend):
     thread_safe: bool = True
     _model: Any = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    GENERATION_KEYS: ClassVar[frozenset[str]] = _TRANSCRIBE_KEYS
 
     @property
     def folder(self) -> str:
@@ -94,7 +96,8 @@ class FasterWhisperBackend(Backend):
                 self._model = BatchedInferencePipeline(model) if self.batched else model
             return self._model
 
-    def _options(self) -> dict[str, Any]:
+    def sent_parameters(self) -> dict[str, Any]:
+        """The keywords of every ``transcribe`` call."""
         options = {k: v for k, v in self.generation.items() if k in _TRANSCRIBE_KEYS}
         if self.batched:
             options["batch_size"] = self.batch_size
@@ -102,7 +105,7 @@ class FasterWhisperBackend(Backend):
 
     def generate(self, requests: list[ModelRequest]) -> list[ModelOutput]:
         model = self._load()
-        options = self._options()
+        options = self.sent_parameters()
         outputs = []
         for request in requests:
             start = time.perf_counter()

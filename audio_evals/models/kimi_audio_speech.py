@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from audio_evals.models._hf_common import release_cuda_memory, version, weights_identity
 from audio_evals.models.base import (
@@ -30,9 +30,10 @@ KIMIA_INSTALL = (
 )
 #: Sample rate of the Kimi-Audio detokenizer's waveform.
 OUTPUT_RATE = 24000
-#: Generation keys ``KimiAudio.generate`` takes (``temperature``/``top_k`` map to the text stream).
-_KEYS = {"audio_temperature", "audio_top_k", "text_temperature", "text_top_k", "audio_repetition_penalty",
-         "audio_repetition_window_size", "text_repetition_penalty", "text_repetition_window_size"}
+#: Sampling keywords of ``KimiAudio.generate``, passed under their own names (one set per stream).
+_KEYS = frozenset({"audio_temperature", "audio_top_k", "text_temperature", "text_top_k", "audio_repetition_penalty",
+                   "audio_repetition_window_size", "text_repetition_penalty", "text_repetition_window_size",
+                   "max_new_tokens"})
 
 
 def _wav_name(sample_id: str) -> str:
@@ -49,6 +50,9 @@ class KimiAudioSpeechBackend(Backend):
     output_dir: str | None = None
     _model: Any = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    #: ``seed`` seeds torch before each sample.
+    GENERATION_KEYS: ClassVar[frozenset[str]] = _KEYS | {"seed"}
 
     @property
     def requirements(self) -> Requirements:
@@ -83,12 +87,7 @@ class KimiAudioSpeechBackend(Backend):
             return self._model
 
     def _params(self) -> dict[str, Any]:
-        params = {k: v for k, v in self.generation.items() if k in _KEYS}
-        if "temperature" in self.generation:
-            params.setdefault("text_temperature", self.generation["temperature"])
-        if "top_k" in self.generation:
-            params.setdefault("text_top_k", self.generation["top_k"])
-        return params
+        return {k: v for k, v in self.generation.items() if k in _KEYS}
 
     def _folder(self) -> str:
         base = self.output_dir or os.path.join(local_cache_dir(), "generated-audio", "kimi_audio_speech")

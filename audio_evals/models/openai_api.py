@@ -2,8 +2,12 @@
 
 ``mode: chat`` sends the rendered prompt, audio as ``input_audio`` parts (base64 WAV);
 ``mode: transcriptions`` uploads the prepared WAV to /audio/transcriptions and ignores the text.
-``generation`` is sent as-is (temperature, max_tokens, seed for chat; language, prompt,
-temperature for transcriptions), so it must hold only what the endpoint accepts.
+``generation`` is sent as-is: request fields of the OpenAI API or the extra sampling fields
+vLLM's server accepts (``CHAT_KEYS``, ``TRANSCRIPTION_KEYS``); any other key is refused up front.
+
+Two chat options reproduce how a model's own client calls it: ``assistant_prefill`` opens the
+reply (Step-Audio-R1's ``<think>\n``; sent as a final assistant message that vLLM continues), and
+``audio_chunk_s`` sends clips longer than that as several consecutive audio parts.
 
 The key is read from the environment variable named by ``api_key_env`` on first use, so a fully
 cached run needs no key; it is never part of the fingerprint, a repr or an error message.
@@ -12,69 +16,127 @@ cached run needs no key; it is never part of the fingerprint, a repr or an error
 from __future__ import annotations
 
 import base64
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import soundfile as sf
+
+from audio_evals.data.audio import encode_wav
 from audio_evals.models.base import Backend, Message, ModelOutput, ModelRequest
 from audio_evals.models.http_client import ApiError, OpenAIClient, Secret, resolve_base_url
 from audio_evals.models.reasoning import DEFAULT_TAGS, split_reasoning
 
 
-def _audio_part(path: str) -> dict[str, Any]:
+#: Sampling fields of chat requests: the OpenAI API's, then the extras vLLM's server takes.
+CHAT_KEYS = frozenset({
+    "temperature", "top_p", "max_tokens", "max_completion_tokens", "seed", "stop", "n", "presence_penalty",
+    "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "response_format", "modalities", "audio",
+    "reasoning_effort",
+    "top_k", "min_p", "repetition_penalty", "length_penalty", "stop_token_ids", "skip_special_tokens",
+    "include_stop_str_in_output", "ignore_eos", "min_tokens", "spaces_between_special_tokens",
+})
+#: Fields of transcription requests: the OpenAI API's, then vLLM's sampling extras.
+TRANSCRIPTION_KEYS = frozenset({
+    "language", "prompt", "temperature",
+    "top_p", "top_k", "min_p", "seed", "repetition_penalty", "frequency_penalty", "presence_penalty",
+})
+
+
+def _wav_part(data: bytes) -> dict[str, Any]:
+    return {"type": "input_audio", "input_audio": {"data": base64.b64encode(data).decode("ascii"), "format": "wav"}}
+
+
+def _audio_parts(path: str, chunk_s: float | None) -> list[dict[str, Any]]:
+    """The clip as one WAV part, or as consecutive ``chunk_s``-second parts when it is longer."""
+    if chunk_s:
+        samples, rate = sf.read(path, dtype="float32", always_2d=False)
+        step = int(chunk_s * rate)
+        if len(samples) > step:
+            return [_wav_part(encode_wav(samples[i:i + step], rate)) for i in range(0, len(samples), step)]
     with open(path, "rb") as f:
-        data = base64.b64encode(f.read()).decode("ascii")
-    return {"type": "input_audio", "input_audio": {"data": data, "format": "wav"}}
+        return [_wav_part(f.read())]
 
 
-def chat_messages(messages: tuple[Message, ...], audio_path: str) -> list[dict[str, Any]]:
+def chat_messages(messages: tuple[Message, ...], audio_path: str, chunk_s: float | None = None) -> list[dict[str, Any]]:
     """OpenAI chat messages: text-only messages as plain strings (what every server accepts),
     others as content parts; a request without messages sends its audio alone."""
     if not messages:
-        return [{"role": "user", "content": [_audio_part(audio_path)]}]
+        return [{"role": "user", "content": _audio_parts(audio_path, chunk_s)}]
     out = []
     for message in messages:
         if all(c.type == "text" for c in message.contents):
             out.append({"role": message.role, "content": "\n".join(c.value for c in message.contents)})
         else:
-            parts = [{"type": "text", "text": c.value} if c.type == "text" else _audio_part(c.value)
-                     for c in message.contents]
+            parts = []
+            for c in message.contents:
+                parts += [{"type": "text", "text": c.value}] if c.type == "text" else _audio_parts(c.value, chunk_s)
             out.append({"role": message.role, "content": parts})
     return out
 
 
 @dataclass(kw_only=True)
-class OpenAIBackend(Backend):
+class RequestShape:
+    """How requests to an OpenAI-compatible server are shaped; the API and served-vLLM backends (both
+    ``Backend``s, whose ``generation`` it reads) share it."""
+
+    mode: Literal["chat", "transcriptions"] = "chat"
+    #: Opening and closing tags of a reasoning model's thinking, stripped from the answer.
+    think_tags: tuple[str, str] = DEFAULT_TAGS
+    #: Chat: text the assistant's reply starts with; the server continues it (vLLM's
+    #: ``continue_final_message``), so the reply holds what follows it.
+    assistant_prefill: str | None = None
+    #: Chat: clips longer than this many seconds go as consecutive audio parts of this length.
+    audio_chunk_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("chat", "transcriptions"):
+            raise ValueError(f"mode must be 'chat' or 'transcriptions', not {self.mode!r}")
+        self.think_tags = tuple(self.think_tags)
+        if len(self.think_tags) != 2:
+            raise ValueError("think_tags must be [opening, closing]")
+
+    def shape(self) -> dict[str, Any]:
+        """These settings by name, for fingerprints and for the client a served backend builds."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(RequestShape)}
+
+    def generation_keys(self) -> frozenset[str]:
+        return CHAT_KEYS if self.mode == "chat" else TRANSCRIPTION_KEYS
+
+    def sent_parameters(self) -> dict[str, Any]:
+        """A request's fields besides model, messages or file: the generation parameters, and with a
+        prefill the flags that make vLLM continue the final assistant message instead of opening one."""
+        if self.mode == "chat" and self.assistant_prefill is not None:
+            return {**self.generation, "continue_final_message": True, "add_generation_prompt": False}
+        return dict(self.generation)
+
+
+@dataclass(kw_only=True)
+class OpenAIBackend(RequestShape, Backend):
     model: str
     base_url: str | None = None
     base_url_env: str | None = None
     api_key_env: str | None = None
-    mode: Literal["chat", "transcriptions"] = "chat"
     max_concurrency: int = 8
     timeout_s: float = 120.0
     max_retries: int = 4
-    #: Opening and closing tags of a reasoning model's thinking, stripped from the answer.
-    think_tags: tuple[str, str] = DEFAULT_TAGS
     thread_safe: bool = True
     _client: OpenAIClient | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.mode not in ("chat", "transcriptions"):
-            raise ValueError(f"openai_api: mode must be 'chat' or 'transcriptions', not {self.mode!r}")
+        super().__post_init__()
         if not (self.base_url or self.base_url_env):
             raise ValueError("openai_api: give base_url or base_url_env")
-        self.think_tags = tuple(self.think_tags)
-        if len(self.think_tags) != 2:
-            raise ValueError("openai_api: think_tags must be [opening, closing]")
 
     @property
     def endpoint(self) -> str:
         return resolve_base_url(self.base_url, self.base_url_env, f"openai_api model {self.model!r}")
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"backend": "openai_api", "base_url": self.endpoint, "model": self.model, "mode": self.mode,
+        return {"backend": "openai_api", "base_url": self.endpoint, "model": self.model, **self.shape(),
                 "think_tags": list(self.think_tags), "generation": self.generation}
 
     def _connect(self) -> OpenAIClient:
@@ -96,8 +158,10 @@ class OpenAIBackend(Backend):
                 with open(request.audio_path, "rb") as f:
                     text = await client.atranscribe(f.read(), self.model, **self.generation)
             else:
-                messages = chat_messages(request.messages, request.audio_path)
-                text = await client.achat(messages, self.model, **self.generation)
+                messages = chat_messages(request.messages, request.audio_path, self.audio_chunk_s)
+                if self.assistant_prefill is not None:
+                    messages.append({"role": "assistant", "content": self.assistant_prefill})
+                text = await client.achat(messages, self.model, **self.sent_parameters())
         except (ApiError, OSError) as e:
             return ModelOutput(request.sample_id, error=f"openai_api: {e}")
         answer, reasoning = split_reasoning(text, self.think_tags)

@@ -16,7 +16,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from audio_evals.models.base import Backend, ModelOutput, ModelRequest, TransientBackendError
 from audio_evals.storage import stable_hash
@@ -40,6 +40,9 @@ class ScriptedBackend(Backend):
     delay_s: float = 0.0
     thread_safe: bool = True
     _loaded: bool = field(default=False, init=False, repr=False)
+
+    #: A stand-in for any model: every generation key is taken (and recorded), none used.
+    GENERATION_KEYS: ClassVar[frozenset[str] | None] = None
 
     def fingerprint(self) -> dict[str, Any]:
         return {"backend": "scripted", "responses": stable_hash(_load(self.responses_file)),

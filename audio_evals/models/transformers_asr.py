@@ -3,6 +3,10 @@
 The decoding path is chosen from the model's config (an architecture ending in ``ForCTC`` means
 CTC, anything else ``generate``), so one backend covers Whisper, wav2vec2, HuBERT, MMS, ... on CPU
 or GPU. Clips are batched by similar duration; weights come from a hub id or a local folder.
+
+``long_form: true`` decodes Whisper clips past its 30 s window sequentially, as transformers' ASR
+pipeline does with ``return_timestamps``: the reference tool transcribes spoken answers, which
+can be long, that way.
 """
 
 from __future__ import annotations
@@ -12,19 +16,27 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from audio_evals.models._hf_common import HFBackend, generate_kwargs
+from audio_evals.models._hf_common import HFBackend
 from audio_evals.models.base import ModelRequest
+
+
+def _window(processor: Any) -> int | None:
+    """Samples a Whisper-style feature extractor takes at once (None for others)."""
+    return getattr(getattr(processor, "feature_extractor", None), "n_samples", None)
 
 
 @dataclass(kw_only=True)
 class TransformersASRBackend(HFBackend):
     #: ``auto`` reads the config; ``ctc``/``seq2seq`` force the decoding path.
     kind: Literal["auto", "ctc", "seq2seq"] = "auto"
+    #: Whisper: decode clips longer than the window in 30 s steps instead of refusing them.
+    long_form: bool = False
     _ctc: bool = field(default=False, init=False, repr=False)
     backend_name: ClassVar[str] = "transformers_asr"
+    extra_generate_keys: ClassVar[tuple[str, ...]] = ("language", "task", "return_timestamps")
 
     def fingerprint(self) -> dict[str, Any]:
-        return {**super().fingerprint(), "kind": self.kind}
+        return {**super().fingerprint(), "kind": self.kind, "long_form": self.long_form}
 
     def load(self, transformers: Any, model_kwargs: dict[str, Any]) -> tuple[Any, Any]:
         config = transformers.AutoConfig.from_pretrained(self.source, **self.load_kwargs())
@@ -40,8 +52,8 @@ class TransformersASRBackend(HFBackend):
     def prepare(self, processor: Any, request: ModelRequest) -> np.ndarray:
         audio = request.load_audio()
         # Whisper's feature extractor silently cuts audio past its window: refuse instead.
-        window = getattr(getattr(processor, "feature_extractor", None), "n_samples", None)
-        if not self._ctc and window and len(audio) > window:
+        window = _window(processor)
+        if not self._ctc and not self.long_form and window and len(audio) > window:
             raise ValueError(
                 f"clip is {len(audio) / request.sample_rate:.1f} s, longer than the model's "
                 f"{window / request.sample_rate:.0f} s window (set --max-duration to skip such clips)"
@@ -59,9 +71,13 @@ class TransformersASRBackend(HFBackend):
                 lengths = model._get_feat_extract_output_lengths(mask.sum(-1)).tolist()
                 ids = [row[:n] for row, n in zip(ids, lengths, strict=True)]
             return processor.batch_decode(ids)
-        features = processor(audio=inputs, sampling_rate=self.sample_rate, return_tensors="pt")
+        window = _window(processor)
+        # Past the window, Whisper's long-form generation needs the whole clip and its mask.
+        long = {"truncation": False, "padding": "longest", "return_attention_mask": True} \
+            if self.long_form and window and any(len(a) > window for a in inputs) else {}
+        features = processor(audio=inputs, sampling_rate=self.sample_rate, return_tensors="pt", **long)
         features = features.to(model.device, dtype=model.dtype)
-        tokens = model.generate(**features, **generate_kwargs(self.generation, extra=("language", "task")))
+        tokens = model.generate(**features, **self.generate_options())
         return processor.batch_decode(tokens, skip_special_tokens=True)
 
 

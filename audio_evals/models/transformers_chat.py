@@ -58,9 +58,11 @@ class TransformersChatBackend(HFBackend):
             text=[prompt for prompt, _ in inputs], audio=audio or None, sampling_rate=self.sample_rate,
             return_tensors="pt", padding=True,
         ).to(model.device, dtype=model.dtype)
-        kwargs = {"max_new_tokens": _DEFAULT_MAX_NEW_TOKENS, **generate_kwargs(self.generation)}
-        tokens = model.generate(**features, **kwargs)
+        tokens = model.generate(**features, **self.generate_options())
         return processor.batch_decode(tokens[:, features["input_ids"].shape[1]:], skip_special_tokens=True)
+
+    def generate_options(self) -> dict[str, Any]:
+        return {"max_new_tokens": _DEFAULT_MAX_NEW_TOKENS, **generate_kwargs(self.generation)}
 
     def output(self, sample_id: str, text: str, latency_s: float) -> ModelOutput:
         answer, reasoning = split_reasoning(text, tuple(self.think_tags))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from audio_evals.models._hf_common import (
     audio_parts, chat_conversation, hub_offline, is_cuda_oom, release_cuda_memory, version, weights_identity,
@@ -62,6 +62,8 @@ class VLLMOfflineBackend(Backend):
     _llm: Any = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
+    GENERATION_KEYS: ClassVar[frozenset[str]] = frozenset(_SAMPLING_KEYS | set(_ALIASES))
+
     @property
     def requirements(self) -> Requirements:
         return Requirements(sample_rate=self.sample_rate)
@@ -99,13 +101,9 @@ class VLLMOfflineBackend(Backend):
                         f"vllm_offline: cannot load weights at {self.model!r}{offline}: {e}") from None
             return self._llm
 
-    def _sampling_params(self, vllm: Any) -> Any:
-        params = {}
-        for key, value in self.generation.items():
-            key = _ALIASES.get(key, key)
-            if key in _SAMPLING_KEYS:
-                params[key] = value
-        return vllm.SamplingParams(**params)
+    def sent_parameters(self) -> dict[str, Any]:
+        """The ``SamplingParams`` fields of every prompt."""
+        return {_ALIASES.get(k, k): v for k, v in self.generation.items() if _ALIASES.get(k, k) in _SAMPLING_KEYS}
 
     def _prompt(self, tokenizer: Any, request: ModelRequest) -> dict[str, Any]:
         text = tokenizer.apply_chat_template(
@@ -122,7 +120,7 @@ class VLLMOfflineBackend(Backend):
         llm = self._load()
         import vllm
 
-        params = self._sampling_params(vllm)
+        params = vllm.SamplingParams(**self.sent_parameters())
         tokenizer = llm.get_tokenizer()
         outputs: list[ModelOutput | None] = [None] * len(requests)
         prompts: dict[int, dict[str, Any]] = {}

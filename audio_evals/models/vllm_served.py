@@ -19,15 +19,14 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 
 from audio_evals.models.base import (
     Backend, BackendUnavailable, ModelOutput, ModelRequest, Requirements, TransientBackendError,
 )
-from audio_evals.models.openai_api import OpenAIBackend
-from audio_evals.models.reasoning import DEFAULT_TAGS
+from audio_evals.models.openai_api import OpenAIBackend, RequestShape
 from audio_evals.models.vllm_offline import VLLM_EXTRA
 from audio_evals.paths import local_cache_dir
 
@@ -125,7 +124,7 @@ class ManagedServer:
 
 
 @dataclass(kw_only=True)
-class VLLMServedBackend(Backend):
+class VLLMServedBackend(RequestShape, Backend):
     #: A running server's API root (``http://host:8000/v1``); or else ``serve``.
     base_url: str | None = None
     #: ``vllm serve`` settings: ``model`` and any flags (``tensor_parallel_size``, ``extra_args``, ...).
@@ -134,13 +133,11 @@ class VLLMServedBackend(Backend):
     model: str | None = None
     #: The executable (and leading arguments) run as ``<command> serve MODEL ...``.
     command: list[str] | None = None
-    mode: Literal["chat", "transcriptions"] = "chat"
     api_key_env: str | None = None
     max_concurrency: int = 32
     timeout_s: float = 600.0
     max_retries: int = 2
     startup_timeout_s: float = 1800.0
-    think_tags: tuple[str, str] = DEFAULT_TAGS
     sample_rate: int = 16000
     #: Where server logs go; default the local cache's ``logs`` folder.
     log_dir: str | None = None
@@ -150,13 +147,13 @@ class VLLMServedBackend(Backend):
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if bool(self.base_url) == bool(self.serve):
             raise BackendUnavailable("vllm_served: give either base_url (connect) or serve (start a server)")
         if self.serve and "model" not in self.serve:
             raise BackendUnavailable("vllm_served: serve needs a model")
         if self.base_url and not self.model:
             raise BackendUnavailable("vllm_served: with base_url, give the model name the server serves")
-        self.think_tags = tuple(self.think_tags)
 
     @property
     def served_model(self) -> str:
@@ -169,7 +166,7 @@ class VLLMServedBackend(Backend):
     def fingerprint(self) -> dict[str, Any]:
         # A started server's port changes every run, so it is not part of the identity.
         where = {"base_url": self.base_url} if self.base_url else {"serve": self.serve}
-        return {"backend": "vllm_served", **where, "model": self.served_model, "mode": self.mode,
+        return {"backend": "vllm_served", **where, "model": self.served_model, **self.shape(),
                 "think_tags": list(self.think_tags), "generation": self.generation}
 
     def check(self) -> None:
@@ -202,9 +199,9 @@ class VLLMServedBackend(Backend):
                     server.start(self.startup_timeout_s)
                     self._server, base_url = server, f"{server.root}/v1"
                 self._client = OpenAIBackend(
-                    generation=self.generation, base_url=base_url, model=self.served_model, mode=self.mode,
+                    generation=self.generation, base_url=base_url, model=self.served_model, **self.shape(),
                     api_key_env=self.api_key_env, max_concurrency=self.max_concurrency, timeout_s=self.timeout_s,
-                    max_retries=self.max_retries, think_tags=self.think_tags,
+                    max_retries=self.max_retries,
                 )
             return self._client
 

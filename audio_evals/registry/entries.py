@@ -97,9 +97,22 @@ class ModelEntry(_Entry):
     languages: list[str] | None = None
     #: What running it needs, shown by ``list models`` (e.g. "1 GPU, 24 GB").
     needs: str = "CPU"
-    #: Speech-out models: the generated audio is transcribed by this registry model and the
-    #: transcript is scored (the reference tool used Whisper large-v3 / Paraformer).
-    transcribe_with: str | None = None
+    #: Speech-out models: the generated audio is transcribed and the transcript is scored. One
+    #: registry model for every language, or one per sample language (``{en: whisper-large-v3,
+    #: zh: seaco-paraformer-zh}``, ``"*"`` = any other), as the reference tool reads English answers
+    #: with Whisper large-v3 and Mandarin ones with Paraformer.
+    transcribe_with: str | dict[str, str] | None = None
+
+    def transcribers(self) -> dict[str, str]:
+        """``transcribe_with`` as ``{language or "*": model name}``."""
+        if isinstance(self.transcribe_with, str):
+            return {"*": self.transcribe_with}
+        return dict(self.transcribe_with or {})
+
+
+def for_language(by_language: dict[str, Any], lang: str | None) -> Any:
+    """The value for a sample's language in a ``{language: value, "*": fallback}`` mapping, or None."""
+    return by_language.get(lang or "", by_language.get("*"))
 
 
 class ContentTemplate(BaseModel):

@@ -57,8 +57,8 @@ class Registry:
                 _check(lambda: check_name("audio_evals.metrics", m, "metric"), f"task {t.name!r}")
         for m in self.models.values():
             _check(lambda: check_name("audio_evals.models", m.backend, "backend"), f"model {m.name!r}")
-            if m.transcribe_with:
-                _check(lambda: self.model(m.transcribe_with), f"model {m.name!r} transcribe_with")
+            for name in m.transcribers().values():
+                _check(lambda: self.model(name), f"model {m.name!r} transcribe_with")
 
 
 def _check(fn: Any, where: str) -> None:

@@ -1,0 +1,29 @@
+"""A stand-in for Moonshot's ``kimia_infer`` (the real one needs a GPU and 7B weights): it records
+how ``KimiAudio`` is built and called and answers a short clip and " an answer "."""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+
+def install(monkeypatch: Any, torch: Any) -> list[dict[str, Any]]:
+    """Put the stand-in where the backend imports it and pretend there is a GPU; returns the calls."""
+    calls: list[dict[str, Any]] = []
+
+    class KimiAudio:
+        def __init__(self, model_path: str, load_detokenizer: bool):
+            calls.append({"model_path": model_path, "load_detokenizer": load_detokenizer})
+
+        def generate(self, chats, output_type, **params):
+            calls.append({"chats": chats, "output_type": output_type, "params": params})
+            return (torch.full((1, 2400), 0.1) if output_type == "both" else None), " an answer "
+
+    kimia = types.ModuleType("kimia_infer.api.kimia")
+    kimia.KimiAudio = KimiAudio
+    for name in ("kimia_infer", "kimia_infer.api"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, "kimia_infer.api.kimia", kimia)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    return calls
