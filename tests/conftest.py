@@ -21,6 +21,30 @@ from tests.s3_server import moto_server, s3_bucket  # noqa: E402, F401
 SAMPLE_DIR = Path(ASSETS_DIR) / "speech-sample"
 
 
+def _prefect_console_handlers() -> list:
+    import logging
+
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in list(logging.root.manager.loggerDict))]
+    return [h for lg in loggers for h in getattr(lg, "handlers", []) if isinstance(h, PrefectConsoleHandler)]
+
+
+@pytest.fixture(autouse=True)
+def _prefect_console_on_stderr():
+    """Prefect's console handlers keep the stream they were built with; one built inside a
+    ``CliRunner`` invocation keeps that run's stream after it is closed, and every later log line
+    becomes a "Logging error". Point them back at the process's stderr around each test."""
+    def reset() -> None:
+        for handler in _prefect_console_handlers():
+            if getattr(handler.stream, "closed", False):
+                handler.stream = handler.console.file = sys.__stderr__  # setStream would flush the closed one
+
+    reset()
+    yield
+    reset()
+
+
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory):
     """A real Prefect API (test harness server on a temporary database) for the whole session."""
