@@ -8,10 +8,15 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from audio_evals.data.prepare import empty_reference
 from audio_evals.models import generation_params
 from audio_evals.registry import DatasetEntry, ModelEntry, PromptEntry, Registry, TaskEntry
 from audio_evals.registry.entries import ManifestSource
 from audio_evals.schema import Sample
+
+
+#: Metrics that compare a hypothesis with one reference text: a list of answers is an input error.
+ONE_REFERENCE_METRICS = frozenset({"wer", "cer"})
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,13 @@ class EvalPlan:
         if languages and sample.lang and sample.lang not in languages:
             return f"model {self.model.name!r} supports {', '.join(languages)} only; sample language is {sample.lang!r}"
         return None
+
+    def reference_problem(self, sample: Sample) -> str | None:
+        """Why the sample's reference cannot be scored: empty, or several texts for a one-text metric."""
+        metric = self.task.metric_for(sample.lang)
+        if isinstance(sample.reference, list) and metric in ONE_REFERENCE_METRICS:
+            return f"'text' is a list of {len(sample.reference)}, but {metric} scores against one string"
+        return empty_reference(sample)
 
     def skip_key(self) -> str:
         """Identity of ``skip_reason`` for cache keys."""

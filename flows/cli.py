@@ -20,6 +20,7 @@ os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL", "WARNI
 import typer
 import yaml
 
+from audio_evals.data import check_source
 from audio_evals.models import get_backend
 from audio_evals.models.base import BackendUnavailable
 from audio_evals.plan import resolve
@@ -27,6 +28,7 @@ from audio_evals.plugins import UnknownName
 from audio_evals.registry import RegistryError, load_registry
 from flows.console import ShardProgress, console, print_summary
 from flows.credentials import apply_store_credentials
+from flows.options import folder_problem, run_option_problem
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -42,9 +44,12 @@ def _params(values: list[str]) -> dict[str, Any]:
     params = {}
     for item in values:
         key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"--param takes key=value, got {item!r}")
-        params[key.strip()] = yaml.safe_load(raw)
+        if not sep or not key.strip():
+            _fail(f"--param takes key=value, got {item!r}", 2)
+        try:
+            params[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            _fail(f"--param {key.strip()}: cannot read the value {raw!r} ({type(e).__name__})", 2)
     return params
 
 
@@ -56,7 +61,7 @@ def _verbose_logs() -> None:
 def _fail(message: str, code: int) -> None:
     from rich.markup import escape
 
-    console.print(f"[bold red]error:[/bold red] {escape(message)}")
+    console.print(f"[bold red]error:[/bold red] {escape(message)}", soft_wrap=True)  # one line, however long
     raise typer.Exit(code)
 
 
@@ -74,7 +79,7 @@ def run(
     param: Annotated[list[str], typer.Option("--param", "-P", help="Generation parameter override key=value.")] = [],
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore caches and recompute everything.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Score failed samples as errors; exit non-zero on failures.")] = False,
-    max_duration: Annotated[Optional[float], typer.Option("--max-duration", help="Reject clips longer than this (s).")] = None,
+    max_duration: Annotated[Optional[float], typer.Option("--max-duration", help="Reject clips longer than this (s); default: the model's limit, else 1800.")] = None,
     cache_dir: Annotated[Optional[str], typer.Option("--cache-dir", envvar="AUDIO_EVALS_CACHE", help="Dataset/decoded-audio/shard cache.")] = None,
     run_id: Annotated[Optional[str], typer.Option("--run-id", help="Write into this run id (default: new).")] = None,
     store: Annotated[Optional[str], typer.Option("--store", envvar="AUDIO_EVALS_STORE", help="One place (path or s3://bucket/prefix) for cache, task results and run results.")] = None,
@@ -85,10 +90,14 @@ def run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect logs.")] = False,
 ) -> None:
     """Evaluate a model on a dataset (download → preprocess → infer → score → report)."""
+    problem = run_option_problem(limit, workers, shard_size, max_duration)
+    if problem:
+        _fail(problem, 2)
     paths = _registry_paths(registry_path)
     generation = _params(param)
     try:
         plan = resolve(load_registry(paths), dataset, model, prompt, generation, task)
+        check_source(plan.dataset)
     except USER_ERRORS as e:
         _fail(str(e), 2)
     if dry_run:
@@ -110,6 +119,10 @@ def run(
 
         cache_dir = cache_dir or storage.join(store, "cache")
         output = storage.join(store, "results") if output == "results" else output
+    for option, folder in (("--output", output), ("--cache-dir", cache_dir)):
+        problem = folder and folder_problem(option, folder)
+        if problem:
+            _fail(problem, 2)
     summary = _run_flow(
         f"{model} on {plan.dataset.name}",
         runner=_task_runner(task_runner, workers, dask_address), model_revision=model_revision,

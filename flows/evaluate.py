@@ -15,7 +15,8 @@ from prefect.filesystems import RemoteFileSystem
 from prefect.futures import PrefectFuture, as_completed
 
 from audio_evals import storage
-from audio_evals.data import PreparedRef
+from audio_evals.data import PreparedRef, check_source
+from audio_evals.data.audio import DEFAULT_MAX_DURATION_S
 from audio_evals.models import generation_params, get_backend
 from audio_evals.models.base import BackendUnavailable
 from audio_evals.paths import audio_cache_dir, default_cache_dir
@@ -137,6 +138,7 @@ def evaluate(
     timings: dict[str, float] = {}
     peak_rss: dict[str, float] = {}
     plan = resolve(load_registry(registry_paths or []), dataset, model, prompt, generation, task, model_revision)
+    check_source(plan.dataset)
     cache_dir = cache_dir or default_cache_dir()
     backend = get_backend(plan.model, plan.generation)
     backend.check()  # a model this machine cannot run stops the run before any download
@@ -151,9 +153,10 @@ def evaluate(
 
     t = time.perf_counter()
     requirements = backend.requirements
+    if max_duration_s is None:  # the cap in force is recorded with the options
+        max_duration_s = requirements.max_duration_s or DEFAULT_MAX_DURATION_S
     prepared = preprocess.with_options(result_storage=store, refresh_cache=fresh)(
-        dataset_ref, plan, cache_dir, requirements.sample_rate, shard_size,
-        max_duration_s if max_duration_s is not None else requirements.max_duration_s,
+        dataset_ref, plan, cache_dir, requirements.sample_rate, shard_size, max_duration_s,
     )
     timings["preprocess"] = time.perf_counter() - t
     peak_rss["preprocess"] = peak_rss_mb()

@@ -32,7 +32,7 @@ def preprocess(
     max_duration_s: float | None = None,
 ) -> PreparedRef:
     ref = prepare(dataset, cache_dir, audio_cache_dir(cache_dir), sample_rate, shard_size, max_duration_s,
-                  plan.skip_reason, plan.skip_key())
+                  plan.skip_reason, plan.skip_key(), plan.reference_problem)
     missing = [s.path for s in ref.shards if not storage.exists(s.path)]
     if missing:
         raise FileNotFoundError(f"prepared shards missing: {missing[:3]}")
