@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sys
@@ -25,6 +26,7 @@ from audio_evals.models import get_backend
 from audio_evals.models.base import BackendUnavailable
 from audio_evals.plan import resolve
 from audio_evals.plugins import UnknownName
+from audio_evals.redaction import MARK, redact, redact_text, remember_secret_params
 from audio_evals.registry import RegistryError, load_registry
 from flows.console import ShardProgress, console, print_summary
 from flows.credentials import apply_store_credentials
@@ -50,6 +52,7 @@ def _params(values: list[str]) -> dict[str, Any]:
             params[key.strip()] = yaml.safe_load(raw)
         except yaml.YAMLError as e:
             _fail(f"--param {key.strip()}: cannot read the value {raw!r} ({type(e).__name__})", 2)
+    remember_secret_params(params)  # masked wherever the run writes or logs
     return params
 
 
@@ -61,7 +64,7 @@ def _verbose_logs() -> None:
 def _fail(message: str, code: int) -> None:
     from rich.markup import escape
 
-    console.print(f"[bold red]error:[/bold red] {escape(message)}", soft_wrap=True)  # one line, however long
+    console.print(f"[bold red]error:[/bold red] {escape(redact_text(message))}", soft_wrap=True)  # one line
     raise typer.Exit(code)
 
 
@@ -101,11 +104,11 @@ def run(
     except USER_ERRORS as e:
         _fail(str(e), 2)
     if dry_run:
-        console.print_json(data={
+        console.print_json(data=redact({
             "dataset": plan.dataset.model_dump(mode="json"), "task": plan.task.model_dump(mode="json"),
             "model": plan.model.model_dump(mode="json"), "prompt": plan.prompt.name,
             "generation": plan.generation, "eval_cli": plan.eval_cli(),
-        })
+        }))
         return
     try:
         get_backend(plan.model, plan.generation).check()  # before Prefect starts: a plain message
@@ -184,6 +187,9 @@ def retry(
         _fail(f"no summary.json at {path}", 2)
     previous = storage.read_json(path)
     options = previous["options"]
+    if MARK in json.dumps(options):
+        _fail(f"run {previous['run_id']} was given secrets, which are never recorded: run its command again "
+              "with them instead of retrying it", 2)
     if verbose:
         _verbose_logs()
     params = {k: options.get(k) for k in ("dataset", "model", "prompt", "task", "limit", "shard_size", "workers",

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.filesystems import RemoteFileSystem
 from prefect.futures import PrefectFuture, as_completed
@@ -21,15 +21,20 @@ from audio_evals.models import generation_params, get_backend
 from audio_evals.models.base import BackendUnavailable
 from audio_evals.paths import audio_cache_dir, default_cache_dir
 from audio_evals.plan import EvalPlan, resolve
+from audio_evals.redaction import install_log_redaction, redact, remember_secret_params
 from audio_evals.registry import load_registry
 from audio_evals.results import build_summary, new_run_id, run_dir
 from flows import progress
 from flows.credentials import apply_store_credentials
+from flows.redacted import redacting_flow
 from tasks.download import download
 from tasks.infer import infer
 from tasks.preprocess import preprocess
 from tasks.report import artifact_key, report
 from tasks.score import score
+
+
+install_log_redaction()  # Prefect's log records (console and API) of this process are masked
 
 
 class StrictModeFailure(RuntimeError):
@@ -106,7 +111,7 @@ def _run_shards(plan: EvalPlan, prepared: PreparedRef, fingerprint: dict, asr_fi
     return outputs, errors, stats
 
 
-@flow(name="evaluate", flow_run_name="{model} on {dataset}", validate_parameters=True)
+@redacting_flow(name="evaluate", flow_run_name="{model} on {dataset}", validate_parameters=True)
 def evaluate(
     dataset: str = "speech-sample",
     model: str = "whisper-tiny.en",
@@ -133,6 +138,7 @@ def evaluate(
     (after writing the summary) when any sample or shard failed.
     """
     logger = get_run_logger()
+    remember_secret_params(generation or {})
     apply_store_credentials()
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -188,12 +194,12 @@ def evaluate(
                "model_revision": model_revision}
     timings["total"] = time.perf_counter() - started
     peak_rss["total"] = peak_rss_mb()
-    summary = build_summary(
+    summary = redact(build_summary(
         run_id=run_id, plan=plan, dataset=dataset_ref, prepared=prepared, model_fingerprint=fingerprint,
         scored=scored, failed_shards=failed_shards, shard_stats=shard_stats,
         timings={k: round(v, 3) for k, v in timings.items()}, peak_rss_mb=peak_rss, options=options,
         command=os.environ.get("AUDIO_EVALS_COMMAND") or shlex.join(["audio-evals", "run", "--dataset", dataset, "--model", model]),
-    )
+    ))  # what the files, artifacts and console show
     paths = report(folder, summary)
     progress.publish("end", {"folder": folder})
     summary["paths"] = paths

@@ -6,7 +6,9 @@
 temperature for transcriptions), so it must hold only what the endpoint accepts.
 
 The key is read from the environment variable named by ``api_key_env`` on first use, so a fully
-cached run needs no key; it is never part of the fingerprint, a repr or an error message.
+cached run needs no key, or given as the generation parameter ``api_key`` (``--param api_key=...``);
+either way it goes in the Authorization header, never in a request body, the fingerprint, a repr
+or an error message.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from typing import Any, Literal
 from audio_evals.models.base import Backend, Message, ModelOutput, ModelRequest
 from audio_evals.models.http_client import ApiError, OpenAIClient, Secret, resolve_base_url
 from audio_evals.models.reasoning import DEFAULT_TAGS, split_reasoning
+from audio_evals.redaction import redact_text
+
+#: The generation parameter that carries an API key (sent as the Authorization header).
+API_KEY_PARAM = "api_key"
 
 
 def _audio_part(path: str) -> dict[str, Any]:
@@ -73,15 +79,24 @@ class OpenAIBackend(Backend):
     def endpoint(self) -> str:
         return resolve_base_url(self.base_url, self.base_url_env, f"openai_api model {self.model!r}")
 
+    @property
+    def request_params(self) -> dict[str, Any]:
+        """The generation parameters sent with each request: all but the key."""
+        return {k: v for k, v in self.generation.items() if k != API_KEY_PARAM}
+
     def fingerprint(self) -> dict[str, Any]:
-        return {"backend": "openai_api", "base_url": self.endpoint, "model": self.model, "mode": self.mode,
-                "think_tags": list(self.think_tags), "generation": self.generation}
+        return {"backend": "openai_api", "base_url": redact_text(self.endpoint), "model": self.model,
+                "mode": self.mode, "think_tags": list(self.think_tags), "generation": self.request_params}
+
+    def _api_key(self) -> Secret | None:
+        given = self.generation.get(API_KEY_PARAM)
+        return Secret(str(given)) if given else Secret.from_env(self.api_key_env)
 
     def _connect(self) -> OpenAIClient:
         """One client per backend, so ``max_concurrency`` holds across the runner's threads."""
         with self._lock:
             if self._client is None:
-                self._client = OpenAIClient(self.endpoint, Secret.from_env(self.api_key_env), timeout_s=self.timeout_s,
+                self._client = OpenAIClient(self.endpoint, self._api_key(), timeout_s=self.timeout_s,
                                             max_retries=self.max_retries, max_concurrency=self.max_concurrency)
             return self._client
 
@@ -94,10 +109,10 @@ class OpenAIBackend(Backend):
         try:
             if self.mode == "transcriptions":
                 with open(request.audio_path, "rb") as f:
-                    text = await client.atranscribe(f.read(), self.model, **self.generation)
+                    text = await client.atranscribe(f.read(), self.model, **self.request_params)
             else:
                 messages = chat_messages(request.messages, request.audio_path)
-                text = await client.achat(messages, self.model, **self.generation)
+                text = await client.achat(messages, self.model, **self.request_params)
         except (ApiError, OSError) as e:
             return ModelOutput(request.sample_id, error=f"openai_api: {e}")
         answer, reasoning = split_reasoning(text, self.think_tags)
