@@ -30,6 +30,7 @@ from audio_evals.redaction import MARK, redact, redact_text, remember_secret_par
 from audio_evals.registry import RegistryError, load_registry
 from flows.console import ShardProgress, console, print_summary
 from flows.credentials import apply_store_credentials
+from flows.interrupt import run_interruptible, start_ephemeral_api
 from flows.options import folder_problem, run_option_problem
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -157,10 +158,22 @@ def _run_flow(label: str, runner: Any = None, **params: Any) -> dict[str, Any]:
     from flows.evaluate import StrictModeFailure, evaluate
 
     flow = evaluate.with_options(task_runner=runner) if runner is not None else evaluate
+
+    bar = ShardProgress(label)
+
+    def evaluate_with_progress() -> dict[str, Any]:
+        start_ephemeral_api()
+        with bar:
+            return flow(**params)
+
+    def resume_hint() -> str:
+        done = "no shard" if bar.total is None else f"{bar.done} of {bar.total} shards"
+        command = redact_text(shlex.join(["audio-evals", *sys.argv[1:]]))
+        return f"interrupted: {done} finished and kept in the cache; to resume, run the same command again: {command}"
+
     try:
         apply_store_credentials()  # before Dask workers start, so they inherit them
-        with ShardProgress(label):
-            return flow(**params)
+        return run_interruptible(evaluate_with_progress, resume_hint)
     except StrictModeFailure as e:
         _fail(str(e), 1)
     except FileNotFoundError as e:
