@@ -71,6 +71,13 @@ def test_an_api_key_param_and_url_credentials_are_never_written(prefect_api, ope
     assert all(not f["results"] and not f["cache"] and not f["console"] and not f["prefect"] for f in found.values()), found
     assert prefect_db_hits("speech-sample-en") and file_hits(tmp_path / "results", MARK)  # the search does find things
 
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    retry = CliRunner().invoke(app, ["retry", str(summary_file.parent)])  # "***" must never be sent as the key
+    assert retry.exit_code == 2 and "was given secrets, which are never recorded" in retry.output
+
 
 def test_dry_run_prints_no_secret(monkeypatch):
     from typer.testing import CliRunner
