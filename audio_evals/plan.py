@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from audio_evals.data.prepare import empty_reference
 from audio_evals.models import generation_params
+from audio_evals.redaction import redact
 from audio_evals.registry import DatasetEntry, ModelEntry, PromptEntry, Registry, TaskEntry
 from audio_evals.registry.entries import ManifestSource
 from audio_evals.schema import Sample
@@ -54,6 +55,11 @@ class EvalPlan:
     def skip_key(self) -> str:
         """Identity of ``skip_reason`` for cache keys."""
         return repr([self.task.metric, self.model.languages])
+
+    def redacted(self) -> "EvalPlan":
+        """The plan as it may be recorded: secret-named generation parameters and model arguments masked."""
+        return replace(self, generation=redact(self.generation),
+                       model=self.model.model_copy(update={"args": redact(self.model.args)}))
 
     def eval_cli(self) -> str:
         """The reference tool's command form for this evaluation (as in the seed reports)."""

@@ -48,7 +48,7 @@ def redact_text(text: str) -> str:
 
 
 def redact(value: Any) -> Any:
-    """A copy of a JSON-like value with secrets masked: secret-named entries, URL credentials, remembered values."""
+    """A copy of parameters (JSON-like) with secret-named entries, URL credentials and known secrets masked."""
     if isinstance(value, dict):
         return {k: MARK if secret_name(k) and v not in (None, "") else redact(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -59,7 +59,7 @@ def redact(value: Any) -> Any:
 
 
 def redact_strings(value: Any) -> Any:
-    """Like ``redact`` but keeping every entry: for data rows, whose field names are not parameters."""
+    """Like ``redact`` but keeping every entry: for records (rows, summaries) whose field names are not parameters."""
     if isinstance(value, dict):
         return {k: redact_strings(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

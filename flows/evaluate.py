@@ -21,7 +21,7 @@ from audio_evals.models import generation_params, get_backend
 from audio_evals.models.base import BackendUnavailable
 from audio_evals.paths import audio_cache_dir, default_cache_dir
 from audio_evals.plan import EvalPlan, resolve
-from audio_evals.redaction import install_log_redaction, redact, remember_secret_params
+from audio_evals.redaction import install_log_redaction, redact, redact_strings, remember_secret_params
 from audio_evals.registry import load_registry
 from audio_evals.results import build_summary, new_run_id, run_dir
 from flows import progress
@@ -194,12 +194,12 @@ def evaluate(
                "model_revision": model_revision}
     timings["total"] = time.perf_counter() - started
     peak_rss["total"] = peak_rss_mb()
-    summary = redact(build_summary(
-        run_id=run_id, plan=plan, dataset=dataset_ref, prepared=prepared, model_fingerprint=fingerprint,
-        scored=scored, failed_shards=failed_shards, shard_stats=shard_stats,
-        timings={k: round(v, 3) for k, v in timings.items()}, peak_rss_mb=peak_rss, options=options,
+    summary = redact_strings(build_summary(  # secret parameters, URL credentials and known keys masked
+        run_id=run_id, plan=plan.redacted(), dataset=dataset_ref, prepared=prepared,
+        model_fingerprint=redact(fingerprint), scored=scored, failed_shards=failed_shards, shard_stats=shard_stats,
+        timings={k: round(v, 3) for k, v in timings.items()}, peak_rss_mb=peak_rss, options=redact(options),
         command=os.environ.get("AUDIO_EVALS_COMMAND") or shlex.join(["audio-evals", "run", "--dataset", dataset, "--model", model]),
-    ))  # what the files, artifacts and console show
+    ))
     paths = report(folder, summary)
     progress.publish("end", {"folder": folder})
     summary["paths"] = paths

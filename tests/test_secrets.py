@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from audio_evals.redaction import MARK, redact, redact_text, secret_name
+from audio_evals.redaction import MARK, redact, redact_strings, redact_text, secret_name
 from tests.openai_server import API_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,3 +106,5 @@ def test_redaction_masks_values_and_url_credentials_not_structure():
                              "api_key_env": "OPENAI_API_KEY", "base_url": f"https://{MARK}@host/v1",
                              "urls": ["s3://bucket/key@1", f"see http://{MARK}@h.example/x"]}
     assert redact_text("curl https://user:p%40ss@api.example.com/v1 -d x") == f"curl https://{MARK}@api.example.com/v1 -d x"
+    record = {"identity": {"key": "b05d12bc"}, "audio": "https://u:p@host/a.wav"}  # a record, not parameters
+    assert redact_strings(record) == {"identity": {"key": "b05d12bc"}, "audio": f"https://{MARK}@host/a.wav"}
