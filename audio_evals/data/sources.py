@@ -33,8 +33,8 @@ def check_manifest(url: str) -> None:
     Reads at most the first MiB, so a huge or binary file costs nothing; a UTF-8 byte-order mark
     and CRLF line ends are accepted, as ``read_manifest`` accepts them.
     """
-    if not storage.is_remote(url) and os.path.exists(url) and not os.path.isfile(url):
-        raise ManifestError(f"manifest {url} is not a regular file")
+    if not storage.is_remote(url) and not os.path.isfile(url):
+        raise ManifestError(f"manifest {url} {'is not a regular file' if os.path.exists(url) else 'not found'}")
     with storage.open_binary(url) as f:
         head = f.read(_SNIFF_BYTES)
     expected = 'one JSON object per line: {"id": ..., "audio": ..., "text": ...}'
