@@ -31,6 +31,7 @@ class AudioError(ValueError):
 
 
 def _file_kind(mode: int) -> str:
+    """What a file that is not a regular one is, for messages."""
     kinds = {stat.S_ISFIFO: "a FIFO", stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device",
              stat.S_ISSOCK: "a socket", stat.S_ISDIR: "a directory"}
     return next((name for test, name in kinds.items() if test(mode)), "not a regular file")
@@ -47,6 +48,8 @@ def read_clip(location: str) -> bytes:
             return storage.read_bytes(location)
         except FileNotFoundError:
             raise AudioError(f"audio file not found: {location}") from None
+        except OSError as e:
+            raise AudioError(f"audio file cannot be read: {e}") from None
     try:
         mode = os.stat(location).st_mode
     except FileNotFoundError:
