@@ -12,6 +12,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,11 +24,26 @@ ROOT = Path(__file__).resolve().parents[1]
 URL_USER, URL_PASSWORD = "planted-user", "planted-URL-pass-77"
 
 
-def prefect_db_hits(needle: str) -> dict[str, int]:
-    """Rows of each table of the session's Prefect database that contain ``needle``."""
+def _prefect_db() -> str:
     from prefect.settings import PREFECT_SERVER_DATABASE_CONNECTION_URL
 
-    path = PREFECT_SERVER_DATABASE_CONNECTION_URL.value().split(":///", 1)[1]
+    return PREFECT_SERVER_DATABASE_CONNECTION_URL.value().split(":///", 1)[1]
+
+
+def wait_for_events_to_settle(timeout_s: float = 20) -> int:
+    """The server stores events in batches after the run: wait until their count stops growing."""
+    counts: list[int] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and (len(counts) < 3 or len(set(counts[-3:])) > 1):
+        with sqlite3.connect(_prefect_db()) as db:
+            counts.append(db.execute("SELECT count(*) FROM events").fetchone()[0])
+        time.sleep(1)
+    return counts[-1]
+
+
+def prefect_db_hits(needle: str) -> dict[str, int]:
+    """Rows of each table of the session's Prefect database that contain ``needle``."""
+    path = _prefect_db()
     hits: dict[str, int] = {}
     with sqlite3.connect(path) as db:
         tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
@@ -64,6 +80,7 @@ def test_an_api_key_param_and_url_credentials_are_never_written(prefect_api, ope
     # The key reached the server as the Authorization header (it answers 401 otherwise), never as a form field.
     assert openai_server.request_count == 4 and not [b for b in openai_server.bodies if API_KEY in json.dumps(b)]
 
+    assert wait_for_events_to_settle() > 0
     found = {}
     for needle in (API_KEY, URL_PASSWORD, f"{URL_USER}:"):
         found[needle] = {"results": file_hits(tmp_path / "results", needle), "cache": file_hits(tmp_path / "cache", needle),
