@@ -5,14 +5,20 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from audio_evals.data.prepare import empty_reference
 from audio_evals.models import check_generation, generation_params, get_backend
 from audio_evals.models.base import BackendUnavailable
+from audio_evals.redaction import redact
 from audio_evals.registry import DatasetEntry, ModelEntry, PromptEntry, Registry, TaskEntry
 from audio_evals.registry.entries import ManifestSource, for_language
 from audio_evals.schema import Sample
+
+
+#: Metrics that compare a hypothesis with one reference text: a list of answers is an input error.
+ONE_REFERENCE_METRICS = frozenset({"wer", "cer"})
 
 
 @dataclass(frozen=True)
@@ -72,12 +78,24 @@ class EvalPlan:
                     f"{', '.join(transcriber.languages)} only; sample language is {lang!r}")
         return None
 
+    def reference_problem(self, sample: Sample) -> str | None:
+        """Why the sample's reference cannot be scored: empty, or several texts for a one-text metric."""
+        metric = self.task.metric_for(sample.lang)
+        if isinstance(sample.reference, list) and metric in ONE_REFERENCE_METRICS:
+            return f"'text' is a list of {len(sample.reference)}, but {metric} scores against one string"
+        return empty_reference(sample)
+
     def skip_key(self) -> str:
         """Identity of ``skip_reason`` for cache keys."""
         key: list[Any] = [self.task.metric, self.model.languages]
         if self.transcribers:
             key.append({lang: [m.name, m.languages] for lang, m in sorted(self.transcribers.items())})
         return repr(key)
+
+    def redacted(self) -> "EvalPlan":
+        """The plan as it may be recorded: secret-named generation parameters and model arguments masked."""
+        return replace(self, generation=redact(self.generation),
+                       model=self.model.model_copy(update={"args": redact(self.model.args)}))
 
     def eval_cli(self) -> str:
         """The reference tool's command form for this evaluation (as in the seed reports)."""

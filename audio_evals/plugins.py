@@ -3,12 +3,17 @@
 A registry entry says ``backend: faster_whisper`` or ``metric: wer``; the name must be a module
 of the given package (``audio_evals.models.faster_whisper``). YAML can therefore never make the
 program import or run arbitrary code, and a newcomer adds a backend or metric with one module.
+
+Whoever starts the process (never a registry file) may add modules from elsewhere through an
+environment variable: the test suite registers its test-only backends this way
+(``AUDIO_EVALS_EXTRA_BACKENDS=tests.backends.scripted``), so they never ship in the package.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import os
 import pkgutil
 import re
 from types import ModuleType
@@ -16,6 +21,9 @@ from types import ModuleType
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 #: Modules of a plugin package that are infrastructure, not plugins.
 _NOT_PLUGINS = {"base", "bootstrap", "normalize", "http_client", "reasoning"}
+#: Per plugin package, the variable listing extra plugin modules (comma-separated dotted paths;
+#: the plugin's name is the module's last part). Only adds names: a built-in one always wins.
+EXTRA_MODULES_ENV = {"audio_evals.models": "AUDIO_EVALS_EXTRA_BACKENDS"}
 
 
 class UnknownName(KeyError):
@@ -33,13 +41,23 @@ def suggest(name: str, known: list[str]) -> str:
     return f" (known: {', '.join(sorted(known))})"
 
 
-def available(package: str) -> list[str]:
-    """The plugin module names of ``package``."""
+def _builtin(package: str) -> list[str]:
+    """The plugin modules shipped in ``package`` itself."""
     pkg = importlib.import_module(package)
-    return sorted(
-        m.name for m in pkgutil.iter_modules(pkg.__path__)
-        if not m.name.startswith("_") and m.name not in _NOT_PLUGINS
-    )
+    return [m.name for m in pkgutil.iter_modules(pkg.__path__)
+            if not m.name.startswith("_") and m.name not in _NOT_PLUGINS]
+
+
+def _extra(package: str) -> dict[str, str]:
+    """Extra plugins named by the process environment: plugin name -> dotted module path."""
+    value = os.environ.get(EXTRA_MODULES_ENV.get(package, ""), "")
+    modules = [m.strip() for m in value.split(",") if m.strip()]
+    return {m.rsplit(".", 1)[-1]: m for m in modules}
+
+
+def available(package: str) -> list[str]:
+    """The plugin module names of ``package``, with the extras of its environment variable."""
+    return sorted(set(_builtin(package)) | set(_extra(package)))
 
 
 def check_name(package: str, name: str, kind: str) -> None:
@@ -50,6 +68,8 @@ def check_name(package: str, name: str, kind: str) -> None:
 
 
 def load_plugin(package: str, name: str, kind: str) -> ModuleType:
-    """Import ``package.name`` after checking that ``name`` is one of its plugin modules."""
+    """Import ``package.name`` (or the extra module of that name) after checking the name."""
     check_name(package, name, kind)
-    return importlib.import_module(f"{package}.{name}")
+    if name in _builtin(package):
+        return importlib.import_module(f"{package}.{name}")
+    return importlib.import_module(_extra(package)[name])

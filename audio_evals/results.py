@@ -2,7 +2,8 @@
 
 ``results/<model>/<dataset>/<run-id>/`` holds everything needed to reproduce and audit a
 number: dataset and model revisions, prompt, generation parameters, code version, timings.
-Secrets never reach it: only names of environment variables are recorded, never values.
+Secrets never reach it: only names of environment variables are recorded, never values, and
+what else is written goes through ``audio_evals.redaction``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from audio_evals import storage
 from audio_evals.data import DatasetRef, PreparedRef
 from audio_evals.plan import EvalPlan
 from audio_evals.provenance import code_version
+from audio_evals.redaction import redact_strings
 from audio_evals.scoring import Scored
 
 SAMPLES_FILE = "samples.jsonl"
@@ -187,8 +189,9 @@ def _keep_generated_audio(folder: str, row: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_rows(folder: str, rows: Iterable[dict[str, Any]]) -> int:
-    """Stream the per-sample rows into the run folder (generated audio copied alongside)."""
-    return storage.write_jsonl(storage.join(folder, SAMPLES_FILE), (_keep_generated_audio(folder, r) for r in rows))
+    """Stream the per-sample rows into the run folder (generated audio copied alongside, secrets masked)."""
+    return storage.write_jsonl(storage.join(folder, SAMPLES_FILE),
+                               (redact_strings(_keep_generated_audio(folder, r)) for r in rows))
 
 
 def write_run(folder: str, summary: dict[str, Any], report_md: str) -> dict[str, str]:

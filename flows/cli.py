@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sys
@@ -20,15 +21,19 @@ os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL", "WARNI
 import typer
 import yaml
 
+from audio_evals.data import check_source
 from audio_evals.models.base import BackendUnavailable
 from audio_evals.overrides import with_overrides
 from audio_evals.plan import preflight, resolve
 from audio_evals.plugins import UnknownName
+from audio_evals.redaction import MARK, redact, redact_text, remember_secret_params
 from audio_evals.registry import RegistryError, load_registry
 from audio_evals.results import check_run_id
 from flows import reference_cli
 from flows.console import ShardProgress, console, print_summary
 from flows.credentials import apply_store_credentials
+from flows.interrupt import run_interruptible, start_ephemeral_api
+from flows.options import folder_problem, run_option_problem
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -44,9 +49,13 @@ def _params(values: list[str]) -> dict[str, Any]:
     params = {}
     for item in values:
         key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"--param takes key=value, got {item!r}")
-        params[key.strip()] = yaml.safe_load(raw)
+        if not sep or not key.strip():
+            _fail(f"--param takes key=value, got {item!r}", 2)
+        try:
+            params[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            _fail(f"--param {key.strip()}: cannot read the value {raw!r} ({type(e).__name__})", 2)
+    remember_secret_params(params)  # masked wherever the run writes or logs
     return params
 
 
@@ -58,7 +67,7 @@ def _verbose_logs() -> None:
 def _fail(message: str, code: int) -> None:
     from rich.markup import escape
 
-    console.print(f"[bold red]error:[/bold red] {escape(message)}", soft_wrap=True)  # one line, never folded
+    console.print(f"[bold red]error:[/bold red] {escape(redact_text(message))}", soft_wrap=True)  # one line, never folded
     raise typer.Exit(code)
 
 
@@ -76,7 +85,7 @@ def run(
     param: Annotated[list[str], typer.Option("--param", "-P", help="Generation parameter override key=value.")] = [],
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore caches and recompute everything.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Score failed samples as errors; exit non-zero on failures.")] = False,
-    max_duration: Annotated[Optional[float], typer.Option("--max-duration", help="Reject clips longer than this (s).")] = None,
+    max_duration: Annotated[Optional[float], typer.Option("--max-duration", help="Reject clips longer than this (s); default: the model's limit, else 1800.")] = None,
     cache_dir: Annotated[Optional[str], typer.Option("--cache-dir", envvar="AUDIO_EVALS_CACHE", help="Dataset/decoded-audio/shard cache.")] = None,
     run_id: Annotated[Optional[str], typer.Option("--run-id", help="Id of this run (default: new); names one run only.")] = None,
     store: Annotated[Optional[str], typer.Option("--store", envvar="AUDIO_EVALS_STORE", help="One place (path or s3://bucket/prefix) for cache, task results and run results.")] = None,
@@ -104,6 +113,9 @@ def run(
 
     The reference tool's options are accepted with the same meaning (see flows/reference_cli.py).
     """
+    problem = run_option_problem(limit, workers, shard_size, max_duration)
+    if problem:
+        _fail(problem, 2)
     paths = _registry_paths(registry_path)
     generation = _params(param)
     try:
@@ -112,17 +124,18 @@ def run(
         accepted = reference_cli.notes(resume, use_model_pool, two_phase, agg, dataset_ref_col)
         if run_id is not None:
             check_run_id(run_id)
+        check_source(plan.dataset)
     except USER_ERRORS as e:
         _fail(str(e), 2)
     if dry_run:
-        console.print_json(data={
+        console.print_json(data=redact({
             "dataset": plan.dataset.model_dump(mode="json"), "task": plan.task.model_dump(mode="json"),
             "model": plan.model.model_dump(mode="json"), "prompt": plan.prompt.name,
             "generation": plan.generation, "sent": plan.sent_parameters(),
             "post_process": list(plan.post_process),
             "transcribe_with": {lang: m.name for lang, m in plan.transcribers.items()} or None,
             "eval_cli": plan.eval_cli(),
-        })
+        }))
         return
     for note in accepted:
         console.print(f"note: {note}", markup=False)
@@ -139,6 +152,10 @@ def run(
 
         cache_dir = cache_dir or storage.join(store, "cache")
         output = storage.join(store, "results") if output == "results" else output
+    for option, folder in (("--output", output), ("--cache-dir", cache_dir)):
+        problem = folder and folder_problem(option, folder)
+        if problem:
+            _fail(problem, 2)
     summary = _run_flow(
         f"{model} on {plan.dataset.name}",
         runner=_task_runner(task_runner, workers, dask_address), model_revision=model_revision,
@@ -182,10 +199,22 @@ def _run_flow(label: str, runner: Any = None, **params: Any) -> dict[str, Any]:
     from flows.evaluate import StrictModeFailure, evaluate
 
     flow = evaluate.with_options(task_runner=runner) if runner is not None else evaluate
+
+    bar = ShardProgress(label)
+
+    def evaluate_with_progress() -> dict[str, Any]:
+        start_ephemeral_api()
+        with bar:
+            return flow(**params)
+
+    def resume_hint() -> str:
+        done = "no shard" if bar.total is None else f"{bar.done} of {bar.total} shards"
+        command = redact_text(shlex.join(["audio-evals", *sys.argv[1:]]))
+        return f"interrupted: {done} finished and kept in the cache; to resume, run the same command again: {command}"
+
     try:
         apply_store_credentials()  # before Dask workers start, so they inherit them
-        with ShardProgress(label):
-            return flow(**params)
+        return run_interruptible(evaluate_with_progress, resume_hint)
     except StrictModeFailure as e:
         _fail(str(e), 1)
     except FileNotFoundError as e:
@@ -211,6 +240,9 @@ def retry(
         earlier = retries.load(run)
     except retries.RunRecordError as e:
         _fail(str(e), 2)
+    if MARK in json.dumps(earlier.params):
+        _fail(f"run {earlier.run_id} was given secrets, which are never recorded: run its command again "
+              "with them instead of retrying it", 2)
     if verbose:
         _verbose_logs()
     summary = _run_flow(f"retry {earlier.run_id}", **earlier.params)

@@ -23,6 +23,8 @@ class ShardProgress:
         self.label = label
         self.task_id: Any = None
         self.failed = 0
+        self.done = 0
+        self.total: int | None = None
 
     def __enter__(self) -> "ShardProgress":
         self.bar.start()
@@ -35,8 +37,10 @@ class ShardProgress:
 
     def on_event(self, event: str, payload: dict[str, Any]) -> None:
         if event == "start":
+            self.total = payload["total"]
             self.task_id = self.bar.add_task(self.label, total=payload["total"], failed=0)
         elif event == "shard" and self.task_id is not None:
+            self.done = payload["done"]
             self.failed += not payload["ok"]
             self.bar.update(self.task_id, completed=payload["done"], failed=self.failed)
 

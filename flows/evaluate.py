@@ -8,28 +8,34 @@ import shlex
 import time
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, as_completed
 
 from audio_evals import predictions, storage
-from audio_evals.data import PreparedRef
+from audio_evals.data import PreparedRef, check_source
+from audio_evals.data.audio import DEFAULT_MAX_DURATION_S
 from audio_evals.data.subset import draw_subset
 from audio_evals.models import generation_params, get_backend
 from audio_evals.models.base import BackendUnavailable
 from audio_evals.overrides import with_overrides
 from audio_evals.paths import audio_cache_dir, default_cache_dir
 from audio_evals.plan import EvalPlan, preflight, resolve
+from audio_evals.redaction import install_log_redaction, redact, redact_strings, remember_secret_params
 from audio_evals.registry import load_registry
 from audio_evals.results import build_summary, create_run_dir, new_run_id, run_dir, run_identity
 from audio_evals.retry import check_unchanged
 from flows import progress
 from flows.credentials import apply_store_credentials
+from flows.redacted import redacting_flow
 from tasks.download import download
 from tasks.infer import infer
 from tasks.preprocess import preprocess
 from tasks.report import artifact_key, report
 from tasks.score import score
+
+
+install_log_redaction()  # Prefect's log records (console and API) of this process are masked
 
 
 class StrictModeFailure(RuntimeError):
@@ -106,7 +112,7 @@ def _run_shards(plan: EvalPlan, prepared: PreparedRef, fingerprint: dict, transc
     return outputs, errors, stats
 
 
-@flow(name="evaluate", flow_run_name="{model} on {dataset}", validate_parameters=True)
+@redacting_flow(name="evaluate", flow_run_name="{model} on {dataset}", validate_parameters=True)
 def evaluate(
     dataset: str = "speech-sample",
     model: str = "whisper-tiny.en",
@@ -145,12 +151,14 @@ def evaluate(
     being retried) stops the run before inference if it would not evaluate what the parent did.
     """
     logger = get_run_logger()
+    remember_secret_params(generation or {})
     apply_store_credentials()
     started = time.perf_counter()
     timings: dict[str, float] = {}
     peak_rss: dict[str, float] = {}
     plan = resolve(load_registry(registry_paths or []), dataset, model, prompt, generation, task, model_revision)
     plan = with_overrides(plan, post_process, evaluator)
+    check_source(plan.dataset)
     cache_dir = storage.absolute(cache_dir or default_cache_dir())
     backend = get_backend(plan.model, plan.generation)
     if inf_file:  # the replies come from the file: the model never runs, so need not be runnable here
@@ -169,9 +177,10 @@ def evaluate(
 
     t = time.perf_counter()
     requirements = backend.requirements
+    if max_duration_s is None:  # the cap in force is recorded with the options
+        max_duration_s = requirements.max_duration_s or DEFAULT_MAX_DURATION_S
     prepared = preprocess(
-        chosen, plan, cache_dir, requirements.sample_rate, shard_size,
-        max_duration_s if max_duration_s is not None else requirements.max_duration_s, fresh,
+        chosen, plan, cache_dir, requirements.sample_rate, shard_size, max_duration_s, fresh,
     )
     timings["preprocess"] = time.perf_counter() - t
     peak_rss["preprocess"] = peak_rss_mb()
@@ -218,13 +227,13 @@ def evaluate(
                "post_process": post_process, "evaluator": evaluator, "drop_above_wer": drop_above_wer}
     timings["total"] = time.perf_counter() - started
     peak_rss["total"] = peak_rss_mb()
-    summary = build_summary(
-        run_id=run_id, parent_run_id=parent and parent["run_id"], identity=identity, plan=plan, dataset=chosen,
-        prepared=prepared, model_fingerprint=fingerprint,
-        scored=scored, failed_shards=failed_shards, shard_stats=shard_stats,
-        timings={k: round(v, 3) for k, v in timings.items()}, peak_rss_mb=peak_rss, options=options,
+    summary = redact_strings(build_summary(  # secret parameters, URL credentials and known keys masked
+        run_id=run_id, parent_run_id=parent and parent["run_id"], identity=redact(identity), plan=plan.redacted(),
+        dataset=chosen, prepared=prepared, model_fingerprint=redact(fingerprint), scored=scored,
+        failed_shards=failed_shards, shard_stats=shard_stats,
+        timings={k: round(v, 3) for k, v in timings.items()}, peak_rss_mb=peak_rss, options=redact(options),
         command=os.environ.get("AUDIO_EVALS_COMMAND") or shlex.join(["audio-evals", "run", "--dataset", dataset, "--model", model]),
-    )
+    ))
     paths = report(folder, summary)
     progress.publish("end", {"folder": folder})
     summary["paths"] = paths

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
@@ -16,6 +16,7 @@ from prefect.events import emit_event
 from audio_evals.regression import REGRESSION_DETECTED, check, mark_report, render_section
 from audio_evals.watch import model_resource
 from flows.evaluate import evaluate
+from flows.redacted import redacting_flow
 from tasks.report import artifact_key
 
 
@@ -40,7 +41,7 @@ def check_regressions(summary: dict[str, Any], output: str) -> list[dict[str, An
     return [r.to_dict() for r in result.regressions]
 
 
-@flow(name="evaluate-and-check", flow_run_name="{model} on {dataset}", validate_parameters=True)
+@redacting_flow(name="evaluate-and-check", flow_run_name="{model} on {dataset}", validate_parameters=True)
 def evaluate_and_check(
     dataset: str = "speech-sample",
     model: str = "whisper-tiny.en",

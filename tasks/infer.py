@@ -21,9 +21,12 @@ from audio_evals import cache, storage
 from audio_evals.inference import run_shard
 from audio_evals.models import generation_params, get_backend
 from audio_evals.models.base import TransientBackendError
+from audio_evals.redaction import install_log_redaction
 from audio_evals.registry import ModelEntry, PromptEntry
 from audio_evals.schema import ShardRef
 from tasks.gpu import gpu_slot
+
+install_log_redaction()  # also in Dask worker processes, which import this module to run shards
 
 RETRYABLE = (TransientBackendError, ConnectionError, TimeoutError)
 MAX_RETRY_AFTER_S = 600

@@ -22,4 +22,4 @@ def preprocess(
 ) -> PreparedRef:
     """The library's own cache (verified on every read) decides what is reused, not Prefect's."""
     return prepare(dataset, cache_dir, audio_cache_dir(cache_dir), sample_rate, shard_size, max_duration_s,
-                   plan.skip_reason, plan.skip_key(), fresh)
+                   plan.skip_reason, plan.skip_key(), fresh, plan.reference_problem)

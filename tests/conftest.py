@@ -13,6 +13,12 @@ import pytest
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 
+# Test-only backends live in tests/backends/, outside the installed package: named through the
+# environment (audio_evals/plugins.py), importable by every subprocess a test starts.
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("AUDIO_EVALS_EXTRA_BACKENDS", "tests.backends.scripted")
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+
 from audio_evals.paths import ASSETS_DIR  # noqa: E402
 # Servers shared by the whole session: defined here once, so every module gets the same instance.
 from tests.openai_server import openai_server, openai_server_session  # noqa: E402, F401

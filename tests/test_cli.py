@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from typer.testing import CliRunner
 from flows.cli import app
 
 SEEDS = Path(__file__).parent / "seeds"
+ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 
@@ -55,6 +59,20 @@ def test_registry_yaml_cannot_name_code_outside_the_project(tmp_path):
     (tmp_path / "evil.yaml").write_text("models:\n  evil:\n    backend: os.system\n", encoding="utf-8")
     result = runner.invoke(app, ["list", "models", "--registry-path", str(tmp_path)])
     assert result.exit_code == 2 and "unknown backend 'os.system'" in result.output
+
+
+def test_the_test_only_backend_is_not_in_the_installed_plugin_set(tmp_path):
+    """A registry file naming ``scripted`` (whose calls_file appends to any file) is refused in production."""
+    from audio_evals import plugins
+
+    assert not (Path(plugins.__file__).parent / "models" / "scripted.py").exists()
+    (tmp_path / "models.yaml").write_text(
+        f"models:\n  scripted:\n    backend: scripted\n    args: {{calls_file: {tmp_path / 'profile'}}}\n")
+    env = {k: v for k, v in os.environ.items() if k != "AUDIO_EVALS_EXTRA_BACKENDS"}
+    production = subprocess.run([sys.executable, "-m", "flows.cli", "list", "models", "--registry-path", str(tmp_path)],
+                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert production.returncode == 2 and "unknown backend 'scripted'" in production.stdout, production.stdout
+    assert "scripted" in plugins.available("audio_evals.models")  # the tests name it (tests/conftest.py)
 
 
 def test_seed_models_fail_fast_naming_what_is_missing(tmp_path):

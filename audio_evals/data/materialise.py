@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, replace
 
 from audio_evals import storage
 from audio_evals.cache import ContentIndex, read_index, stale, verified, write_jsonl
-from audio_evals.data.sources import Row, read_folder, read_manifest
+from audio_evals.data.sources import Row, check_manifest, read_folder, read_manifest
 from audio_evals.paths import file_index_path, resolve_resource
 from audio_evals.registry.entries import DatasetEntry, FolderSource, HubSource, ManifestSource
 from audio_evals.schema import FileRecord, Sample, SampleFailure
@@ -52,9 +52,9 @@ def _folder_listing_hash(path: str) -> str:
     entries = []
     for folder, _, files in sorted(os.walk(path)):
         for name in sorted(files):
-            st = os.stat(os.path.join(folder, name))
-            entries.append((os.path.relpath(os.path.join(folder, name), path), st.st_size, st.st_mtime_ns,
-                            st.st_ctime_ns))
+            file = os.path.join(folder, name)
+            st = os.stat(file) if os.path.exists(file) else os.lstat(file)  # a dangling symlink: the link
+            entries.append((os.path.relpath(file, path), st.st_size, st.st_mtime_ns, st.st_ctime_ns))
     return storage.stable_hash(entries)
 
 
@@ -68,6 +68,12 @@ def source_revision(entry: DatasetEntry) -> str:
     from audio_evals.data.hub import hub_revision
 
     return hub_revision(source.model_dump()) or f"unpinned:{source.repo}"
+
+
+def check_source(entry: DatasetEntry) -> None:
+    """Fail at once, before any work, when the source cannot be a dataset (a manifest that is not JSONL)."""
+    if isinstance(entry.source, ManifestSource):
+        check_manifest(resolve_resource(entry.source.path))
 
 
 def _rows(entry: DatasetEntry, cache_dir: str, limit: int | None) -> Iterator[Row]:

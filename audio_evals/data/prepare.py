@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 from audio_evals import storage
 from audio_evals.cache import blob_record, read_index, stale, verified, write_blob, write_jsonl
-from audio_evals.data.audio import AudioError, decode, encode_wav
+from audio_evals.data.audio import AudioError, decode, encode_wav, read_clip
 from audio_evals.data.materialise import DatasetRef
 from audio_evals.schema import FileRecord, PreparedSample, Sample, SampleFailure, ShardRef
 
@@ -55,6 +55,11 @@ def _has_reference(sample: Sample) -> bool:
     return ref is not None and bool(str(ref).strip())
 
 
+def empty_reference(sample: Sample) -> str | None:
+    """Why the sample has nothing to be scored against, else None."""
+    return None if _has_reference(sample) else "empty reference (no transcript or answer to score against)"
+
+
 def decoded_path(audio_dir: str, rate: int, digest: str) -> str:
     return os.path.join(audio_dir, str(rate), digest[:2], f"{digest}.wav")
 
@@ -66,12 +71,7 @@ def decode_to_cache(sample: Sample, audio_dir: str, rate: int, max_duration_s: f
     A decoded file is reused (``reuse``) only while it matches its record; otherwise, and when
     the source no longer has the identity recorded at download, it is decoded again or refused.
     """
-    try:
-        data = storage.read_bytes(sample.audio)
-    except FileNotFoundError:
-        raise AudioError(f"audio file not found: {sample.audio}") from None
-    except (OSError, IsADirectoryError) as e:
-        raise AudioError(f"audio file cannot be read: {e}") from None
+    data = read_clip(sample.audio)
     digest = hashlib.sha256(data).hexdigest()
     recorded = sample.audio_identity or ""
     if recorded.startswith("sha256:") and recorded != f"sha256:{digest}":
@@ -111,8 +111,10 @@ def prepare(
     skip_reason: Callable[[Sample], str | None] = lambda s: None,
     skip_key: str = "",
     fresh: bool = False,
+    reference_problem: Callable[[Sample], str | None] = empty_reference,
 ) -> PreparedRef:
-    """Decode and shard ``dataset``; ``skip_reason`` marks samples not to run (e.g. language).
+    """Decode and shard ``dataset``; ``skip_reason`` marks samples not to run (e.g. language),
+    ``reference_problem`` fails samples whose reference cannot be scored.
 
     Shard files go to ``cache_dir`` (local or a shared store); decoded audio to the local
     ``audio_dir``. ``skip_key`` identifies the skip rule in the cache key. Cached shards and
@@ -120,6 +122,8 @@ def prepare(
     """
     if shard_size < 1:
         raise ValueError("shard_size must be at least 1")
+    if max_duration_s is not None and not 0 < max_duration_s < float("inf"):
+        raise ValueError(f"max_duration_s must be a positive number of seconds, not {max_duration_s}")
     key = storage.stable_hash([dataset.fingerprint, sample_rate, shard_size, max_duration_s, skip_key])
     folder = storage.join(cache_dir, "prepared", key[:24])
     index_path = storage.join(folder, "index.json")
@@ -147,8 +151,9 @@ def prepare(
         if reason:
             failures.append(SampleFailure(id=sample.id, stage="preprocess", error=reason, kind="skipped", audio=sample.audio))
             continue
-        if not _has_reference(sample):
-            failures.append(SampleFailure(id=sample.id, stage="preprocess", error="empty reference (no transcript or answer to score against)", audio=sample.audio))
+        problem = reference_problem(sample)
+        if problem:
+            failures.append(SampleFailure(id=sample.id, stage="preprocess", error=problem, audio=sample.audio))
             continue
         try:
             prepared = decode_to_cache(sample, audio_dir, sample_rate, max_duration_s, reuse=not fresh)

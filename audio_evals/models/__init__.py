@@ -20,8 +20,26 @@ _POOL: dict[str, Backend] = {}
 _LOCK = threading.Lock()
 
 
+def _fits(default: Any, value: Any) -> bool:
+    """Whether an override may replace a numeric or boolean registry value (an int stands for a float)."""
+    if default is None or value is None or not isinstance(default, (bool, int, float)):
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    return isinstance(value, int) or (isinstance(value, float) and isinstance(default, float))
+
+
 def generation_params(entry: ModelEntry, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The registry's generation parameters with command-line overrides applied."""
+    """The registry's generation parameters with command-line overrides applied.
+
+    An override of a numeric or boolean parameter must keep its type (``beam_size=abc`` is refused
+    here, before any work, rather than failing every shard).
+    """
+    for key, value in (overrides or {}).items():
+        default = entry.generation.get(key)
+        if not _fits(default, value):
+            raise ValueError(f"generation parameter {key}={value!r}: model {entry.name!r} takes "
+                             f"{type(default).__name__} values for it (registry: {key}={default!r})")
     return {**entry.generation, **(overrides or {})}
 
 

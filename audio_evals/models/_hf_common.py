@@ -72,7 +72,7 @@ def weights_identity(model: str, revision: str | None) -> dict[str, Any]:
         return {"hub_id": model, "revision": revision}
     digest = hashlib.sha256()
     for root, dirs, files in os.walk(model):
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # .cache/ of `hf download`: not weights
         for name in sorted(files):
             path = os.path.join(root, name)
             size = os.path.getsize(path)

@@ -27,11 +27,20 @@ _TRANSCRIBE_KEYS = frozenset({
 })
 
 
+def model_files(folder: str) -> list[str]:
+    """The files CTranslate2 loads: regular files at the top of the folder, hidden ones left out.
+
+    Sub-folders and dot-files (``.cache/`` and ``.gitattributes`` from ``hf download --local-dir``)
+    are download bookkeeping, not weights: they neither break nor change the fingerprint.
+    """
+    return sorted(n for n in os.listdir(folder) if not n.startswith(".") and os.path.isfile(os.path.join(folder, n)))
+
+
 @lru_cache(maxsize=8)
 def _files_digest(folder: str, stamp: tuple) -> str:
-    """SHA-256 over the model folder's files; ``stamp`` (sizes, mtimes) keys the memo."""
+    """SHA-256 over the model folder's files; ``stamp`` (names, sizes, mtimes) keys the memo."""
     digest = hashlib.sha256()
-    for name in sorted(os.listdir(folder)):
+    for name, _, _ in stamp:
         digest.update(name.encode())
         with open(os.path.join(folder, name), "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
@@ -68,8 +77,8 @@ class FasterWhisperBackend(Backend):
         folder = self.folder
         if not os.path.isdir(folder):
             raise BackendUnavailable(f"faster-whisper: no model folder at {folder}")
-        stamp = tuple((n, os.stat(os.path.join(folder, n)).st_size, os.stat(os.path.join(folder, n)).st_mtime_ns)
-                      for n in sorted(os.listdir(folder)))
+        stats = {n: os.stat(os.path.join(folder, n)) for n in model_files(folder)}
+        stamp = tuple((n, st.st_size, st.st_mtime_ns) for n, st in stats.items())
         return {
             "backend": "faster_whisper",
             "revision": self.revision,

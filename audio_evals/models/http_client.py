@@ -11,7 +11,9 @@ rate limits and secrets are handled once:
 * all calls of one client share one event loop (a daemon thread), one connection pool and one
   semaphore, so ``max_concurrency`` bounds in-flight requests even when several threads call;
 * the API key is a ``Secret``: it is sent in the Authorization header and scrubbed from every
-  message this module produces, and never appears in a repr.
+  message this module produces, and never appears in a repr;
+* credentials inside the base URL (``https://user:pass@host/v1``) are taken out of it: they are
+  sent as HTTP basic auth when there is no API key, and no message or repr shows them.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any, TypeVar
 import httpx
 
 from audio_evals.models.base import BackendUnavailable, TransientBackendError
+from audio_evals.redaction import remember
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,7 @@ class Secret:
         value = os.environ.get(name)
         if not value:
             raise BackendUnavailable(f"the API key variable {name} is not set")
+        remember(value)  # masked in every text this process writes or logs
         return cls(value)
 
     def reveal(self) -> str:
@@ -79,6 +83,15 @@ def resolve_base_url(base_url: str | None, base_url_env: str | None, what: str) 
         source = f"the {base_url_env} environment variable" if base_url_env else "base_url"
         raise BackendUnavailable(f"{what}: no endpoint configured (set {source})")
     return url.rstrip("/")
+
+
+def split_credentials(url: str) -> tuple[str, httpx.BasicAuth | None]:
+    """``url`` without the ``user:pass@`` part, and that part as basic auth (None if it had none)."""
+    parsed = httpx.URL(url)
+    if not parsed.userinfo:
+        return url, None
+    remember(parsed.password)
+    return str(parsed.copy_with(userinfo=b"")), httpx.BasicAuth(parsed.username, parsed.password)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -125,7 +138,7 @@ class OpenAIClient:
     ):
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
-        self.base_url = base_url.rstrip("/")
+        self.base_url, self._url_auth = split_credentials(base_url.rstrip("/"))
         self.api_key = api_key
         self.timeout_s = timeout_s
         self.max_retries = max_retries
@@ -157,11 +170,12 @@ class OpenAIClient:
                 self._thread = threading.Thread(target=loop.run_forever, name="openai-client", daemon=True)
                 self._thread.start()
                 headers = {"Authorization": f"Bearer {self.api_key.reveal()}"} if self.api_key else {}
+                auth = None if self.api_key else self._url_auth
                 limits = httpx.Limits(max_connections=self.max_concurrency,
                                       max_keepalive_connections=self.max_concurrency)
 
                 async def setup() -> None:
-                    self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, limits=limits,
+                    self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, auth=auth, limits=limits,
                                                    timeout=httpx.Timeout(self.timeout_s))
                     self._slots = asyncio.Semaphore(self.max_concurrency)
 

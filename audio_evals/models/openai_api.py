@@ -10,7 +10,9 @@ reply (Step-Audio-R1's ``<think>\n``; sent as a final assistant message that vLL
 ``audio_chunk_s`` sends clips longer than that as several consecutive audio parts.
 
 The key is read from the environment variable named by ``api_key_env`` on first use, so a fully
-cached run needs no key; it is never part of the fingerprint, a repr or an error message.
+cached run needs no key, or given as the generation parameter ``api_key`` (``--param api_key=...``);
+either way it goes in the Authorization header, never in a request body, the fingerprint, a repr
+or an error message.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ from audio_evals.data.audio import encode_wav
 from audio_evals.models.base import Backend, Message, ModelOutput, ModelRequest
 from audio_evals.models.http_client import ApiError, OpenAIClient, Secret, resolve_base_url
 from audio_evals.models.reasoning import DEFAULT_TAGS, split_reasoning
+from audio_evals.redaction import redact_text
+
+#: The generation parameter that carries an API key (sent as the Authorization header).
+API_KEY_PARAM = "api_key"
 
 
 #: Sampling fields of chat requests: the OpenAI API's, then the extras vLLM's server takes.
@@ -105,12 +111,17 @@ class RequestShape:
     def generation_keys(self) -> frozenset[str]:
         return CHAT_KEYS if self.mode == "chat" else TRANSCRIPTION_KEYS
 
+    @property
+    def request_params(self) -> dict[str, Any]:
+        """The generation parameters sent with each request: all but the key."""
+        return {k: v for k, v in self.generation.items() if k != API_KEY_PARAM}
+
     def sent_parameters(self) -> dict[str, Any]:
         """A request's fields besides model, messages or file: the generation parameters, and with a
         prefill the flags that make vLLM continue the final assistant message instead of opening one."""
         if self.mode == "chat" and self.assistant_prefill is not None:
-            return {**self.generation, "continue_final_message": True, "add_generation_prompt": False}
-        return dict(self.generation)
+            return {**self.request_params, "continue_final_message": True, "add_generation_prompt": False}
+        return dict(self.request_params)
 
 
 @dataclass(kw_only=True)
@@ -136,14 +147,18 @@ class OpenAIBackend(RequestShape, Backend):
         return resolve_base_url(self.base_url, self.base_url_env, f"openai_api model {self.model!r}")
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"backend": "openai_api", "base_url": self.endpoint, "model": self.model, **self.shape(),
-                "think_tags": list(self.think_tags), "generation": self.generation}
+        return {"backend": "openai_api", "base_url": redact_text(self.endpoint), "model": self.model,
+                **self.shape(), "think_tags": list(self.think_tags), "generation": self.request_params}
+
+    def _api_key(self) -> Secret | None:
+        given = self.generation.get(API_KEY_PARAM)
+        return Secret(str(given)) if given else Secret.from_env(self.api_key_env)
 
     def _connect(self) -> OpenAIClient:
         """One client per backend, so ``max_concurrency`` holds across the runner's threads."""
         with self._lock:
             if self._client is None:
-                self._client = OpenAIClient(self.endpoint, Secret.from_env(self.api_key_env), timeout_s=self.timeout_s,
+                self._client = OpenAIClient(self.endpoint, self._api_key(), timeout_s=self.timeout_s,
                                             max_retries=self.max_retries, max_concurrency=self.max_concurrency)
             return self._client
 
@@ -156,7 +171,7 @@ class OpenAIBackend(RequestShape, Backend):
         try:
             if self.mode == "transcriptions":
                 with open(request.audio_path, "rb") as f:
-                    text = await client.atranscribe(f.read(), self.model, **self.generation)
+                    text = await client.atranscribe(f.read(), self.model, **self.request_params)
             else:
                 messages = chat_messages(request.messages, request.audio_path, self.audio_chunk_s)
                 if self.assistant_prefill is not None:

@@ -29,6 +29,7 @@ from audio_evals.models.base import (
 from audio_evals.models.openai_api import OpenAIBackend, RequestShape
 from audio_evals.models.vllm_offline import VLLM_EXTRA
 from audio_evals.paths import local_cache_dir
+from audio_evals.redaction import redact
 
 #: How much of the server log an error message quotes.
 _TAIL_CHARS = 4000
@@ -166,8 +167,8 @@ class VLLMServedBackend(RequestShape, Backend):
     def fingerprint(self) -> dict[str, Any]:
         # A started server's port changes every run, so it is not part of the identity.
         where = {"base_url": self.base_url} if self.base_url else {"serve": self.serve}
-        return {"backend": "vllm_served", **where, "model": self.served_model, **self.shape(),
-                "think_tags": list(self.think_tags), "generation": self.generation}
+        return redact({"backend": "vllm_served", **where, "model": self.served_model, **self.shape(),
+                       "think_tags": list(self.think_tags), "generation": self.generation})
 
     def check(self) -> None:
         if self.serve and not self.command and shutil.which("vllm") is None:

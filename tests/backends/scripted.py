@@ -1,5 +1,8 @@
 """A deterministic test backend: canned answers and fault switches, no model.
 
+Test-only: it lives outside the installed package and exists only where the test suite names it
+(``AUDIO_EVALS_EXTRA_BACKENDS``, tests/conftest.py), since its files arguments write anywhere.
+
 Pipeline tests use it to prove sharding, retries, caching and failure handling without paying
 for inference. ``responses_file`` maps sample ids to answers; ``faults_file`` (read on every
 call, so a test can flip it mid-run) lists ``fail_shard_ids`` (the shard holding one of them
