@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from audio_evals.registry import load_registry
 from flows.cli import app
 
 SEEDS = Path(__file__).parent / "seeds"
@@ -102,3 +103,9 @@ def test_a_generation_parameter_the_model_does_not_use_is_refused_naming_those_i
         assert result.exit_code == 2, result.output
         message = " ".join(result.output.split())
         assert f"does not use generation parameter(s) {unused};" in message and used in message.split("uses:")[1]
+
+
+def test_every_registry_entry_says_what_it_is():
+    registry = load_registry()
+    for section in ("datasets", "models", "prompts", "tasks"):
+        assert not [name for name, entry in getattr(registry, section).items() if not entry.description.strip()], section
