@@ -21,6 +21,7 @@ os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL", "WARNI
 import typer
 import yaml
 
+from audio_evals import local_server
 from audio_evals.data import check_source
 from audio_evals.models.base import BackendUnavailable
 from audio_evals.overrides import with_overrides
@@ -282,7 +283,7 @@ def list_entries(
     console.print(table)
 
 
-from flows import cli_service  # noqa: E402  (suite, publish, serve commands)
+from flows import cli_service  # noqa: E402  (suite, publish, serve, server commands)
 
 cli_service.register(app)
 
@@ -290,6 +291,7 @@ cli_service.register(app)
 def main(argv: list[str] | None = None) -> None:
     """Console entry point; a first argument that is an option means ``run`` (reference form)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    local_server.use_running()  # before Prefect loads: a running `audio-evals server` unless PREFECT_API_URL is set
     if args and args[0].startswith("-") and args[0] not in ("--help", "-h"):
         args.insert(0, "run")
     if args[:1] == ["run"]:

@@ -1,4 +1,4 @@
-"""CLI commands for suites and the service side: ``suite``, ``publish``, ``serve``, ``watch``.
+"""CLI commands for suites and the service side: ``suite``, ``publish``, ``serve``, ``watch``, ``server``.
 
 Heavy modules are imported inside the commands so ``audio-evals list`` stays fast.
 """
@@ -10,6 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from audio_evals import local_server
 from audio_evals.watch import DEFAULT_CONFIG, MODEL_PUBLISHED, load_config, model_resource, poll, state_path
 from flows.console import console
 
@@ -125,7 +126,47 @@ def serve(ctx: typer.Context) -> None:
     cli(args=ctx.args, prog_name="audio-evals serve")
 
 
+server = typer.Typer(no_args_is_help=True,
+                     help="A long-lived local Prefect server that every CLI call on this machine then uses.")
+
+
+@server.command("start")
+def server_start(
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 for the API and the UI.")] = local_server.DEFAULT_PORT,
+) -> None:
+    """Start `prefect server start` in the background; CLI calls use it (unless PREFECT_API_URL is set)."""
+    try:
+        running = local_server.start(port)
+    except local_server.ServerError as e:
+        _cli()._fail(str(e), 1)
+    console.print(f"Prefect server running (pid {running.pid}); every run shows in the UI at {running.ui_url}\n"
+                  f"log: {running.log}\nstop it with: audio-evals server stop", markup=False, soft_wrap=True)
+
+
+@server.command("status")
+def server_status() -> None:
+    """Say whether a server is running and where; exit 1 when none is."""
+    running = local_server.running()
+    if running is None:
+        console.print("no audio-evals server is running (start one with: audio-evals server start)", markup=False)
+        raise typer.Exit(1)
+    health = "healthy" if local_server.healthy(running.api_url) else "not answering"
+    console.print(f"running (pid {running.pid}, {health}): UI {running.ui_url}, API {running.api_url}, "
+                  f"log {running.log}", markup=False, soft_wrap=True)
+
+
+@server.command("stop")
+def server_stop() -> None:
+    """Stop the server and remove its state file."""
+    try:
+        stopped = local_server.stop()
+    except local_server.ServerError as e:
+        _cli()._fail(str(e), 1)
+    console.print(f"stopped the server at {stopped.ui_url} (pid {stopped.pid})", markup=False)
+
+
 def register(app: typer.Typer) -> None:
+    app.add_typer(server, name="server")
     app.command()(suite)
     app.command()(publish)
     app.command()(watch)
