@@ -3,6 +3,7 @@
 A suite mirrors one seed report: sections per task family, one row per ``eval_cli`` command,
 optionally the officially reported figure. Reports are rendered from a suite plus whatever run
 summaries exist, so a missing run shows up as a row marked "not run" instead of vanishing.
+The package ships its suites (``assets/suites/``): a name such as ``sample`` finds them anywhere.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from audio_evals.paths import ASSETS_DIR
+
+SUITES_DIR = Path(ASSETS_DIR) / "suites"
 
 
 class SuiteError(ValueError):
@@ -90,8 +95,28 @@ def _where(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
     return f"{path} (row of dataset {dataset!r})"
 
 
-def load_suite(path: str | Path) -> Suite:
-    """Read and validate a suite file; every problem is reported with the file and the row."""
+def bundled_suites() -> list[str]:
+    """The names of the suites shipped with the package."""
+    return sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))
+
+
+def find_suite(name_or_path: str | Path) -> Path:
+    """The suite file ``name_or_path`` when it exists, else the bundled suite it names: ``sample``,
+    ``sample.yaml`` and ``suites/sample.yaml`` (where the checkout kept them) all name ``sample``."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    name = path.name.removesuffix(".yaml")
+    bundled = SUITES_DIR / f"{name}.yaml"
+    if path.parent.as_posix() in (".", "suites") and bundled.is_file():
+        return bundled
+    raise SuiteError(f"no suite file {str(name_or_path)!r} and no bundled suite of that name "
+                     f"(bundled: {', '.join(bundled_suites())})")
+
+
+def load_suite(name_or_path: str | Path) -> Suite:
+    """Read and validate a suite file (see ``find_suite``); every problem is reported with the file and the row."""
+    path = find_suite(name_or_path)
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

@@ -22,6 +22,7 @@ from prefect.schedules import Cron
 from prefect.types.entrypoint import EntrypointType
 
 from audio_evals import storage
+from audio_evals.suites import find_suite
 from audio_evals.watch import DEFAULT_CONFIG, MODEL_PUBLISHED
 from flows.regressions import evaluate_and_check
 from flows.suite import DEFAULT_SUITE, model_published, suite
@@ -52,7 +53,7 @@ def build_deployments(
     """The four deployments, with the store locations as default parameters."""
     store: dict[str, Any] = {"output": _absolute(output), "cache_dir": _absolute(cache_dir),
                              "registry_paths": [_absolute(p) for p in registry_paths or []]}
-    suite_params = {**store, "suite_file": _absolute(suite_file), "limit": limit}
+    suite_params = {**store, "suite_file": _absolute(str(find_suite(suite_file))), "limit": limit}
     common = {"entrypoint_type": EntrypointType.MODULE_PATH, "tags": ["audio-evals"]}
     return [
         evaluate_and_check.to_deployment(name="evaluate", parameters=store, **common,
@@ -73,7 +74,7 @@ def build_deployments(
 
 
 def main(
-    suite_file: Annotated[str, typer.Option("--suite", envvar="AUDIO_EVALS_SUITE", help="Suite of nightly-suite and on-model-published.")] = DEFAULT_SUITE,
+    suite_file: Annotated[str, typer.Option("--suite", envvar="AUDIO_EVALS_SUITE", help="Suite file or bundled suite name, of nightly-suite and on-model-published.")] = DEFAULT_SUITE,
     output: Annotated[str, typer.Option("--output", envvar="AUDIO_EVALS_OUTPUT", help="Results root folder or s3:// URL.")] = "results",
     cache_dir: Annotated[Optional[str], typer.Option("--cache-dir", envvar="AUDIO_EVALS_CACHE", help="Dataset/shard cache.")] = None,
     registry_path: Annotated[list[str], typer.Option("--registry-path", envvar="AUDIO_EVALS_REGISTRY_PATHS", help="Extra registry folder(s).")] = [],

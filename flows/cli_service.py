@@ -11,6 +11,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from audio_evals import local_server
+from audio_evals.suites import find_suite
 from audio_evals.watch import DEFAULT_CONFIG, MODEL_PUBLISHED, load_config, model_resource, poll, state_path
 from flows.console import console
 
@@ -69,7 +70,7 @@ def _print_suite(result: dict[str, Any]) -> None:
 
 
 def suite(
-    suite_file: Annotated[str, typer.Argument(help="Suite YAML (suites/*.yaml).")],
+    suite_file: Annotated[str, typer.Argument(help="Suite YAML file, or a bundled suite's name (sample, kimi-audio, step-audio-r1.1).")],
     model: Annotated[list[str], typer.Option("--model", "-m", help="Run for these models only (or instead of the suite's).")] = [],
     model_revision: Annotated[Optional[str], typer.Option("--model-revision", help="Model revision to evaluate.")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Evaluate the first N samples of each dataset.")] = None,
@@ -87,6 +88,7 @@ def suite(
     from flows.suite import suite as suite_flow
 
     try:
+        find_suite(suite_file)  # an unknown name is one line, before Prefect starts
         result = suite_flow(suite_file=suite_file, models=model or None, model_revision=model_revision, output=output,
                             cache_dir=cache_dir, limit=limit, max_parallel=max_parallel, fresh=fresh,
                             registry_paths=cli._registry_paths(registry_path))

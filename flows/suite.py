@@ -26,12 +26,12 @@ from audio_evals.regression import Regression, render_section
 from audio_evals.registry import load_registry
 from audio_evals.report import render_html, render_suite_chart, render_suite_report
 from audio_evals.report.markdown import metric_key
-from audio_evals.suites import Suite, SuiteRow, load_suite
+from audio_evals.suites import Suite, SuiteRow, find_suite, load_suite
 from flows.credentials import apply_store_credentials
 from flows.regressions import evaluate_and_check
 from tasks.report import artifact_key
 
-DEFAULT_SUITE = "suites/sample.yaml"
+DEFAULT_SUITE = "sample"  # bundled with the package (audio_evals.suites.find_suite)
 Evaluation = tuple[str, str, str | None]  # dataset, model, prompt
 
 
@@ -123,8 +123,9 @@ def suite(
     """
     logger = get_run_logger()
     apply_store_credentials()
-    spec = select_models(load_suite(suite_file), models)
-    name = Path(suite_file).stem
+    path = find_suite(suite_file)
+    spec = select_models(load_suite(path), models)
+    name = path.stem
     evaluations: list[Evaluation] = list(dict.fromkeys((row.dataset, row.model, row.prompt) for _, row in spec.rows()))
 
     registry = load_registry(registry_paths or [])

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from audio_evals.report import render_html, render_run_report, render_suite_chart, render_suite_report
-from audio_evals.suites import Suite, SuiteError, load_suite
+from audio_evals.suites import SUITES_DIR, Suite, SuiteError, load_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = Path(__file__).parent / "seeds"  # copies of ../shared/seeds: the report contract
@@ -91,7 +91,7 @@ def row_identity(row: list[str]) -> tuple[str, ...]:
 
 
 def suite_path(name: str) -> Path:
-    return ROOT / "suites" / name
+    return SUITES_DIR / name
 
 
 # --- run report -----------------------------------------------------------------------------------
