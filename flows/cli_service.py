@@ -28,8 +28,9 @@ def _require_api() -> None:
     from prefect.settings import PREFECT_API_URL
 
     if not PREFECT_API_URL.value():
-        _cli()._fail("no Prefect server: set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api after "
-                     "`prefect server start`, or your Prefect Cloud workspace URL with PREFECT_API_KEY)", 2)
+        _cli()._fail("no Prefect server: start one on this machine with `audio-evals server start`, or set "
+                     "PREFECT_API_URL (your server's http://host:port/api, or your Prefect Cloud workspace URL "
+                     "with PREFECT_API_KEY)", 2)
 
 
 def _emit(event: str, *, resource: dict[str, str], payload: dict[str, Any]) -> None:

@@ -444,10 +444,10 @@ def test_suite_reports_an_evaluation_that_cannot_run(prefect_api, tmp_path, scri
 # --- (d) the service CLI --------------------------------------------------------------------------
 
 def test_publish_without_a_server_is_a_clear_error(tmp_path):
-    result = subprocess.run([AUDIO_EVALS, "publish", "scripted", "--revision", "rev-2"], capture_output=True, text=True,
-                            env=_clean_env(PREFECT_HOME=str(tmp_path)), timeout=60)
+    result = subprocess.run([sys.executable, "-m", "flows.cli", "publish", "scripted", "--revision", "rev-2"], cwd=REPO,
+                            capture_output=True, text=True, env=_clean_env(PREFECT_HOME=str(tmp_path)), timeout=60)
     assert result.returncode == 2
-    assert "no Prefect server: set PREFECT_API_URL" in " ".join(result.stdout.split())
+    assert "no Prefect server: start one on this machine with `audio-evals server start`" in " ".join(result.stdout.split())
 
 
 # --- the gpu limit --------------------------------------------------------------------------------
