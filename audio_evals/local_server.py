@@ -10,6 +10,7 @@ this runs before Prefect is loaded.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import MutableMapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -61,13 +63,11 @@ def state_path() -> Path:
 
 
 def _process(server: LocalServer) -> psutil.Process | None:
-    """The server's process while it runs (not a zombie, not a reused pid), else None."""
+    """The server's process while it runs (not a zombie, not a later process given its pid), else None."""
     try:
         process = psutil.Process(server.pid)
-        if process.status() == psutil.STATUS_ZOMBIE or abs(process.create_time() - server.created) > 1:
-            return None
-        return process
-    except psutil.Error:
+        return process if _alive(process) and abs(process.create_time() - server.created) <= 1 else None
+    except (psutil.Error, TypeError, ValueError):  # gone, or a state file with values of the wrong type
         return None
 
 
@@ -82,11 +82,12 @@ def running() -> LocalServer | None:
         server = None  # unreadable or from another version: as stale as a dead pid
     if server is not None and _process(server) is not None:
         return server
-    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # never an error in the CLI call that found it
+        path.unlink(missing_ok=True)
     return None
 
 
-def use_running(environ: dict[str, str] | os._Environ = os.environ) -> LocalServer | None:
+def use_running(environ: MutableMapping[str, str] = os.environ) -> LocalServer | None:
     """Point Prefect at the running server (``PREFECT_API_URL``) unless the variable is set already."""
     if environ.get("PREFECT_API_URL"):
         return None

@@ -6,6 +6,7 @@ Heavy modules are imported inside the commands so ``audio-evals list`` stays fas
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Annotated, Any, Optional
 
 import typer
@@ -144,6 +145,9 @@ def server_start(
         _cli()._fail(str(e), 1)
     console.print(f"Prefect server running (pid {running.pid}); every run shows in the UI at {running.ui_url}\n"
                   f"log: {running.log}\nstop it with: audio-evals server stop", markup=False, soft_wrap=True)
+    if os.environ.get("PREFECT_API_URL"):
+        console.print(f"note: PREFECT_API_URL is set ({os.environ['PREFECT_API_URL']}): calls where it is set use "
+                      "that, not this server", markup=False, soft_wrap=True)
 
 
 @server.command("status")

@@ -38,7 +38,7 @@ def home(tmp_path, monkeypatch) -> Iterator[Path]:
             process.kill()
 
 
-def _record(home: Path, pid: int, created: float) -> Path:
+def _record(home: Path, pid: int | str, created: float) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     path = home / local_server.STATE_FILE
     path.write_text(json.dumps({"pid": pid, "port": 4999, "api_url": "http://127.0.0.1:4999/api",
@@ -63,7 +63,7 @@ def test_a_recorded_running_server_is_used_when_prefect_api_url_is_not_set(home)
     assert environ == {"PREFECT_API_URL": "https://prefect.example.org/api"}
 
 
-@pytest.mark.parametrize("state", ["dead pid", "reused pid", "not json", "old fields"])
+@pytest.mark.parametrize("state", ["dead pid", "reused pid", "not json", "old fields", "wrong types"])
 def test_a_stale_state_file_is_ignored_and_removed(home, state):
     if state == "dead pid":
         gone = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -71,6 +71,8 @@ def test_a_stale_state_file_is_ignored_and_removed(home, state):
         path = _record(home, gone.pid, 0.0)
     elif state == "reused pid":  # a process that started after the recorded one, with its pid
         path = _record(home, os.getpid(), psutil.Process().create_time() - 3600)
+    elif state == "wrong types":
+        path = _record(home, str(os.getpid()), psutil.Process().create_time())
     else:
         path = _this_process(home)
         path.write_text("{" if state == "not json" else '{"pid": 1}', encoding="utf-8")
