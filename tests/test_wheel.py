@@ -39,8 +39,8 @@ def wheel(tmp_path_factory) -> Path:
 
 
 def test_the_wheel_ships_every_suite(wheel):
-    names = zipfile.ZipFile(wheel).namelist()
-    shipped = sorted(n.removeprefix("audio_evals/assets/suites/") for n in names if n.startswith("audio_evals/assets/suites/"))
+    folder = "audio_evals/assets/suites/"
+    shipped = sorted(n.removeprefix(folder) for n in zipfile.ZipFile(wheel).namelist() if n.startswith(folder))
     assert shipped == sorted(p.name for p in SUITES_DIR.glob("*.yaml"))
     assert {"sample", "kimi-audio", "step-audio-r1.1"} <= set(bundled_suites())
 
