@@ -27,9 +27,11 @@ _known_lock = threading.Lock()
 
 
 def secret_name(name: str) -> bool:
-    """Whether a parameter called ``name`` holds a secret value."""
+    """Whether a parameter called ``name`` holds a secret value: its last name part ends in key,
+    token, secret, password or passwd (``api_key``, ``HF_TOKEN``, ``apiKey``), so ``max_tokens``,
+    ``stop_token_ids`` and ``api_key_env`` (the variable's name) stay readable."""
     parts = [p for p in re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(name)).lower()) if p]
-    return bool(parts) and parts[-1] != "env" and any(_SECRET_PART.search(p) for p in parts)
+    return bool(parts) and bool(_SECRET_PART.search(parts[-1]))
 
 
 def remember(value: str) -> None:

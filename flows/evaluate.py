@@ -186,7 +186,8 @@ def evaluate(
     peak_rss["preprocess"] = peak_rss_mb()
     logger.info("%s: %d samples in %d shards (%d failed, %d skipped)", plan.dataset.name,
                 prepared.n_prepared, len(prepared.shards), prepared.n_failed, prepared.n_skipped)
-    identity = run_identity(plan, chosen, prepared, fingerprint, limit=limit, shard_size=shard_size,
+    # What a retry compares: recorded without secrets, so both sides compare alike.
+    identity = run_identity(plan.redacted(), chosen, prepared, redact(fingerprint), limit=limit, shard_size=shard_size,
                             max_duration_s=max_duration_s, strict=strict, rand=rand, seed=seed,
                             drop_above_wer=drop_above_wer, post_process=list(plan.post_process))
     if parent:
@@ -228,7 +229,7 @@ def evaluate(
     timings["total"] = time.perf_counter() - started
     peak_rss["total"] = peak_rss_mb()
     summary = redact_strings(build_summary(  # secret parameters, URL credentials and known keys masked
-        run_id=run_id, parent_run_id=parent and parent["run_id"], identity=redact(identity), plan=plan.redacted(),
+        run_id=run_id, parent_run_id=parent and parent["run_id"], identity=identity, plan=plan.redacted(),
         dataset=chosen, prepared=prepared, model_fingerprint=redact(fingerprint), scored=scored,
         failed_shards=failed_shards, shard_stats=shard_stats,
         timings={k: round(v, 3) for k, v in timings.items()}, peak_rss_mb=peak_rss, options=redact(options),

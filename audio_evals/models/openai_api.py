@@ -109,7 +109,8 @@ class RequestShape:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(RequestShape)}
 
     def generation_keys(self) -> frozenset[str]:
-        return CHAT_KEYS if self.mode == "chat" else TRANSCRIPTION_KEYS
+        """The request's sampling fields, and the API key (sent as the Authorization header)."""
+        return (CHAT_KEYS if self.mode == "chat" else TRANSCRIPTION_KEYS) | {API_KEY_PARAM}
 
     @property
     def request_params(self) -> dict[str, Any]:
