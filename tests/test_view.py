@@ -201,6 +201,17 @@ def test_paired_interval_of_the_corpus_difference(tmp_path: Path) -> None:
     assert better.ci95[1] - better.ci95[0] < high - low
 
 
+def test_a_metric_that_cannot_be_rebuilt_here_gets_no_interval(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A judge's figure needs its judge to be rebuilt: said in the note, never guessed."""
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    rows = [asr_row("q", "a", "a", metric="g-eval", value=70.0, stats={"score": 7, "asked": 1})]
+    run = read_run(str(write_run(tmp_path / "a", rows)))
+    run.summary["metrics"][0].update(name="g-eval", higher_is_better=True)
+    [judged] = compare_runs(run, run).metrics
+    assert judged.ci95 is None and "no endpoint configured" in judged.note and judged.n == 1
+
+
 def test_comparison_page_sets_the_runs_side_by_side(tmp_path: Path) -> None:
     a = write_run(tmp_path / "a", asr_rows(50, seed=1, error_rate=0.2), "run-a")
     b = write_run(tmp_path / "b", asr_rows(50, seed=2, error_rate=0.0) + [asr_row("extra", "a", HOSTILE)], "run-b")
