@@ -286,7 +286,8 @@ def chromium(url: str, *flags: str) -> str:
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed (apt-get install chromium)")
 def test_pages_render_in_chromium(tmp_path: Path) -> None:
-    rows = asr_rows(250, seed=1) + [asr_row("hostile", "a b c", HOSTILE)]
+    mcq = _verdict_row("first_option", ScoreItem("mcq", "The answer is B", "A"))
+    rows = asr_rows(249, seed=1) + [asr_row("hostile", "a b c", HOSTILE), mcq]
     a = write_run(tmp_path / "a", rows, "run-a")
     b = write_run(tmp_path / "b", asr_rows(250, seed=2, error_rate=0.0), "run-b")
     page = Path(write_view(str(a))).as_uri()
@@ -297,9 +298,12 @@ def test_pages_render_in_chromium(tmp_path: Path) -> None:
     assert "page 1 of 1 · 3 of 251 samples" in failed and failed.count('<tr><td class="head">') == 3
     hostile = chromium(page + "#text=hostile", "--dump-dom")
     assert "&lt;/script&gt;&lt;img src=x" in hostile and "<img" not in hostile and "<b>bold" not in hostile
+    verdict = chromium(page + "#text=mcq", "--dump-dom")
+    assert ">B  vs  A<" in verdict and ">wrong<" in verdict and ">chose B<" in verdict
     compare = Path(write_comparison(str(a), str(b), str(tmp_path))).as_uri()
     dom = chromium(compare + "#sort=worse", "--dump-dom")
-    assert "page 1 of 3 · 251 of 251 samples" in dom and "B better" in dom and 'class="badge c-better"' in dom
+    # 252: A's 251 samples and the one only B has.
+    assert "page 1 of 3 · 252 of 252 samples" in dom and "B better" in dom and 'class="badge c-better"' in dom
     shot = tmp_path / "compare.png"
     chromium(compare, f"--screenshot={shot}", "--hide-scrollbars")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000

@@ -28,6 +28,11 @@ _LEGEND = ('<p class="legend">Edits on the metric\'s tokens: <span class="sub">s
            '<span class="del">deleted</span> <span class="ins">inserted</span></p>')
 
 
+def _legend(records: list[dict[str, Any]]) -> str:
+    """The colours of the edits, where some sample has edits to colour."""
+    return _LEGEND if any("al" in r for r in records) else ""
+
+
 def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
 
@@ -64,12 +69,12 @@ def _counts(rows: list[dict[str, Any]]) -> str:
     return f"{len(rows)} samples: " + ", ".join(f"{status} {n}" for status, n in statuses.most_common())
 
 
-def _run_header(run: RunRecord, links: FileLinks) -> str:
+def _run_header(run: RunRecord, links: FileLinks, legend: str) -> str:
     metrics = [[_measure(m), _fmt(m.get("value")), _ci(m.get("ci95")), str(m.get("n", 0)), str(m.get("failed", 0)),
                 str(m.get("unparsed", 0))] for m in run.summary.get("metrics", [])]
     return (f"<h1>{html.escape(run.label)}</h1>{_run_line(run, links)}"
             + _table(["measure", "performance", "95% CI", "n", "failed", "unparsed"], metrics)
-            + f"<p>{html.escape(_counts(run.rows))}</p>{_LEGEND}")
+            + f"<p>{html.escape(_counts(run.rows))}</p>{legend}")
 
 
 def _difference_row(d: MetricDifference) -> list[str]:
@@ -79,7 +84,7 @@ def _difference_row(d: MetricDifference) -> list[str]:
             str(d.n), *(str(changes.get(c, "—")) for c in ("better", "worse", "same"))]
 
 
-def _comparison_header(comparison: Comparison, links: tuple[FileLinks, FileLinks]) -> str:
+def _comparison_header(comparison: Comparison, links: tuple[FileLinks, FileLinks], legend: str) -> str:
     a, b = comparison.before, comparison.after
     changes = Counter(p.change for p in comparison.pairs)
     rows = [_difference_row(d) for d in comparison.metrics]
@@ -88,7 +93,7 @@ def _comparison_header(comparison: Comparison, links: tuple[FileLinks, FileLinks
             + _table(["measure", "A", "B", "B − A", "95% CI of B − A (paired)", "verdict", "n paired",
                       "samples better", "worse", "same"], rows)
             + f"<p>{len(comparison.pairs)} samples: "
-            + ", ".join(f"{html.escape(c)} {changes[c]}" for c in changes) + "</p>" + _LEGEND)
+            + ", ".join(f"{html.escape(c)} {changes[c]}" for c in changes) + "</p>" + legend)
 
 
 def _factor_audio(rows: list[dict[str, Any]]) -> str:
@@ -126,7 +131,7 @@ def render_view(run: RunRecord, page_dir: str) -> str:
     links, causes = FileLinks(run, page_dir), {}
     rows = [sample_record(row, links, causes) for row in run.rows]
     payload = {"kind": "run", "base": _factor_audio(rows), "causes": list(causes), "rows": rows}
-    return _page(f"Samples of {run.label}", _run_header(run, links), payload)
+    return _page(f"Samples of {run.label}", _run_header(run, links, _legend(rows)), payload)
 
 
 def render_comparison(comparison: Comparison, page_dir: str) -> str:
@@ -148,7 +153,8 @@ def render_comparison(comparison: Comparison, page_dir: str) -> str:
         rows.append({**shared, "k": pair.change, **({"g": gain} if gain is not None else {}), **sides})
     payload = {"kind": "compare", "base": _factor_audio(rows), "causes": list(causes), "rows": rows}
     title = f"{comparison.before.label} vs {comparison.after.label}"
-    return _page(title, _comparison_header(comparison, links), payload)
+    legend = _legend([side for row in rows for side in (row.get("A"), row.get("B")) if side])
+    return _page(title, _comparison_header(comparison, links, legend), payload)
 
 
 def _target(out: str | None, default_dir: str, name: str) -> str:

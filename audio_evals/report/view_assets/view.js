@@ -191,8 +191,9 @@ function viewer(data) {
     }
     if (!s.al) {
       if (s.t) box.append(textLine("reply", "raw", s.t));
-      if (s.nh !== undefined || s.nr !== undefined) {
-        box.append(textLine("compared", "raw", `${s.nh === undefined ? "—" : s.nh}  vs  ${s.nr === undefined ? "—" : s.nr}`));
+      if (s.nh !== undefined || s.nr !== undefined) {  // each is left out where it equals the text above
+        const [h, r] = [s.nh ?? s.h ?? "—", s.nr ?? s.r ?? reference ?? "—"];
+        box.append(textLine("compared", "raw", `${h}  vs  ${r}`));
       }
     }
     if (s.x) box.append(textLine("why", "why", s.x));
