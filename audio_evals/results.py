@@ -26,6 +26,8 @@ from audio_evals.scoring import Scored
 SAMPLES_FILE = "samples.jsonl"
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.md"
+#: The sample viewer (audio_evals.report.view), written by the report stage beside report.md.
+VIEW_FILE = "view.html"
 
 
 #: Run ids are folder names: letters, digits, '.', '_' and '-', never a path or '..'.
@@ -174,7 +176,7 @@ def build_summary(
         "code": code_version(),
         "command": command,
         "eval_cli": plan.eval_cli(),
-        "files": {"samples": SAMPLES_FILE, "summary": SUMMARY_FILE, "report": REPORT_FILE},
+        "files": {"samples": SAMPLES_FILE, "summary": SUMMARY_FILE, "report": REPORT_FILE, "view": VIEW_FILE},
     }
 
 
@@ -194,12 +196,13 @@ def write_rows(folder: str, rows: Iterable[dict[str, Any]]) -> int:
                                (redact_strings(_keep_generated_audio(folder, r)) for r in rows))
 
 
-def write_run(folder: str, summary: dict[str, Any], report_md: str) -> dict[str, str]:
-    """Write the report and (last, so its presence means the run is whole) the summary.
+def write_run(folder: str, summary: dict[str, Any], report_md: str, view_html: str) -> dict[str, str]:
+    """Write the report, the sample viewer and (last, so its presence means the run is whole) the summary.
 
     The rows were written by ``write_rows`` during scoring.
     """
     paths = {name: storage.join(folder, f) for name, f in summary["files"].items()}
     storage.write_text(paths["report"], report_md)
+    storage.write_text(paths["view"], view_html)
     storage.write_json(paths["summary"], summary)
     return paths

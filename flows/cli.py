@@ -283,6 +283,22 @@ def list_entries(
     console.print(table)
 
 
+@app.command()
+def view(
+    run: Annotated[str, typer.Argument(help="Run folder (or its summary.json).")],
+    run_b: Annotated[Optional[str], typer.Argument(help="A second run, compared with RUN sample by sample.")] = None,
+    out: Annotated[Optional[str], typer.Option("--out", "-o", help="Page file or folder (default: view.html in RUN's folder; with RUN_B, compare-A-B.html here).")] = None,
+) -> None:
+    """Every sample of a run in one offline HTML page; with RUN_B, what got better or worse and a paired CI."""
+    from audio_evals.report.view import write_comparison, write_view
+
+    try:
+        page = write_comparison(run, run_b, out) if run_b else write_view(run, out)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e), 2)
+    console.print(page, soft_wrap=True, markup=False)
+
+
 from flows import cli_service  # noqa: E402  (suite, publish, serve, server commands)
 
 cli_service.register(app)

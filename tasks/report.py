@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from audio_evals import storage
 from audio_evals.report import render_run_report
-from audio_evals.results import write_run
+from audio_evals.report.samples import read_run
+from audio_evals.report.view import render_view
+from audio_evals.results import VIEW_FILE, write_run
 
 
 def artifact_key(*parts: str) -> str:
@@ -35,11 +39,18 @@ def metrics_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _linked_view(markdown: str, view_path: str) -> str:
+    """The report's relative link to the sample viewer, made absolute: the UI shows the report elsewhere."""
+    url = view_path if storage.is_remote(view_path) else Path(view_path).resolve().as_uri()
+    return markdown.replace(f"]({VIEW_FILE})", f"]({url})")
+
+
 @task(name="report", cache_policy=NO_CACHE)
 def report(folder: str, summary: dict[str, Any]) -> dict[str, str]:
     markdown = render_run_report(summary)
-    paths = write_run(folder, summary, markdown)
+    paths = write_run(folder, summary, markdown, render_view(read_run(folder, summary), folder))
     key = artifact_key("eval", summary["model"]["name"], summary["dataset"]["name"])
     create_table_artifact(key=key, table=metrics_table(summary), description=f"Metrics of run {summary['run_id']}")
-    create_markdown_artifact(key=key + "-report", markdown=markdown, description=f"Report of run {summary['run_id']}")
+    create_markdown_artifact(key=key + "-report", markdown=_linked_view(markdown, paths["view"]),
+                             description=f"Report of run {summary['run_id']}")
     return paths

@@ -6,10 +6,10 @@ this package's metric modules, so a registry entry can never import anything els
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_type_hints
 
 from audio_evals.metrics.base import Metric
-from audio_evals.plugins import available, load_plugin
+from audio_evals.plugins import UnknownName, available, load_plugin
 
 _PACKAGE = "audio_evals.metrics"
 
@@ -22,3 +22,18 @@ def load_metric(name: str, **params: Any) -> Metric:
 def available_metrics() -> list[str]:
     """Names accepted by ``load_metric``."""
     return available(_PACKAGE)
+
+
+def metric_reported_as(name: str) -> Metric:
+    """The metric whose rows and summaries carry ``name`` (they record the metric's name, not its
+    module: ``first_option`` reports ``acc``), built with its defaults.
+
+    Enough to re-aggregate recorded stats, which no metric parameter changes. Raises UnknownName
+    when no metric reports ``name``; a metric that cannot be built here (a judge without an
+    endpoint) raises what its ``build`` raises.
+    """
+    for module in available_metrics():
+        build = getattr(load_plugin(_PACKAGE, module, "metric"), "build", None)
+        if build is not None and get_type_hints(build)["return"].name == name:
+            return build()
+    raise UnknownName(f"no metric reports as {name!r}")

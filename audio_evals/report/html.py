@@ -1,4 +1,8 @@
-"""A self-contained HTML page of a report: inline CSS, the chart inlined as base64, no network."""
+"""A self-contained HTML page of a report: inline CSS, the chart inlined as base64, no network.
+
+The markdown is rendered by markdown-it-py (a maintained CommonMark implementation), so the
+page shows what any Markdown viewer shows of ``report.md``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import base64
 import html
 import re
 from pathlib import Path
+
+from markdown_it import MarkdownIt
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1200px; margin: 2em auto;
@@ -21,69 +27,9 @@ blockquote { color: #59636e; border-left: 4px solid #d0d7de; margin: 0; padding:
 figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; }
 """
 
-_TABLE_CELL = re.compile(r"(?<!\\)\|")
-
-
-def _inline(text: str) -> str:
-    """Code spans verbatim; bold and links in the rest. Everything is escaped first."""
-    parts = text.split("`")
-    for i, part in enumerate(parts):
-        escaped = html.escape(part)
-        if i % 2:
-            parts[i] = f"<code>{escaped}</code>"
-        else:
-            escaped = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped)
-            parts[i] = re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', escaped)
-    return "".join(parts)
-
-
-def _cells(line: str) -> list[str]:
-    return [c.strip().replace("\\|", "|") for c in _TABLE_CELL.split(line.strip().strip("|"))]
-
-
-def _table(lines: list[str]) -> str:
-    head = "".join(f"<th>{_inline(c)}</th>" for c in _cells(lines[0]))
-    body = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in _cells(row)) + "</tr>\n" for row in lines[2:])
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
-
-
-def _block(lines: list[str]) -> str:
-    """One blank-line-separated block of the subset of markdown our reports use."""
-    first = lines[0]
-    if first.startswith("|"):
-        return _table(lines)
-    if first.strip() == "---":
-        return "<hr />"
-    heading = re.match(r"(#{1,6}) (.*)", first)
-    if heading:
-        level = len(heading.group(1))
-        return f"<h{level}>{_inline(heading.group(2))}</h{level}>"
-    if first.startswith("- "):
-        return "<ul>\n" + "".join(f"<li>{_inline(line[2:])}</li>\n" for line in lines) + "</ul>"
-    if first.startswith("> "):
-        return f"<blockquote><p>{_inline(' '.join(line[2:] for line in lines))}</p></blockquote>"
-    return f"<p>{_inline(' '.join(lines))}</p>"
-
-
-def _basic_markdown(text: str) -> str:
-    """Enough markdown for our reports when Python-Markdown is absent."""
-    blocks, current = [], []
-    for line in text.splitlines() + [""]:
-        if line.strip():
-            current.append(line)
-        elif current:
-            blocks.append(_block(current))
-            current = []
-    return "\n".join(blocks)
-
-
-def _markdown_to_html(text: str) -> str:
-    """Python-Markdown when installed (it comes with Prefect's apprise, not as our dependency)."""
-    try:
-        import markdown
-    except ImportError:
-        return _basic_markdown(text)
-    return markdown.markdown(text, extensions=["tables"])
+#: CommonMark with GitHub tables; raw HTML in the markdown is escaped, never passed through
+#: (report cells carry error messages and model names).
+_MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
 
 
 def _figure(png_path: str) -> str:
@@ -93,7 +39,7 @@ def _figure(png_path: str) -> str:
 
 def render_html(markdown_text: str, chart_png_path: str | None, title: str) -> str:
     """The report as one HTML file a person can open offline; the chart sits under the header."""
-    body = _markdown_to_html(markdown_text)
+    body = _MARKDOWN.render(markdown_text)
     if chart_png_path:
         figure = _figure(chart_png_path)
         body, placed = re.subn(r"<hr\s*/?>", lambda m: m.group(0) + "\n" + figure, body, count=1)

@@ -203,6 +203,9 @@ def render_run_report(summary: dict[str, Any]) -> str:
     fields = [f"**Model**: {model} (backend `{summary['model'].get('backend')}`)",
               f"**Dataset**: {dataset} (task `{summary['dataset']['task']}`)",
               f"**Evaluation Date**: {_run_date(summary) or MISSING}"]
+    view = (summary.get("files") or {}).get("view")
+    if view:
+        fields.append(f"**Samples**: [{view}]({view}) (every sample: audio, edits, score, cause)")
     lines = _header(f"{model} on {dataset}", fields, _legend(MetricInfo.of_run(m) for m in metrics))
     lines += _section(summary["dataset"].get("family") or "Results", rows)
     lines += _commands([summary["eval_cli"]])
