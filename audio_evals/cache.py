@@ -222,3 +222,21 @@ class ContentIndex:
         if tag:
             return f"etag:{str(tag).strip(chr(34))}"
         return f"stat:{info.get('size')}:{info.get('LastModified') or info.get('mtime')}"
+
+
+def folder_fingerprint(folder: str, index_path: str) -> str:
+    """SHA-256 over the relative path and content identity of every file under ``folder``.
+
+    The one identity of a local folder of weights: each file's content is hashed once per version
+    of the file (``ContentIndex`` at ``index_path``), so a file edited in place, even at the same
+    size, is seen. Hidden files and folders (``.cache/`` and ``.gitattributes`` of
+    ``hf download --local-dir``) are download bookkeeping, not weights, and are left out.
+    """
+    entries = []
+    with ContentIndex(index_path) as index:
+        for root, dirs, files in os.walk(folder, followlinks=True):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(n for n in files if not n.startswith(".")):
+                path = os.path.join(root, name)
+                entries.append((os.path.relpath(path, folder), index.identity(path)))
+    return storage.stable_hash(entries)

@@ -10,7 +10,7 @@ from audio_evals import storage
 from audio_evals.cache import blob_record, mismatch
 from audio_evals.data.audio import AudioError
 from audio_evals.data.prepare import decode_to_cache
-from audio_evals.models.base import Backend, ModelOutput, ModelRequest
+from audio_evals.models.base import Backend, ModelOutput, ModelRequest, ShardIncomplete
 from audio_evals.prompts import PromptError, render
 from audio_evals.registry.entries import PromptEntry, for_language
 from audio_evals.schema import PreparedSample, Sample, ShardRef
@@ -86,16 +86,22 @@ def transcribe_generated(outputs: list[ModelOutput], langs: dict[str, str | None
 
 
 def run_shard(shard: ShardRef, backend: Backend, prompt: PromptEntry, audio_dir: str,
-              transcribers: dict[str, Backend] | None = None) -> dict[str, Any]:
+              transcribers: dict[str, Backend] | None = None,
+              answered: list[ModelOutput] | None = None) -> dict[str, Any]:
     """Outputs for every sample of the shard; a backend exception fails the whole shard.
 
-    With ``transcribers`` (speech-out models: per language, ``"*"`` = any other) generated audio
-    is transcribed for scoring.
+    ``answered`` are outputs an earlier attempt of this shard received: those samples are not sent
+    again. When the backend answers only some requests (``ShardIncomplete``), the exception carries
+    everything answered so far, for the next attempt. With ``transcribers`` (speech-out models: per
+    language, ``"*"`` = any other) generated audio is transcribed for scoring.
     """
     prepared = [_local(PreparedSample.from_dict(r), audio_dir) for r in _prepared_rows(shard)]
     requests: list[ModelRequest] = []
+    earlier = {o.sample_id: o for o in answered or []}
     outputs: dict[str, ModelOutput] = {}
     for p in prepared:
+        if p.sample.id in earlier:
+            continue
         try:
             messages = render(prompt, p)
         except PromptError as e:
@@ -103,16 +109,22 @@ def run_shard(shard: ShardRef, backend: Backend, prompt: PromptEntry, audio_dir:
             continue
         requests.append(ModelRequest(p.sample.id, p.prepared, p.sample_rate, messages))
     start = time.perf_counter()
+    results: list[ModelOutput] = []
     if requests:
         _count(len(requests))
-        results = backend.generate(requests)
+        try:
+            results = backend.generate(requests)
+        except ShardIncomplete as e:
+            e.answered = [*earlier.values(), *e.answered]
+            raise
         if [o.sample_id for o in results] != [r.sample_id for r in requests]:
             raise RuntimeError(
                 f"backend returned outputs for {len(results)} samples, not the {len(requests)} requested in order"
             )
-        if transcribers:
-            transcribe_generated(results, {p.sample.id: p.sample.lang for p in prepared}, transcribers, audio_dir)
-        outputs.update((o.sample_id, o) for o in results)
+    generated = [*earlier.values(), *results]
+    if transcribers:
+        transcribe_generated(generated, {p.sample.id: p.sample.lang for p in prepared}, transcribers, audio_dir)
+    outputs.update((o.sample_id, o) for o in generated)
     elapsed = time.perf_counter() - start
     return {
         "index": shard.index,

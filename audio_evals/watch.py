@@ -2,7 +2,7 @@
 
 Sources (a watch config, ``deployments/watch.yaml``) map a location to a registry model name:
 
-- ``hf: owner/repo``: the repo's current commit (``HfApi().model_info(repo).sha``);
+- ``hf: owner/repo``: the repo's current commit (``audio_evals.hub.repo_commit``);
 - ``s3: s3://bucket/prefix`` or ``folder: path``: every sub-folder is a revision of the model,
   named after the folder; it counts once its manifest file exists (write it last), and again
   when the manifest changes (S3 ETag, or the SHA-256 of a local file).
@@ -14,7 +14,6 @@ the announcement and the write repeats that one announcement).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any, Protocol
 import yaml
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from audio_evals import storage
+from audio_evals import hub, storage
 
 MODEL_PUBLISHED = "audio_evals.model.published"
 STATE_FILE = "watch-state.json"
@@ -87,9 +86,9 @@ def load_config(path: str) -> list[WatchSource]:
 
 
 def _hub_revisions(repo: str) -> dict[str, dict[str, Any]]:
-    from huggingface_hub import HfApi
-
-    sha = HfApi().model_info(repo, timeout=15).sha
+    if hub.offline():
+        raise RuntimeError("hub access is off (HF_HUB_OFFLINE)")
+    sha = hub.repo_commit("model", repo, None)
     return {sha: {"fingerprint": sha, "path": None}}
 
 
@@ -107,8 +106,8 @@ def _folder_revisions(url: str, manifest: str) -> dict[str, dict[str, Any]]:
         except FileNotFoundError:
             continue  # still uploading: the manifest is written last
         etag = str(info.get("ETag") or "").strip('"')
-        fingerprint = etag or hashlib.sha256(fs.cat_file(f"{path}/{manifest}")).hexdigest()
         location = fs.unstrip_protocol(path) if storage.is_remote(url) else path
+        fingerprint = etag or storage.sha256(f"{location}/{manifest}")
         found[path.rsplit("/", 1)[-1]] = {"fingerprint": fingerprint, "path": location}
     return found
 

@@ -63,7 +63,11 @@ def _release_remote_result(future: PrefectFuture) -> None:
 def _run_shards(plan: EvalPlan, prepared: PreparedRef, fingerprint: dict, transcriber_fingerprints: dict,
                 audio_dir: str, workers: int, fresh: bool, retries: int, retry_delay_s: float, cache_dir: str,
                 progress_id: Any) -> tuple[dict, dict, dict]:
-    """Submit shards with at most ``workers`` in flight; collect outputs and failures."""
+    """Submit shards with at most ``workers`` in flight; collect outputs and failures.
+
+    ``retries`` re-run a shard whose whole backend failed for a while (``infer``'s retry condition);
+    per-request failures are retried by the model's client alone.
+    """
     runner = infer.with_options(
         retries=retries,
         retry_delay_seconds=[retry_delay_s * 4**i for i in range(retries)] if retries else 0,

@@ -9,7 +9,10 @@ from audio_evals.data import DatasetRef, materialise
 from audio_evals.registry import DatasetEntry
 
 
-@task(name="download", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=[2, 10])
+@task(name="download", cache_policy=NO_CACHE, persist_result=False)
 def download(dataset: DatasetEntry, cache_dir: str, limit: int | None = None, fresh: bool = False) -> DatasetRef:
-    """Reuse is decided by the library's cache, verified on every read, not by Prefect's."""
+    """Reuse is decided by the library's cache, verified on every read, not by Prefect's.
+
+    Not retried here: hub and store clients retry their own requests, and a wrong column or
+    config is the same on every try."""
     return materialise(dataset, cache_dir, limit, fresh)

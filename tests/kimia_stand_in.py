@@ -9,7 +9,10 @@ from typing import Any
 
 
 def install(monkeypatch: Any, torch: Any) -> list[dict[str, Any]]:
-    """Put the stand-in where the backend imports it and pretend there is a GPU; returns the calls."""
+    """Put the stand-in where the backend imports it, pretend there is a GPU and that hub weights
+    download (to ``/snapshots/<repo>@<revision>``); returns the calls."""
+    import huggingface_hub
+
     calls: list[dict[str, Any]] = []
 
     class KimiAudio:
@@ -26,4 +29,5 @@ def install(monkeypatch: Any, torch: Any) -> list[dict[str, Any]]:
         monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
     monkeypatch.setitem(sys.modules, "kimia_infer.api.kimia", kimia)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo, revision: f"/snapshots/{repo}@{revision}")
     return calls

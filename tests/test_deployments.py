@@ -292,7 +292,7 @@ def test_hub_revision_is_announced_once_and_unreachable_hub_is_a_warning(tmp_pat
     assert "cannot poll hf://moonshotai/Kimi-Audio-7B-Instruct" in caplog.text
     assert not os.path.exists(state)
 
-    monkeypatch.setattr(HfApi, "model_info", lambda self, repo, timeout=None: type("Info", (), {"sha": "abc123"})())
+    monkeypatch.setattr(HfApi, "model_info", lambda self, repo, **kwargs: type("Info", (), {"sha": "abc123"})())
     announced = _poll(config, state)
     assert announced.revisions() == ["abc123"] and announced.events[0][2]["source"] == "hf://moonshotai/Kimi-Audio-7B-Instruct"
     assert _poll(config, state).events == []

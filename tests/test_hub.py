@@ -298,11 +298,11 @@ def test_unresponsive_hub_is_bounded_by_the_timeout(tmp_path, monkeypatch):
     """A hub host that accepts connections but never answers costs one short timeout, no retries."""
     import huggingface_hub.constants
 
-    from audio_evals.data import hub
+    from audio_evals import hub as audio_hub
 
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(hub, "HUB_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(audio_hub, "HUB_TIMEOUT_S", 1.0)
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)

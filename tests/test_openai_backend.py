@@ -8,7 +8,6 @@ concurrency bounds and secret hygiene.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import hashlib
 import json
 import logging
@@ -24,8 +23,8 @@ from whisper_normalizer.english import EnglishTextNormalizer
 from audio_evals.metrics import g_eval
 from audio_evals.metrics.base import ScoreItem
 from audio_evals.models import get_backend
-from audio_evals.models.base import BackendUnavailable, Content, Message, ModelRequest, TransientBackendError
-from audio_evals.models.http_client import OpenAIClient, Secret, parse_retry_after
+from audio_evals.models.base import BackendUnavailable, Content, Message, ModelRequest, RequestsFailed
+from audio_evals.models.http_client import OpenAIClient, Secret
 from audio_evals.models.openai_api import OpenAIBackend
 from audio_evals.models.reasoning import split_reasoning
 from audio_evals.registry.entries import ModelEntry
@@ -122,9 +121,28 @@ def test_server_errors_are_retried_then_succeed(make_backend, openai_server, cli
 
 def test_persistent_server_error_fails_the_shard(make_backend, openai_server, clips):
     openai_server.fail_next(100, status=503, retry_after="0")
-    with pytest.raises(TransientBackendError, match="HTTP 503.*after 3 attempts") as caught:
+    with pytest.raises(RequestsFailed, match="HTTP 503.*after 3 attempts") as caught:
         make_backend(max_retries=2).generate([_text_request(0, clips[0]["path"])])
-    assert openai_server.request_count == 3 and caught.value.retry_after == 0.0
+    assert openai_server.request_count == 3 and caught.value.answered == []
+
+
+def test_persistent_rate_limit_costs_max_retries_plus_one_per_request_and_keeps_answers(make_backend, openai_server,
+                                                                                       clips):
+    """The SDK is the one retrier: a 429 that never ends costs max_retries + 1 requests per sample; the
+    samples answered before it began come back with the failure, for the next attempt to keep."""
+    backend = make_backend(max_retries=2, max_concurrency=1)
+    requests = [_text_request(i, clips[0]["path"]) for i in range(4)]
+    [first] = backend.generate(requests[:1])
+    openai_server.reset()
+    openai_server.fail_next(10_000, status=429)
+    with pytest.raises(RequestsFailed, match="4 of 4 requests failed.*HTTP 429") as caught:
+        backend.generate(requests)
+    assert openai_server.request_count == 4 * (2 + 1) and first.text == "hello 0"
+    openai_server.reset()
+    openai_server.fail_next(2 * 3, status=429)  # the first two samples never get through, the others do
+    with pytest.raises(RequestsFailed, match="2 of 4") as caught:
+        backend.generate(requests)
+    assert [o.text for o in caught.value.answered] == ["hello 2", "hello 3"]
 
 
 def test_bad_request_is_a_sample_error_without_retry(make_backend, openai_server, clips):
@@ -151,10 +169,13 @@ def test_concurrency_is_bounded_across_threads(make_backend, openai_server, clip
     assert openai_server.request_count == 10 and openai_server.max_in_flight == 3
 
 
-def test_client_coroutines_work_from_any_event_loop(openai_server):
+def test_client_works_from_a_thread_running_an_event_loop(openai_server):
+    async def ask(client: OpenAIClient) -> str:
+        return client.chat([{"role": "user", "content": "from a loop"}], "m")
+
     with OpenAIClient(openai_server.base_url, Secret(API_KEY)) as client:
-        reply = asyncio.run(client.achat([{"role": "user", "content": "from another loop"}], "m"))
-    assert reply == "from another loop"
+        reply = asyncio.run(ask(client))
+    assert reply == "from a loop"
     models = httpx.get(f"{openai_server.base_url}/models", headers={"Authorization": f"Bearer {API_KEY}"})
     assert models.json()["data"][0]["id"] == "whisper-tiny.en"
 
@@ -170,7 +191,7 @@ def test_api_key_never_leaks(make_backend, openai_server, clips, monkeypatch, ca
     openai_server.fail_next(1, status=400)  # the server echoes the key in its message
     seen += [json.dumps(o.to_dict()) for o in backend.generate([_text_request(0, clips[0]["path"])])]
     openai_server.fail_next(2, status=500)
-    with pytest.raises(TransientBackendError) as transient:
+    with pytest.raises(RequestsFailed) as transient:
         backend.generate([_text_request(1, clips[0]["path"])])
     wrong_key = "sk-planted-WRONG-456"
     monkeypatch.setenv(KEY_ENV, wrong_key)
@@ -178,8 +199,8 @@ def test_api_key_never_leaks(make_backend, openai_server, clips, monkeypatch, ca
         make_backend().generate([_text_request(2, clips[0]["path"])])
     for error in (transient.value, refused.value):
         seen += [str(error), repr(error), "".join(traceback.format_exception(error))]
-    seen += [repr(backend), repr(backend._client), json.dumps(backend.fingerprint()), caplog.text]
-    assert "injected HTTP 400" in seen[0] and "retry 1/1" in caplog.text
+    seen += [repr(backend), repr(backend.loaded()), json.dumps(backend.fingerprint()), caplog.text]
+    assert "injected HTTP 400" in seen[0] and "retry 1 of 1" in caplog.text
     for text in seen:
         assert API_KEY not in text and wrong_key not in text
 
@@ -203,14 +224,6 @@ def test_configuration_errors_are_clear(monkeypatch, openai_server, clips):
         OpenAIBackend(model="m", base_url_env="AUDIO_EVALS_TEST_BASE_URL").fingerprint()
     with pytest.raises(ValueError, match="mode"):
         OpenAIBackend(model="m", base_url="http://x/v1", mode="speech")
-
-
-def test_parse_retry_after():
-    now = time.time()
-    assert parse_retry_after("3") == 3.0 and parse_retry_after("-1") == 0.0
-    assert parse_retry_after(email.utils.formatdate(now + 30, usegmt=True), now=now) == pytest.approx(30, abs=1)
-    assert parse_retry_after(email.utils.formatdate(now - 30, usegmt=True), now=now) == 0.0
-    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
 
 
 @pytest.mark.parametrize("text, tags, expected", [

@@ -7,6 +7,7 @@ prove orchestration behaviour fast; tests/test_real_model.py runs the real Whisp
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,18 @@ def test_failed_shard_leaves_others_and_rerun_computes_only_it(prefect_api, tmp_
     assert second["shards"]["computed"] == 1 and second["shards"]["cached"] == 5
     assert victim in rerun and len(rerun) == 5
     assert second["failed_shards"] == [] and second["counts"]["failed"] == 0
+
+
+def test_a_shard_retry_sends_only_the_samples_it_has_no_answer_for(prefect_api, tmp_path, scripted_registry,
+                                                                    sample_manifest):
+    """A backend that fails mid-shard keeps the answers it got: the retry sends the rest only."""
+    victim = [r["id"] for r in sample_manifest if r["lang"] == "en"][7]
+    scripted_registry["faults"].write_text(json.dumps({"fail_once_ids": [victim]}), encoding="utf-8")
+    run = _evaluate(tmp_path, scripted_registry, dataset="speech-sample", shard_retries=1)
+    assert run["failed_shards"] == [] and run["counts"]["failed"] == 0
+    sent = Counter(calls_made(scripted_registry["calls"]))
+    assert sent[victim] == 2 and {n for i, n in sent.items() if i != victim} == {1}
+    assert _rows(run)[victim]["status"] == "ok"
 
 
 def test_fresh_run_ignores_every_cache(prefect_api, tmp_path, scripted_registry):

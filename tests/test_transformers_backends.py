@@ -12,7 +12,9 @@ OpenAI-compatible server (tests/fake_vllm_server.py) on loopback.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import sys
 import time
 import types
@@ -22,7 +24,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audio_evals.models.base import BackendUnavailable, Content, Message, ModelRequest, TransientBackendError
+from audio_evals.models.base import (
+    BackendOutOfMemory, BackendUnavailable, Content, Message, ModelRequest, TransientBackendError,
+)
 from tests import kimia_stand_in
 from tests.conftest import SAMPLE_DIR
 
@@ -216,8 +220,52 @@ def test_fingerprint_changes_with_generation_dtype_and_weights_without_loading(t
     assert (copy / "config.json").read_text() != text  # same size, other content
     assert base["weights"] != fp(model=str(copy), generation={"num_beams": 1})["weights"]
     hub = transformers_chat.BACKEND(model="org/model", revision="abc123").fingerprint()
-    assert hub["weights"] == {"hub_id": "org/model", "revision": "abc123"}
+    assert hub["weights"] == {"hub_id": "org/model", "revision": "abc123", "commit": None}  # nobody knows it
     assert hub != transformers_chat.BACKEND(model="org/model", revision="def456").fingerprint()
+
+
+def _hf_cache_with(root: Path, repo: str, weights: str, commit: str) -> None:
+    """A local Hugging Face cache holding ``weights`` (a folder) as ``repo`` at ``commit`` on main."""
+    folder = root / f"models--{repo.replace('/', '--')}"
+    shutil.copytree(weights, folder / "snapshots" / commit, dirs_exist_ok=True)
+    (folder / "refs").mkdir(parents=True, exist_ok=True)
+    (folder / "refs" / "main").write_text(commit)
+
+
+def test_hub_weights_are_pinned_to_the_commit_of_the_local_cache_offline(tiny_ctc, requests_, monkeypatch, tmp_path):
+    """Offline, the commit comes from the cache's refs/main; it is in the fingerprint and weights load
+    at it, so the same id updated to a new commit is a new identity."""
+    import huggingface_hub.constants
+
+    from audio_evals.models import transformers_asr
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    first, second = "a" * 40, "b" * 40
+    _hf_cache_with(tmp_path / "hub", "org/tiny-ctc", tiny_ctc, first)
+    backend = transformers_asr.BACKEND(model="org/tiny-ctc", device="cpu")
+    assert backend.fingerprint()["weights"] == {"hub_id": "org/tiny-ctc", "revision": None, "commit": first}
+    assert backend.load_kwargs()["revision"] == first
+    check_outputs(backend.generate(requests_[:2]), requests_[:2])  # loaded from snapshots/<first>/
+    backend.close()
+    _hf_cache_with(tmp_path / "hub", "org/tiny-ctc", tiny_ctc, second)
+    assert transformers_asr.BACKEND(model="org/tiny-ctc").fingerprint()["weights"]["commit"] == second
+
+
+def test_hub_weights_commit_comes_from_the_hub_when_online(monkeypatch):
+    from huggingface_hub import HfApi
+
+    from audio_evals.models import transformers_chat
+
+    asked = []
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(HfApi, "model_info", lambda self, repo, revision=None, timeout=None:
+                        asked.append((repo, revision)) or types.SimpleNamespace(sha="c" * 40))
+    backend = transformers_chat.BACKEND(model="org/model", revision="v1")
+    assert backend.fingerprint()["weights"]["commit"] == "c" * 40 and backend.load_kwargs()["revision"] == "c" * 40
+    assert backend.fingerprint() and asked == [("org/model", "v1")]  # resolved once per backend
+    pinned = transformers_chat.BACKEND(model="org/model", revision="d" * 40)
+    assert pinned.fingerprint()["weights"]["commit"] == "d" * 40 and len(asked) == 1  # a commit needs no asking
 
 
 def test_missing_weights_offline_raise_backend_unavailable(hf, requests_, monkeypatch, tmp_path):
@@ -247,7 +295,7 @@ def test_cuda_requested_without_gpu_raises_backend_unavailable(hf, tiny_ctc, req
         run(transformers_asr, requests_[:1], model=tiny_ctc, device="cuda")
 
 
-def test_cuda_oom_becomes_transient_error(tiny_ctc, requests_, monkeypatch):
+def test_cuda_oom_is_a_clear_error_not_a_retry(tiny_ctc, requests_, monkeypatch):
     from audio_evals.models import transformers_asr
 
     backend = transformers_asr.BACKEND(model=tiny_ctc, device="cpu")
@@ -256,7 +304,7 @@ def test_cuda_oom_becomes_transient_error(tiny_ctc, requests_, monkeypatch):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(backend, "run_batch", oom)
-    with pytest.raises(TransientBackendError, match="out of memory"):
+    with pytest.raises(BackendOutOfMemory, match="out of GPU memory on a shard of .*lower batch_size"):
         backend.generate(requests_)
     backend.close()
 
@@ -375,13 +423,15 @@ def test_kimi_audio_speech_with_stand_in_package_writes_wav_per_sample(hf, reque
     from audio_evals.models import kimi_audio_speech
 
     calls = kimia_stand_in.install(monkeypatch, hf[0])
-    backend = kimi_audio_speech.BACKEND(generation={"text_temperature": 0.0, "audio_top_k": 10}, output_dir=str(tmp_path))
+    backend = kimi_audio_speech.BACKEND(generation={"text_temperature": 0.0, "audio_top_k": 10}, output_dir=str(tmp_path),
+                                        revision="e" * 40)
     outputs = backend.generate(requests_[:2])
     assert [o.sample_id for o in outputs] == [r.sample_id for r in requests_[:2]]
     assert all(o.text == "an answer" and sf.info(o.audio_path).samplerate == 24000 for o in outputs)
     assert len({o.audio_path for o in outputs}) == 2 and all(o.audio_path.startswith(str(tmp_path)) for o in outputs)
     built, first = calls[:2]
     assert built["load_detokenizer"] and first["output_type"] == "both"
+    assert built["model_path"] == f"/snapshots/moonshotai/Kimi-Audio-7B-Instruct@{'e' * 40}"  # weights pinned
     assert first["params"] == {"audio_top_k": 10, "text_temperature": 0.0}
     assert first["chats"] == [{"role": "user", "message_type": "audio", "content": requests_[0].audio_path},
                               {"role": "user", "message_type": "text", "content": "Transcribe the audio."}]
@@ -417,7 +467,7 @@ def test_vllm_served_starts_stand_in_server_answers_and_stops_it(tmp_path, reque
     backend = served(tmp_path, mode=mode, startup_timeout_s=60)
     fingerprint = backend.fingerprint()
     outputs = backend.generate(requests_)
-    server = backend._server
+    server, _ = backend.loaded()
     log = Path(server.log_path).read_text()
     assert "'--tensor-parallel-size', '4'" in log  # serve settings become vllm serve flags
     worker = int(log.split("worker pid ")[1].split(";")[0])
@@ -428,11 +478,25 @@ def test_vllm_served_starts_stand_in_server_answers_and_stops_it(tmp_path, reque
                    for o in outputs), outputs
     else:
         assert all(o.text == "transcript of a wav upload" for o in outputs), outputs
-    assert backend.generate(requests_[:1])[0].error is None and backend._server is server  # reused
+    assert backend.generate(requests_[:1])[0].error is None and backend.loaded()[0] is server  # reused
     assert backend.fingerprint() == fingerprint  # the random port is not part of the identity
     backend.close()
     assert gone(pid) and gone(worker), "server or its worker still running after close"
     backend.close()  # safe twice
+
+
+def test_vllm_served_server_that_dies_is_a_whole_backend_failure_and_restarts(tmp_path, requests_):
+    """The one failure the runner retries as a shard: the next attempt starts a new server."""
+    backend = served(tmp_path, startup_timeout_s=60)
+    backend.generate(requests_[:1])
+    server, _ = backend.loaded()
+    pid = server.process.pid
+    os.killpg(pid, signal.SIGKILL)
+    assert gone(pid)
+    with pytest.raises(TransientBackendError, match="the server died"):
+        backend.generate(requests_[:1])
+    assert backend.generate(requests_[:1])[0].error is None and backend.loaded()[0] is not server
+    backend.close()
 
 
 def test_vllm_served_server_that_exits_gives_error_with_log_tail(tmp_path, requests_):

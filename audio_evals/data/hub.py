@@ -25,16 +25,14 @@ import fsspec
 
 from audio_evals import storage
 from audio_evals.cache import write_content_addressed
+from audio_evals.hub import offline, repo_commit
 from audio_evals.data.sources import AUDIO_EXTENSIONS
 from audio_evals.schema import Sample, SampleFailure
 
 MIRROR_ENV = "AUDIO_EVALS_HF_MIRROR"
-#: Seconds the hub gets to answer the first request; past it the dataset counts as unavailable.
-HUB_TIMEOUT_S = 10.0
 #: Columns tried, in order, for a stable sample id when the source names none.
 ID_COLUMNS = ("id", "key", "audio_id", "segment_id", "path")
 _MAGIC = ((b"RIFF", "wav"), (b"fLaC", "flac"), (b"OggS", "ogg"), (b"ID3", "mp3"), (b"FORM", "aiff"))
-_TRUE = {"1", "ON", "YES", "TRUE"}
 
 
 class DatasetUnavailable(RuntimeError):
@@ -193,27 +191,18 @@ def _undecoded(ds: Any, audio_column: str) -> Any:
 
 def _hub_commit(source: dict[str, Any]) -> str:
     """The commit the hub serves for the source's revision; ``DatasetUnavailable`` if it cannot say."""
-    from huggingface_hub import HfApi
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
 
     where = ",".join(_splits(source))
-    if _offline():
+    if offline():
         raise _unavailable(source, where, "HF_HUB_OFFLINE is set and no mirror covers it")
     try:
-        info = HfApi().dataset_info(source["repo"], revision=source.get("revision"), timeout=HUB_TIMEOUT_S)
+        return repo_commit("dataset", source["repo"], source.get("revision"))
     except (GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError) as e:
         why = f"not found on the hub or access not granted (log in or set HF_TOKEN): {type(e).__name__}"
         raise _unavailable(source, where, why) from e
     except Exception as e:  # connection refused, DNS, timeout, 5xx: all mean "cannot reach it"
         raise _unavailable(source, where, f"the hub is unreachable ({type(e).__name__}: {e})") from e
-    return info.sha
-
-
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    env = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
-    return env.strip().upper() in _TRUE or constants.HF_HUB_OFFLINE
 
 
 def _unavailable(source: dict[str, Any], split: str, why: str) -> DatasetUnavailable:

@@ -97,14 +97,14 @@ class GEval(Metric):
         values = {"question": str(question), "reference": reference, "answer": item.hypothesis}
         return re.sub(r"\{(question|reference|answer)\}", lambda m: values[m.group(1)], PROMPTS[self.prompt_version])
 
-    async def _judge(self, client: OpenAIClient, item: ScoreItem) -> SampleScore:
+    def _judge(self, client: OpenAIClient, item: ScoreItem) -> SampleScore:
         messages = [{"role": "user", "content": self._prompt(item)}]
         reply = ""
         extra = {"max_tokens": MAX_TOKENS[self.prompt_version]} if MAX_TOKENS[self.prompt_version] else {}
         asked = 0
         try:
             for asked in range(1, self.parse_retries + 2):
-                reply = await client.achat(messages, self.model, temperature=0.0, **extra)
+                reply = client.chat(messages, self.model, temperature=0.0, **extra)
                 score = parse_rating(reply, self.prompt_version)
                 if score is not None:
                     return SampleScore(item.sample_id, self.name, score * 10, {"score": score, "asked": asked},
@@ -118,7 +118,7 @@ class GEval(Metric):
             return []
         with OpenAIClient(self.base_url, self.api_key, timeout_s=self.timeout_s, max_retries=self.max_retries,
                           max_concurrency=self.max_concurrency) as client:
-            return client.batch([lambda item=item: self._judge(client, item) for item in items])
+            return client.map(lambda item: self._judge(client, item), items)
 
     def aggregate(self, scores: list[SampleScore]) -> float:
         rated = [s.stats["score"] for s in scores if "score" in s.stats]

@@ -1,29 +1,27 @@
-"""Helpers shared by the Hugging Face backends (transformers ASR and chat, vLLM offline).
+"""Helpers shared by the Hugging Face backends (transformers ASR and chat, vLLM offline, FunASR).
 
-Kept out of the backends so weights identity, device/dtype choice, generation-parameter mapping,
-chat-message conversion and the batching loop are written once. Nothing here imports torch at
-module import: a backend must be constructible (and fingerprintable) without its extra.
+Kept out of the backends so weights identity and pinning, device/dtype choice, generation-parameter
+mapping, chat-message conversion and the batching loop are written once. Nothing here imports
+torch at module import: a backend must be constructible (and fingerprintable) without its extra.
 """
 
 from __future__ import annotations
 
 import abc
-import gc
-import hashlib
 import importlib.metadata
 import os
-import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
+from audio_evals import hub
+from audio_evals.cache import folder_fingerprint
 from audio_evals.models.base import (
-    Backend, BackendUnavailable, ModelOutput, ModelRequest, Requirements, TransientBackendError,
+    Backend, BackendUnavailable, ModelOutput, ModelRequest, Requirements, by_duration, is_cuda_oom,
 )
-from audio_evals.paths import resolve_resource
+from audio_evals.paths import file_index_path, local_cache_dir, resolve_resource
 
 TRANSFORMERS_EXTRA = "install the extra: pip install 'audio-evals[transformers]'"
 
@@ -33,8 +31,6 @@ _GENERATE_KEYS = {
     "max_new_tokens", "num_beams", "do_sample", "temperature", "top_p", "top_k",
     "repetition_penalty", "length_penalty", "no_repeat_ngram_size",
 }
-#: Small text files whose content (not only size) identifies a local model folder.
-_CONTENT_HASHED = (".json", ".txt", ".jinja", ".model")
 
 
 def version(package: str) -> str | None:
@@ -55,32 +51,44 @@ def import_torch_transformers() -> tuple[Any, Any]:
     return torch, transformers
 
 
-def hub_offline() -> bool:
-    """Whether ``HF_HUB_OFFLINE`` is set, read at load time so a test or a user can flip it."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+def local_weights(folder: str) -> dict[str, Any]:
+    """What identifies a local folder of weights: its path and the content of its files."""
+    return {"path": os.path.abspath(folder), "files_sha256": folder_fingerprint(folder, file_index_path(local_cache_dir()))}
 
 
-def weights_identity(model: str, revision: str | None) -> dict[str, Any]:
-    """What identifies the weights without loading them.
+@dataclass(kw_only=True)
+class HubWeights:
+    """Weights named by a hub id or a local folder; hub weights are pinned to one commit.
 
-    A local folder is identified by the names and sizes of its files plus the content of its
-    small config files (hashing multi-GB weights on every run would be slow); a hub id by the id
-    and revision (pin ``revision`` to a commit for reproducible runs).
+    The commit is resolved once per backend (from the hub, else the local cache's refs), recorded
+    in the fingerprint and passed as ``revision=`` when loading, so a weights update on the hub
+    is a new identity instead of silently other weights under the old one.
     """
-    model = resolve_resource(model)
-    if not os.path.isdir(model):
-        return {"hub_id": model, "revision": revision}
-    digest = hashlib.sha256()
-    for root, dirs, files in os.walk(model):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # .cache/ of `hf download`: not weights
-        for name in sorted(files):
-            path = os.path.join(root, name)
-            size = os.path.getsize(path)
-            digest.update(f"{os.path.relpath(path, model)}\0{size}\0".encode())
-            if name.endswith(_CONTENT_HASHED) and size < (1 << 20):
-                with open(path, "rb") as f:
-                    digest.update(f.read())
-    return {"path": os.path.abspath(model), "files_sha256": digest.hexdigest()}
+
+    model: str
+    revision: str | None = None
+    _commit: tuple[str | None] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def source(self) -> str:
+        """Where weights are loaded from: a hub id, or a folder (``package:``/``assets:`` expanded)."""
+        return resolve_resource(self.model)
+
+    def commit(self) -> str | None:
+        """The hub commit the weights are loaded at; None for a local folder or when nobody can say."""
+        if self._commit is None:
+            self._commit = (None if os.path.isdir(self.source) else hub.model_commit(self.source, self.revision),)
+        return self._commit[0]
+
+    def load_revision(self) -> str | None:
+        """The ``revision=`` to load with: the resolved commit, else the revision as given."""
+        return self.commit() or self.revision
+
+    def weights(self) -> dict[str, Any]:
+        """What identifies the weights without loading them."""
+        if os.path.isdir(self.source):
+            return local_weights(self.source)
+        return {"hub_id": self.source, "revision": self.revision, "commit": self.commit()}
 
 
 def resolve_device(torch: Any, device: str) -> str:
@@ -126,20 +134,6 @@ def generate_kwargs(generation: dict[str, Any], extra: tuple[str, ...] = ()) -> 
     return kwargs
 
 
-def release_cuda_memory() -> None:
-    """Collect dropped models and return cached GPU memory to the driver."""
-    gc.collect()
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
-def is_cuda_oom(error: BaseException) -> bool:
-    torch = sys.modules.get("torch")
-    oom = getattr(getattr(torch, "cuda", None), "OutOfMemoryError", None)
-    return (oom is not None and isinstance(error, oom)) or "out of memory" in str(error).lower()
-
-
 def chat_conversation(request: ModelRequest) -> list[dict[str, Any]]:
     """The request's messages in the content-parts form chat templates expect."""
     return [
@@ -165,23 +159,19 @@ def audio_parts(request: ModelRequest) -> list[np.ndarray]:
 
 
 @dataclass(kw_only=True)
-class HFBackend(Backend):
+class HFBackend(HubWeights, Backend):
     """A transformers model run in batches of similar-length clips.
 
     Subclasses load (processor, model) and turn one batch of prepared inputs into texts; this
-    class owns laziness, device/dtype, sorting by duration (less padding) and restoring request
-    order, per-sample errors, and OOM → TransientBackendError so the runner retries the shard.
+    class owns device/dtype, restoring request order and per-sample errors (``Backend`` owns
+    loading, duration-sorted batches and out-of-memory errors).
     """
 
-    model: str
-    revision: str | None = None
     device: str = "auto"
     dtype: str = "auto"
     batch_size: int = 8
     sample_rate: int = 16000
     trust_remote_code: bool = False
-    _loaded: tuple[Any, Any] | None = field(default=None, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     #: The backend's module name, for fingerprints and messages.
     backend_name: ClassVar[str] = ""
@@ -204,15 +194,10 @@ class HFBackend(Backend):
     def requirements(self) -> Requirements:
         return Requirements(sample_rate=self.sample_rate)
 
-    @property
-    def source(self) -> str:
-        """Where ``from_pretrained`` looks: a hub id, or a folder (``package:``/``assets:`` expanded)."""
-        return resolve_resource(self.model)
-
     def fingerprint(self) -> dict[str, Any]:
         return {
             "backend": self.backend_name,
-            "weights": weights_identity(self.model, self.revision),
+            "weights": self.weights(),
             "dtype": self.dtype,
             "generation": self.generation,
             "transformers": version("transformers"),
@@ -220,8 +205,8 @@ class HFBackend(Backend):
         }
 
     def load_kwargs(self) -> dict[str, Any]:
-        """Arguments common to every ``from_pretrained`` call (revision, offline, remote code)."""
-        return {"revision": self.revision, "local_files_only": hub_offline(),
+        """Arguments common to every ``from_pretrained`` call (pinned revision, offline, remote code)."""
+        return {"revision": self.load_revision(), "local_files_only": hub.offline(),
                 "trust_remote_code": self.trust_remote_code}
 
     def check(self) -> None:
@@ -230,31 +215,28 @@ class HFBackend(Backend):
         resolve_dtype(torch, self.dtype, "cpu")
 
     def _load(self) -> tuple[Any, Any]:
-        with self._lock:
-            if self._loaded is None:
-                torch, transformers = import_torch_transformers()
-                device = resolve_device(torch, self.device)  # before any download: fail fast
-                dtype_key = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
-                model_kwargs = {**self.load_kwargs(), dtype_key: resolve_dtype(torch, self.dtype, device)}
-                if device == "auto":
-                    model_kwargs["device_map"] = "auto"
-                try:
-                    processor, model = self.load(transformers, model_kwargs)
-                except (OSError, ValueError) as e:
-                    offline = " (HF_HUB_OFFLINE is set: only the local cache is used)" if hub_offline() else ""
-                    raise BackendUnavailable(
-                        f"{self.backend_name}: cannot load weights at {self.model!r}"
-                        f" (revision {self.revision or 'default'}){offline}: {e}"
-                    ) from None
-                rate = getattr(getattr(processor, "feature_extractor", processor), "sampling_rate", self.sample_rate)
-                if rate != self.sample_rate:
-                    raise BackendUnavailable(
-                        f"{self.backend_name}: the processor expects {rate} Hz audio; set sample_rate: {rate}"
-                    )
-                if device != "auto":
-                    model = model.to(device)
-                self._loaded = (processor, model.eval())
-            return self._loaded
+        torch, transformers = import_torch_transformers()
+        device = resolve_device(torch, self.device)  # before any download: fail fast
+        dtype_key = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
+        model_kwargs = {**self.load_kwargs(), dtype_key: resolve_dtype(torch, self.dtype, device)}
+        if device == "auto":
+            model_kwargs["device_map"] = "auto"
+        try:
+            processor, model = self.load(transformers, model_kwargs)
+        except (OSError, ValueError) as e:
+            offline = " (HF_HUB_OFFLINE is set: only the local cache is used)" if hub.offline() else ""
+            raise BackendUnavailable(
+                f"{self.backend_name}: cannot load weights at {self.model!r}"
+                f" (revision {self.load_revision() or 'default'}){offline}: {e}"
+            ) from None
+        rate = getattr(getattr(processor, "feature_extractor", processor), "sampling_rate", self.sample_rate)
+        if rate != self.sample_rate:
+            raise BackendUnavailable(
+                f"{self.backend_name}: the processor expects {rate} Hz audio; set sample_rate: {rate}"
+            )
+        if device != "auto":
+            model = model.to(device)
+        return processor, model.eval()
 
     @abc.abstractmethod
     def load(self, transformers: Any, model_kwargs: dict[str, Any]) -> tuple[Any, Any]:
@@ -281,8 +263,8 @@ class HFBackend(Backend):
         """Length used to group similar clips; subclasses with several arrays per input override."""
         return len(prepared)
 
-    def generate(self, requests: list[ModelRequest]) -> list[ModelOutput]:
-        processor, model = self._load()
+    def _generate(self, loaded: tuple[Any, Any], requests: list[ModelRequest]) -> list[ModelOutput]:
+        processor, model = loaded
         import torch
 
         if "seed" in self.generation:
@@ -294,17 +276,14 @@ class HFBackend(Backend):
                 prepared[i] = self.prepare(processor, request)
             except (OSError, ValueError, RuntimeError) as e:
                 outputs[i] = ModelOutput(request.sample_id, error=f"{self.backend_name}: bad input: {e}")
-        order = sorted(prepared, key=lambda i: self.duration(prepared[i]))
-        for start in range(0, len(order), max(1, self.batch_size)):
-            batch = order[start:start + max(1, self.batch_size)]
+        for batch in by_duration(prepared, self.duration, self.batch_size):
             began = time.perf_counter()
             try:
                 with torch.inference_mode():
                     texts = self.run_batch(processor, model, [prepared[i] for i in batch])
             except (RuntimeError, ValueError) as e:
                 if is_cuda_oom(e):
-                    release_cuda_memory()
-                    raise TransientBackendError(f"{self.backend_name}: CUDA out of memory: {e}") from None
+                    raise
                 for i in batch:
                     outputs[i] = ModelOutput(requests[i].sample_id, error=f"{self.backend_name} failed: {e}")
                 continue
@@ -313,8 +292,3 @@ class HFBackend(Backend):
             for i, text in zip(batch, texts, strict=True):
                 outputs[i] = self.output(requests[i].sample_id, text, latency)
         return outputs  # type: ignore[return-value]
-
-    def close(self) -> None:
-        with self._lock:
-            self._loaded = None
-        release_cuda_memory()

@@ -1,16 +1,28 @@
-"""The one interface every model backend implements.
+"""The one interface every model backend implements, and the lifecycle every backend shares.
 
 A backend takes a whole batch (a shard) of rendered prompts and returns one output per request,
-in the same order. Backends *classify* errors; the runner (the infer stage) owns retries:
+in the same order. Backends *classify* errors; each kind has one owner of its retries:
 
 * a per-sample problem is returned as ``ModelOutput.error`` and the shard goes on;
-* ``TransientBackendError`` (rate limit, 5xx, timeout, OOM) fails the shard so it is retried;
+* a request that still fails after the client's own retries (rate limit, 5xx, timeout) raises
+  ``RequestsFailed``: the shard fails without a shard retry, keeping the answers it got;
+* ``TransientBackendError`` (the whole backend is down for a while: a served model's server
+  died) fails the shard so the runner retries it, also keeping the answers it got;
+* ``BackendOutOfMemory`` fails the shard with what to change (a retry would run out again);
 * ``BackendUnavailable`` (no GPU, missing weights, missing extra) stops the run before any work.
+
+``Backend`` owns loading (lazily, once, under a lock), closing, OOM classification and
+duration-sorted batching; a backend implements ``_load``, ``_generate`` and, if it holds more
+than memory, ``_release``.
 """
 
 from __future__ import annotations
 
 import abc
+import gc
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -21,15 +33,48 @@ class BackendUnavailable(RuntimeError):
     """The backend cannot run here: says what is missing (GPU, weights at ..., extra ...)."""
 
 
-class TransientBackendError(RuntimeError):
-    """A failure worth retrying (rate limit, server error, timeout).
+class ShardIncomplete(RuntimeError):
+    """Some requests of a shard got no answer; ``answered`` holds the outputs that came back,
+    kept so that the next attempt sends only the others."""
 
-    ``retry_after`` carries a server's Retry-After hint in seconds when it gave one.
-    """
-
-    def __init__(self, message: str, retry_after: float | None = None):
+    def __init__(self, message: str, answered: Sequence["ModelOutput"] = ()):
         super().__init__(message)
-        self.retry_after = retry_after
+        self.answered = list(answered)
+
+
+class TransientBackendError(ShardIncomplete):
+    """The whole backend failed for a while (a served model's server died): the shard is retried."""
+
+
+class RequestsFailed(ShardIncomplete):
+    """Requests that still failed after the client's own retries: not retried again as a shard."""
+
+
+class BackendOutOfMemory(RuntimeError):
+    """The accelerator ran out of memory: deterministic for these inputs and settings, so not retried."""
+
+
+def is_cuda_oom(error: BaseException) -> bool:
+    """Whether ``error`` is an accelerator out-of-memory error (torch's type, or its message)."""
+    torch = sys.modules.get("torch")
+    oom = getattr(getattr(torch, "cuda", None), "OutOfMemoryError", None)
+    return (oom is not None and isinstance(error, oom)) or "out of memory" in str(error).lower()
+
+
+def release_cuda_memory() -> None:
+    """Collect dropped models and return cached GPU memory to the driver (torch never imported here)."""
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def by_duration(items: dict[int, Any], length: Callable[[Any], int], size: int) -> Iterator[list[int]]:
+    """Keys of ``items`` in batches of ``size`` of similar ``length`` (less padding per batch)."""
+    order = sorted(items, key=lambda i: length(items[i]))
+    step = max(1, size)
+    for start in range(0, len(order), step):
+        yield order[start:start + step]
 
 
 @dataclass(frozen=True)
@@ -112,8 +157,10 @@ class Requirements:
 class Backend(abc.ABC):
     """Base class: subclasses are built from a registry entry's ``args`` plus generation params.
 
-    Construction must be cheap (no weights loaded): load lazily on the first ``generate`` so a
-    fully cached run never loads the model, and ``fingerprint`` works without loading.
+    Construction must be cheap (no weights loaded): ``_load`` runs on the first ``generate``, once,
+    under a lock, so a fully cached run never loads the model and ``fingerprint`` works without
+    loading. ``close`` drops what was loaded (``_release`` frees more than memory) and frees GPU
+    memory; the next ``generate`` loads again.
 
     ``generation`` holds decoding parameters (temperature, max_tokens, beam_size, seed, ...)
     after command-line overrides; it is part of the fingerprint and recorded in results.
@@ -126,6 +173,8 @@ class Backend(abc.ABC):
 
     #: Whether ``generate`` may be called from several threads at once.
     thread_safe: bool = False
+    _loaded: Any = field(default=None, init=False, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     #: Generation parameters this backend hands to the model. Any other key is refused before any
     #: work (it would be recorded and change the cache key while never reaching the model);
@@ -155,8 +204,39 @@ class Backend(abc.ABC):
         data, so a run that could never finish stops at once."""
 
     @abc.abstractmethod
-    def generate(self, requests: list[ModelRequest]) -> list[ModelOutput]:
+    def _load(self) -> Any:
+        """What ``_generate`` runs on (weights, an engine, a client); not None. Runs once, locked."""
+
+    @abc.abstractmethod
+    def _generate(self, loaded: Any, requests: list[ModelRequest]) -> list[ModelOutput]:
         """One output per request, same order; per-sample errors go in ``ModelOutput.error``."""
+
+    def _release(self, loaded: Any) -> None:
+        """Free what ``_load`` made beyond memory (a client, a subprocess)."""
+
+    def loaded(self) -> Any:
+        """What ``_load`` made, loading it on first use."""
+        with self._lock:
+            if self._loaded is None:
+                self._loaded = self._load()
+            return self._loaded
+
+    def generate(self, requests: list[ModelRequest]) -> list[ModelOutput]:
+        """One output per request, same order; an out-of-memory error becomes ``BackendOutOfMemory``."""
+        try:
+            return self._generate(self.loaded(), requests)
+        except (RuntimeError, ValueError) as e:
+            if isinstance(e, (ShardIncomplete, BackendOutOfMemory)) or not is_cuda_oom(e):
+                raise
+            release_cuda_memory()
+            raise BackendOutOfMemory(
+                f"{type(self).__name__}: out of GPU memory on a shard of {len(requests)} samples ({e}); "
+                "lower batch_size, --shard-size or --max-duration, or use a larger GPU") from None
 
     def close(self) -> None:
         """Release weights, GPU memory, subprocesses. Safe to call twice."""
+        with self._lock:
+            loaded, self._loaded = self._loaded, None
+        if loaded is not None:
+            self._release(loaded)
+            release_cuda_memory()

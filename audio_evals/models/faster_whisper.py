@@ -7,15 +7,12 @@ long-form audio or GPUs, where it pays off.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
 import os
-import threading
 import time
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from audio_evals.models._hf_common import local_weights, version
 from audio_evals.models.base import Backend, BackendUnavailable, ModelOutput, ModelRequest
 from audio_evals.paths import resolve_resource
 
@@ -27,34 +24,6 @@ _TRANSCRIBE_KEYS = frozenset({
 })
 
 
-def model_files(folder: str) -> list[str]:
-    """The files CTranslate2 loads: regular files at the top of the folder, hidden ones left out.
-
-    Sub-folders and dot-files (``.cache/`` and ``.gitattributes`` from ``hf download --local-dir``)
-    are download bookkeeping, not weights: they neither break nor change the fingerprint.
-    """
-    return sorted(n for n in os.listdir(folder) if not n.startswith(".") and os.path.isfile(os.path.join(folder, n)))
-
-
-@lru_cache(maxsize=8)
-def _files_digest(folder: str, stamp: tuple) -> str:
-    """SHA-256 over the model folder's files; ``stamp`` (names, sizes, mtimes) keys the memo."""
-    digest = hashlib.sha256()
-    for name, _, _ in stamp:
-        digest.update(name.encode())
-        with open(os.path.join(folder, name), "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 @dataclass(kw_only=True)
 class FasterWhisperBackend(Backend):
     model_path: str
@@ -64,8 +33,6 @@ class FasterWhisperBackend(Backend):
     batched: bool = False
     batch_size: int = 8
     thread_safe: bool = True
-    _model: Any = field(default=None, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     GENERATION_KEYS: ClassVar[frozenset[str]] = _TRANSCRIBE_KEYS
 
@@ -77,33 +44,28 @@ class FasterWhisperBackend(Backend):
         folder = self.folder
         if not os.path.isdir(folder):
             raise BackendUnavailable(f"faster-whisper: no model folder at {folder}")
-        stats = {n: os.stat(os.path.join(folder, n)) for n in model_files(folder)}
-        stamp = tuple((n, st.st_size, st.st_mtime_ns) for n, st in stats.items())
         return {
             "backend": "faster_whisper",
             "revision": self.revision,
-            "weights_sha256": _files_digest(folder, stamp),
+            "weights_sha256": local_weights(folder)["files_sha256"],
             "compute_type": self.compute_type,
             "batched": self.batched,
             "batch_size": self.batch_size if self.batched else None,
             "generation": self.generation,
-            "faster_whisper": _version("faster-whisper"),
-            "ctranslate2": _version("ctranslate2"),
+            "faster_whisper": version("faster-whisper"),
+            "ctranslate2": version("ctranslate2"),
         }
 
     def _load(self) -> Any:
-        with self._lock:
-            if self._model is None:
-                try:
-                    from faster_whisper import BatchedInferencePipeline, WhisperModel
-                except ImportError as e:
-                    raise BackendUnavailable(f"faster-whisper is not installed: {e}") from None
-                if not os.path.isdir(self.folder):
-                    raise BackendUnavailable(f"faster-whisper: no model folder at {self.folder}")
-                model = WhisperModel(self.folder, device=self.device, compute_type=self.compute_type,
-                                     cpu_threads=self.cpu_threads)
-                self._model = BatchedInferencePipeline(model) if self.batched else model
-            return self._model
+        try:
+            from faster_whisper import BatchedInferencePipeline, WhisperModel
+        except ImportError as e:
+            raise BackendUnavailable(f"faster-whisper is not installed: {e}") from None
+        if not os.path.isdir(self.folder):
+            raise BackendUnavailable(f"faster-whisper: no model folder at {self.folder}")
+        model = WhisperModel(self.folder, device=self.device, compute_type=self.compute_type,
+                             cpu_threads=self.cpu_threads)
+        return BatchedInferencePipeline(model) if self.batched else model
 
     def sent_parameters(self) -> dict[str, Any]:
         """The keywords of every ``transcribe`` call."""
@@ -112,8 +74,7 @@ class FasterWhisperBackend(Backend):
             options["batch_size"] = self.batch_size
         return options
 
-    def generate(self, requests: list[ModelRequest]) -> list[ModelOutput]:
-        model = self._load()
+    def _generate(self, model: Any, requests: list[ModelRequest]) -> list[ModelOutput]:
         options = self.sent_parameters()
         outputs = []
         for request in requests:
@@ -125,9 +86,6 @@ class FasterWhisperBackend(Backend):
             except (RuntimeError, ValueError, OSError) as e:
                 outputs.append(ModelOutput(request.sample_id, error=f"faster-whisper failed: {e}"))
         return outputs
-
-    def close(self) -> None:
-        self._model = None
 
 
 BACKEND = FasterWhisperBackend

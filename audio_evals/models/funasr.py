@@ -10,28 +10,23 @@ funasr downloads on first use), a hub id with ``hub: hf``, or a local folder. Th
 from __future__ import annotations
 
 import importlib.util
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from audio_evals.models._hf_common import release_cuda_memory, version, weights_identity
-from audio_evals.models.base import Backend, BackendUnavailable, ModelOutput, ModelRequest, Requirements
-from audio_evals.paths import resolve_resource
+from audio_evals.models._hf_common import HubWeights, version
+from audio_evals.models.base import Backend, BackendUnavailable, ModelOutput, ModelRequest, Requirements, is_cuda_oom
 
 FUNASR_EXTRA = "pip install 'audio-evals[funasr]'"
 
 
 @dataclass(kw_only=True)
-class FunASRBackend(Backend):
-    model: str
+class FunASRBackend(HubWeights, Backend):
     #: Where funasr fetches ``model``: ModelScope (``ms``, its default) or the Hugging Face hub.
     hub: Literal["ms", "hf"] = "ms"
     #: ``cuda``, ``cuda:N`` or ``cpu``; None lets funasr choose (a GPU when there is one), as the
     #: reference tool does.
     device: str | None = None
-    _model: Any = field(default=None, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     #: Keywords of ``AutoModel.generate``.
     GENERATION_KEYS: ClassVar[frozenset[str]] = frozenset({"batch_size_s", "hotword"})
@@ -41,7 +36,7 @@ class FunASRBackend(Backend):
         return Requirements(sample_rate=16000)
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"backend": "funasr", "weights": weights_identity(self.model, self.revision), "hub": self.hub,
+        return {"backend": "funasr", "weights": self.weights(), "hub": self.hub,
                 "generation": self.generation, "funasr": version("funasr")}
 
     def check(self) -> None:
@@ -49,25 +44,25 @@ class FunASRBackend(Backend):
         if missing:
             raise BackendUnavailable(f"the funasr backend needs {' and '.join(missing)}: {FUNASR_EXTRA}")
 
+    def commit(self) -> str | None:
+        """Hugging Face commits only: a ModelScope id is loaded at ``revision`` as given."""
+        return super().commit() if self.hub == "hf" else None
+
     def _load(self) -> Any:
-        with self._lock:
-            if self._model is None:
-                self.check()
-                from funasr import AutoModel
+        self.check()
+        from funasr import AutoModel
 
-                options = {"hub": self.hub, "disable_update": True}
-                if self.device:
-                    options["device"] = self.device
-                if self.revision:
-                    options["model_revision"] = self.revision
-                try:
-                    self._model = AutoModel(model=resolve_resource(self.model), **options)
-                except (OSError, ValueError, KeyError, AssertionError) as e:
-                    raise BackendUnavailable(f"funasr: cannot load {self.model!r} (hub {self.hub}): {e}") from None
-            return self._model
+        options = {"hub": self.hub, "disable_update": True}
+        if self.device:
+            options["device"] = self.device
+        if self.load_revision():
+            options["model_revision"] = self.load_revision()
+        try:
+            return AutoModel(model=self.source, **options)
+        except (OSError, ValueError, KeyError, AssertionError) as e:
+            raise BackendUnavailable(f"funasr: cannot load {self.model!r} (hub {self.hub}): {e}") from None
 
-    def generate(self, requests: list[ModelRequest]) -> list[ModelOutput]:
-        model = self._load()
+    def _generate(self, model: Any, requests: list[ModelRequest]) -> list[ModelOutput]:
         from funasr.utils.postprocess_utils import rich_transcription_postprocess
 
         outputs = []
@@ -77,15 +72,12 @@ class FunASRBackend(Backend):
                 result = model.generate(input=request.load_audio(), **self.generation)
                 text = rich_transcription_postprocess(result[0]["text"]) if result else ""
             except (RuntimeError, ValueError, OSError, KeyError) as e:
+                if is_cuda_oom(e):
+                    raise
                 outputs.append(ModelOutput(request.sample_id, error=f"funasr failed: {e}"))
                 continue
             outputs.append(ModelOutput(request.sample_id, text=text.strip(), latency_s=time.perf_counter() - began))
         return outputs
-
-    def close(self) -> None:
-        with self._lock:
-            self._model = None
-        release_cuda_memory()
 
 
 BACKEND = FunASRBackend

@@ -1,15 +1,16 @@
-"""A small client for OpenAI-compatible endpoints (chat completions, audio transcriptions).
+"""Access to OpenAI-compatible endpoints (chat completions, audio transcriptions) through the
+``openai`` SDK, shared by the API backend, served-vLLM backends and the LLM-judge metric.
 
-Shared by the API backend, served-vLLM backends and the LLM-judge metric so that retries,
-rate limits and secrets are handled once:
+The SDK owns what every request needs: retries of 408/409/429/5xx, timeouts and dropped
+connections with exponential backoff honouring ``Retry-After``, and typed errors. This module
+only maps those errors onto what the runner understands and keeps secrets out of messages:
 
-* transient failures (429, 408, 5xx, timeouts, connection errors) are retried with exponential
-  backoff and full jitter, honouring ``Retry-After``; when retries run out the call raises
-  ``TransientBackendError`` so the runner retries the whole shard later;
+* a request that still fails after the SDK's retries raises ``RequestFailed`` (the backend then
+  fails the shard, keeping the answers it got; nothing retries it again);
 * other 4xx are the request's own fault: ``ApiError`` (the caller records it for that sample),
   except 401/403, which no retry or other sample can fix: ``BackendUnavailable``;
-* all calls of one client share one event loop (a daemon thread), one connection pool and one
-  semaphore, so ``max_concurrency`` bounds in-flight requests even when several threads call;
+* one client holds one thread pool of ``max_concurrency`` workers, so that bound holds for
+  in-flight requests even when several threads call;
 * the API key is a ``Secret``: it is sent in the Authorization header and scrubbed from every
   message this module produces, and never appears in a repr;
 * credentials inside the base URL (``https://user:pass@host/v1``) are taken out of it: they are
@@ -18,30 +19,25 @@ rate limits and secrets are handled once:
 
 from __future__ import annotations
 
-import asyncio
-import email.utils
-import json
-import logging
 import os
-import random
 import threading
-import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Generator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
-import httpx
+import httpx2
+import openai
 
-from audio_evals.models.base import BackendUnavailable, TransientBackendError
-from audio_evals.redaction import remember
-
-log = logging.getLogger(__name__)
+from audio_evals.models.base import BackendUnavailable
+from audio_evals.redaction import redact_text, remember
 
 T = TypeVar("T")
+R = TypeVar("R")
 
-#: Statuses worth retrying besides 5xx: request timeout, rate limit.
-_RETRY_STATUSES = {408, 429}
 #: How much of a server's error body goes into a message.
 _MAX_MESSAGE = 500
+#: Statuses the SDK retries; one still answered after its retries is a failed request, not a bad one.
+_TRANSIENT_STATUSES = {408, 409, 429}
 
 
 class Secret:
@@ -85,28 +81,21 @@ def resolve_base_url(base_url: str | None, base_url_env: str | None, what: str) 
     return url.rstrip("/")
 
 
-def split_credentials(url: str) -> tuple[str, httpx.BasicAuth | None]:
+def split_credentials(url: str) -> tuple[str, httpx2.BasicAuth | None]:
     """``url`` without the ``user:pass@`` part, and that part as basic auth (None if it had none)."""
-    parsed = httpx.URL(url)
+    parsed = httpx2.URL(url)
     if not parsed.userinfo:
         return url, None
     remember(parsed.password)
-    return str(parsed.copy_with(userinfo=b"")), httpx.BasicAuth(parsed.username, parsed.password)
+    return str(parsed.copy_with(userinfo=b"")), httpx2.BasicAuth(parsed.username, parsed.password)
 
 
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date; None if absent."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+class _NoAuthorization(httpx2.Auth):
+    """Sends no Authorization header: the SDK insists on a key, a keyless endpoint needs none."""
+
+    def auth_flow(self, request: httpx2.Request) -> Generator[httpx2.Request, httpx2.Response, None]:
+        request.headers.pop("Authorization", None)
+        yield request
 
 
 class ApiError(Exception):
@@ -117,39 +106,30 @@ class ApiError(Exception):
         self.status = status
 
 
+class RequestFailed(Exception):
+    """The request still failed after the client's retries (rate limit, 5xx, timeout, connection)."""
+
+
 class OpenAIClient:
-    """Bounded, retrying access to one OpenAI-compatible endpoint.
+    """Bounded access to one OpenAI-compatible endpoint; ``base_url`` includes the API prefix
+    (``https://api.openai.com/v1``). Every method may be called from any thread."""
 
-    ``base_url`` includes the API prefix (``https://api.openai.com/v1``). Sync methods (``chat``,
-    ``transcribe``, ``batch``) may be called from any thread, including one running its own event
-    loop; the coroutines (``achat``, ``atranscribe``) may be awaited from any loop.
-    """
-
-    def __init__(
-        self,
-        base_url: str,
-        api_key: Secret | None = None,
-        *,
-        timeout_s: float = 120.0,
-        max_retries: int = 4,
-        max_concurrency: int = 8,
-        backoff_s: float = 0.5,
-        max_backoff_s: float = 30.0,
-    ):
+    def __init__(self, base_url: str, api_key: Secret | None = None, *, timeout_s: float = 120.0,
+                 max_retries: int = 4, max_concurrency: int = 8):
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
-        self.base_url, self._url_auth = split_credentials(base_url.rstrip("/"))
+        self.base_url, url_auth = split_credentials(base_url.rstrip("/"))
         self.api_key = api_key
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.max_concurrency = max_concurrency
-        self.backoff_s = backoff_s
-        self.max_backoff_s = max_backoff_s
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._http: httpx.AsyncClient | None = None
-        self._slots: asyncio.Semaphore | None = None
+        limits = httpx2.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency)
+        auth = None if api_key else url_auth or _NoAuthorization()
+        self._sdk = openai.OpenAI(base_url=self.base_url, api_key=api_key.reveal() if api_key else "none",
+                                  timeout=timeout_s, max_retries=max_retries,
+                                  http_client=httpx2.Client(auth=auth, limits=limits, timeout=timeout_s))
+        self._pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="openai-client")
+        self._closed = threading.Event()
 
     def __repr__(self) -> str:
         return (f"OpenAIClient(base_url={self.base_url!r}, api_key={self.api_key!r}, "
@@ -161,153 +141,67 @@ class OpenAIClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- the event loop all requests of this client run on -------------------------------------
-
-    def _start(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                self._thread = threading.Thread(target=loop.run_forever, name="openai-client", daemon=True)
-                self._thread.start()
-                headers = {"Authorization": f"Bearer {self.api_key.reveal()}"} if self.api_key else {}
-                auth = None if self.api_key else self._url_auth
-                limits = httpx.Limits(max_connections=self.max_concurrency,
-                                      max_keepalive_connections=self.max_concurrency)
-
-                async def setup() -> None:
-                    self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, auth=auth, limits=limits,
-                                                   timeout=httpx.Timeout(self.timeout_s))
-                    self._slots = asyncio.Semaphore(self.max_concurrency)
-
-                asyncio.run_coroutine_threadsafe(setup(), loop).result()
-                self._loop = loop
-            return self._loop
-
-    def _wait(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the client's loop and block until it is done."""
-        loop = self._start()
-        try:
-            on_loop = asyncio.get_running_loop() is loop
-        except RuntimeError:
-            on_loop = False
-        if on_loop:
-            coro.close()
-            raise RuntimeError("OpenAIClient: a blocking call on the client's own loop would deadlock; await instead")
-        return asyncio.run_coroutine_threadsafe(coro, loop).result()
-
-    async def _on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Await ``coro`` on the client's loop, whichever loop the caller runs on."""
-        loop = self._start()
-        if asyncio.get_running_loop() is loop:
-            return await coro
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
-
     def close(self) -> None:
-        """Close connections and stop the loop thread. Safe to call twice."""
-        with self._lock:
-            loop, self._loop = self._loop, None
-        if loop is None:
-            return
-        if self._http is not None:
-            asyncio.run_coroutine_threadsafe(self._http.aclose(), loop).result()
-        loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join()
-        loop.close()
-
-    # -- one request, with retries ---------------------------------------------------------------
-
-    def _backoff(self, attempt: int) -> float:
-        """Full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
-        return random.uniform(0.0, min(self.max_backoff_s, self.backoff_s * 2 ** attempt))
-
-    def _message(self, response: httpx.Response) -> str:
-        try:
-            body = response.json()
-            error = body.get("error", body) if isinstance(body, dict) else body
-            message = (error.get("message") or error.get("detail")) if isinstance(error, dict) else error
-            message = message or body
-        except ValueError:
-            message = response.text or response.reason_phrase
-        return self._excerpt(message)
+        """Stop the workers and close connections. Safe to call twice."""
+        if not self._closed.is_set():
+            self._closed.set()
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._sdk.close()
 
     def _excerpt(self, value: object) -> str:
-        """The start of a text for a message, key scrubbed first (servers echo bad keys)."""
-        text = str(value)
+        """The start of a text for a message, key and URL credentials scrubbed (servers echo bad keys)."""
+        text = redact_text(str(value))
         return (self.api_key.redact(text) if self.api_key else text)[:_MAX_MESSAGE]
 
-    async def _post(self, path: str, **kwargs: Any) -> dict[str, Any]:
-        assert self._http is not None and self._slots is not None
-        failure = ""
-        retry_after: float | None = None
-        for attempt in range(self.max_retries + 1):
-            retry_after = None
-            async with self._slots:
-                try:
-                    response = await self._http.post(path, **kwargs)
-                except httpx.TransportError as e:  # timeouts, refused or dropped connections
-                    failure = self._excerpt(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
-                    response = None
-            if response is not None:
-                status = response.status_code
-                if status < 400:
-                    try:
-                        return response.json()
-                    except ValueError:
-                        raise ApiError(status, f"response is not JSON: {self._excerpt(response.text)}") from None
-                if status in (401, 403):
-                    raise BackendUnavailable(f"{self.base_url}{path}: HTTP {status}: {self._message(response)}")
-                if status not in _RETRY_STATUSES and status < 500:
-                    raise ApiError(status, self._message(response))
-                failure = f"HTTP {status}: {self._message(response)}"
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            if attempt == self.max_retries or (retry_after or 0.0) > self.max_backoff_s:
-                break  # a long Retry-After is the runner's to wait out, not a held shard's
-            delay = retry_after if retry_after is not None else self._backoff(attempt)
-            log.warning("%s%s: %s; retry %d/%d in %.1f s", self.base_url, path, failure, attempt + 1,
-                        self.max_retries, delay)
-            await asyncio.sleep(delay)
-        raise TransientBackendError(f"{self.base_url}{path}: {failure} (gave up after {attempt + 1} attempts)",
-                                    retry_after=retry_after)
-
-    # -- the endpoints -------------------------------------------------------------------------
-
-    async def achat(self, messages: list[dict[str, Any]], model: str, **gen: Any) -> str:
-        """The assistant's reply text from /chat/completions."""
-        payload = {"model": model, "messages": messages, **gen}
-        body = await self._on_loop(self._post("/chat/completions", json=payload))
+    def _call(self, path: str, request: Callable[[], T]) -> T:
+        """``request()`` (one SDK call, retried inside the SDK) with its errors mapped."""
+        where = f"{self.base_url}{path}"
         try:
-            return body["choices"][0]["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError):
-            raise ApiError(200, f"unexpected chat response: {self._excerpt(body)}") from None
-
-    async def atranscribe(self, wav_bytes: bytes, model: str, **gen: Any) -> str:
-        """The transcript from /audio/transcriptions (multipart upload of a WAV file)."""
-        fields = {k: v if isinstance(v, str) else json.dumps(v) for k, v in gen.items() if v is not None}
-        data = {"model": model, "response_format": "json", **fields}
-        body = await self._on_loop(self._post("/audio/transcriptions", data=data,
-                                              files={"file": ("audio.wav", wav_bytes, "audio/wav")}))
-        if not isinstance(body, dict) or not isinstance(body.get("text"), str):
-            raise ApiError(200, f"unexpected transcription response: {self._excerpt(body)}")
-        return body["text"]
+            return request()
+        except openai.APIStatusError as e:
+            body = e.body if isinstance(e.body, dict) else {}
+            message = self._excerpt(body.get("message") or body.get("detail") or e.response.text or e.message)
+            if e.status_code in (401, 403):
+                raise BackendUnavailable(f"{where}: HTTP {e.status_code}: {message}") from None
+            if e.status_code in _TRANSIENT_STATUSES or e.status_code >= 500:
+                raise RequestFailed(f"{where}: HTTP {e.status_code}: {message} "
+                                    f"(gave up after {self.max_retries + 1} attempts)") from None
+            raise ApiError(e.status_code, message) from None
+        except openai.APIConnectionError as e:  # timeouts, refused or dropped connections
+            cause = e.__cause__ or e
+            raise RequestFailed(f"{where}: {type(cause).__name__}: {self._excerpt(cause)} "
+                                f"(gave up after {self.max_retries + 1} attempts)") from None
+        except openai.APIError as e:  # a 2xx the SDK cannot read
+            raise ApiError(200, f"unreadable response: {self._excerpt(e)}") from None
 
     def chat(self, messages: list[dict[str, Any]], model: str, **gen: Any) -> str:
-        return self._wait(self.achat(messages, model, **gen))
+        """The assistant's reply text from /chat/completions; ``gen`` goes in the body as given."""
+        reply = self._call("/chat/completions", lambda: self._sdk.chat.completions.create(
+            model=model, messages=messages, extra_body=gen))
+        try:
+            return reply.choices[0].message.content or ""
+        except (AttributeError, IndexError, TypeError):
+            raise ApiError(200, f"unexpected chat response: {self._excerpt(reply)}") from None
 
     def transcribe(self, wav_bytes: bytes, model: str, **gen: Any) -> str:
-        return self._wait(self.atranscribe(wav_bytes, model, **gen))
+        """The transcript from /audio/transcriptions (multipart upload of a WAV file)."""
+        fields = {k: v for k, v in gen.items() if v is not None}
+        reply = self._call("/audio/transcriptions", lambda: self._sdk.audio.transcriptions.create(
+            file=("audio.wav", wav_bytes, "audio/wav"), model=model, response_format="json", extra_body=fields))
+        text = getattr(reply, "text", None)
+        if not isinstance(text, str):
+            raise ApiError(200, f"unexpected transcription response: {self._excerpt(reply)}")
+        return text
 
-    def batch(self, calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
-        """Run ``calls`` (coroutine factories) concurrently, at most ``max_concurrency`` requests
-        in flight; results in order. The first exception cancels the rest and is raised: callers
-        turn per-sample failures into values inside their coroutine."""
-
-        async def run_all() -> list[T]:
-            tasks = [asyncio.ensure_future(call()) for call in calls]
-            try:
-                return list(await asyncio.gather(*tasks))
-            finally:
-                for task in tasks:
-                    task.cancel()
-
-        return self._wait(run_all())
+    def map(self, call: Callable[[R], T], items: Sequence[R]) -> list[T]:
+        """``call`` on every item, at most ``max_concurrency`` at once across all callers; results
+        in order. The first exception cancels the calls not yet started and is raised: callers turn
+        per-sample failures into values inside ``call``."""
+        futures = [self._pool.submit(call, item) for item in items]
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in pending:
+            future.cancel()
+        failed = next((f for f in futures if f in done and f.exception() is not None), None)
+        if failed is not None:
+            raise failed.exception()  # type: ignore[misc]
+        return [f.result() for f in futures]

@@ -12,16 +12,13 @@ from __future__ import annotations
 import importlib
 import os
 import re
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from audio_evals.models._hf_common import release_cuda_memory, version, weights_identity
-from audio_evals.models.base import (
-    Backend, BackendUnavailable, ModelOutput, ModelRequest, Requirements, TransientBackendError,
-)
-from audio_evals.paths import local_cache_dir, resolve_resource
+from audio_evals.models._hf_common import HubWeights, version
+from audio_evals.models.base import Backend, BackendUnavailable, ModelOutput, ModelRequest, Requirements, is_cuda_oom
+from audio_evals.paths import local_cache_dir
 from audio_evals.storage import stable_hash
 
 KIMIA_INSTALL = (
@@ -42,14 +39,12 @@ def _wav_name(sample_id: str) -> str:
 
 
 @dataclass(kw_only=True)
-class KimiAudioSpeechBackend(Backend):
+class KimiAudioSpeechBackend(HubWeights, Backend):
     model: str = "moonshotai/Kimi-Audio-7B-Instruct"
     #: ``text`` skips the audio detokenizer (text answers only, less GPU memory).
     output_type: Literal["both", "text"] = "both"
     #: Where generated WAVs go (a subfolder per fingerprint); default: the local cache.
     output_dir: str | None = None
-    _model: Any = field(default=None, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     #: ``seed`` seeds torch before each sample.
     GENERATION_KEYS: ClassVar[frozenset[str]] = _KEYS | {"seed"}
@@ -59,7 +54,7 @@ class KimiAudioSpeechBackend(Backend):
         return Requirements(sample_rate=16000)
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"backend": "kimi_audio_speech", "weights": weights_identity(self.model, None),
+        return {"backend": "kimi_audio_speech", "weights": self.weights(),
                 "output_type": self.output_type, "generation": self.generation, "kimia_infer": version("kimia_infer")}
 
     def check(self) -> None:
@@ -75,16 +70,21 @@ class KimiAudioSpeechBackend(Backend):
             raise BackendUnavailable("kimi_audio_speech needs a GPU (CUDA, >= 24 GB): none is available here")
 
     def _load(self) -> Any:
-        with self._lock:
-            if self._model is None:
-                self.check()
-                try:
-                    from kimia_infer.api.kimia import KimiAudio
-                except ImportError as e:
-                    raise BackendUnavailable(f"{KIMIA_INSTALL} ({e})") from None
-                self._model = KimiAudio(model_path=resolve_resource(self.model),
-                                        load_detokenizer=self.output_type == "both")
-            return self._model
+        self.check()
+        try:
+            from kimia_infer.api.kimia import KimiAudio
+        except ImportError as e:
+            raise BackendUnavailable(f"{KIMIA_INSTALL} ({e})") from None
+        return KimiAudio(model_path=self._weights_folder(), load_detokenizer=self.output_type == "both")
+
+    def _weights_folder(self) -> str:
+        """A local folder as given; hub weights downloaded at the pinned commit (kimia_infer itself
+        would take whatever the default branch holds)."""
+        if os.path.isdir(self.source):
+            return self.source
+        import huggingface_hub
+
+        return huggingface_hub.snapshot_download(self.source, revision=self.load_revision())
 
     def _params(self) -> dict[str, Any]:
         return {k: v for k, v in self.generation.items() if k in _KEYS}
@@ -95,8 +95,7 @@ class KimiAudioSpeechBackend(Backend):
         os.makedirs(folder, exist_ok=True)
         return folder
 
-    def generate(self, requests: list[ModelRequest]) -> list[ModelOutput]:
-        model = self._load()
+    def _generate(self, model: Any, requests: list[ModelRequest]) -> list[ModelOutput]:
         import soundfile as sf
         import torch
 
@@ -110,10 +109,9 @@ class KimiAudioSpeechBackend(Backend):
             began = time.perf_counter()
             try:
                 wav, text = model.generate(chats, output_type=self.output_type, **params)
-            except torch.cuda.OutOfMemoryError as e:
-                release_cuda_memory()
-                raise TransientBackendError(f"kimi_audio_speech: CUDA out of memory: {e}") from None
             except (RuntimeError, ValueError, AssertionError, OSError) as e:
+                if is_cuda_oom(e):
+                    raise
                 outputs.append(ModelOutput(request.sample_id, error=f"kimi_audio_speech failed: {e}"))
                 continue
             audio_path = None
@@ -123,11 +121,6 @@ class KimiAudioSpeechBackend(Backend):
             outputs.append(ModelOutput(request.sample_id, text=text.strip(), audio_path=audio_path,
                                        latency_s=time.perf_counter() - began))
         return outputs
-
-    def close(self) -> None:
-        with self._lock:
-            self._model = None
-        release_cuda_memory()
 
 
 BACKEND = KimiAudioSpeechBackend

@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import soundfile as sf
 
 from audio_evals.data.audio import encode_wav
-from audio_evals.models.base import Backend, Message, ModelOutput, ModelRequest
-from audio_evals.models.http_client import ApiError, OpenAIClient, Secret, resolve_base_url
+from audio_evals.models.base import Backend, Message, ModelOutput, ModelRequest, RequestsFailed
+from audio_evals.models.http_client import ApiError, OpenAIClient, RequestFailed, Secret, resolve_base_url
 from audio_evals.models.reasoning import DEFAULT_TAGS, split_reasoning
 from audio_evals.redaction import redact_text
 
@@ -135,8 +134,6 @@ class OpenAIBackend(RequestShape, Backend):
     timeout_s: float = 120.0
     max_retries: int = 4
     thread_safe: bool = True
-    _client: OpenAIClient | None = field(default=None, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -155,16 +152,17 @@ class OpenAIBackend(RequestShape, Backend):
         given = self.generation.get(API_KEY_PARAM)
         return Secret(str(given)) if given else Secret.from_env(self.api_key_env)
 
-    def _connect(self) -> OpenAIClient:
+    def _load(self) -> OpenAIClient:
         """One client per backend, so ``max_concurrency`` holds across the runner's threads."""
-        with self._lock:
-            if self._client is None:
-                self._client = OpenAIClient(self.endpoint, self._api_key(), timeout_s=self.timeout_s,
-                                            max_retries=self.max_retries, max_concurrency=self.max_concurrency)
-            return self._client
+        return OpenAIClient(self.endpoint, self._api_key(), timeout_s=self.timeout_s, max_retries=self.max_retries,
+                            max_concurrency=self.max_concurrency)
 
-    async def _one(self, client: OpenAIClient, request: ModelRequest) -> ModelOutput:
-        """One sample; refused requests and unreadable audio are that sample's error.
+    def _release(self, client: OpenAIClient) -> None:
+        client.close()
+
+    def _one(self, client: OpenAIClient, request: ModelRequest) -> ModelOutput | RequestFailed:
+        """One sample; refused requests and unreadable audio are that sample's error, a request
+        the client gave up on is returned as such.
 
         ``latency_s`` is the sample's wall time, waiting for a concurrency slot and retries included.
         """
@@ -172,26 +170,28 @@ class OpenAIBackend(RequestShape, Backend):
         try:
             if self.mode == "transcriptions":
                 with open(request.audio_path, "rb") as f:
-                    text = await client.atranscribe(f.read(), self.model, **self.request_params)
+                    text = client.transcribe(f.read(), self.model, **self.request_params)
             else:
                 messages = chat_messages(request.messages, request.audio_path, self.audio_chunk_s)
                 if self.assistant_prefill is not None:
                     messages.append({"role": "assistant", "content": self.assistant_prefill})
-                text = await client.achat(messages, self.model, **self.sent_parameters())
+                text = client.chat(messages, self.model, **self.sent_parameters())
         except (ApiError, OSError) as e:
             return ModelOutput(request.sample_id, error=f"openai_api: {e}")
+        except RequestFailed as e:
+            return e
         answer, reasoning = split_reasoning(text, self.think_tags)
         return ModelOutput(request.sample_id, text=answer, reasoning=reasoning, latency_s=time.perf_counter() - start)
 
-    def generate(self, requests: list[ModelRequest]) -> list[ModelOutput]:
-        client = self._connect()
-        return client.batch([lambda r=r: self._one(client, r) for r in requests])
-
-    def close(self) -> None:
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
+    def _generate(self, client: OpenAIClient, requests: list[ModelRequest]) -> list[ModelOutput]:
+        """Every request's output; when some failed after the client's retries, ``RequestsFailed``
+        carrying the answers that came back."""
+        results = client.map(lambda r: self._one(client, r), requests)
+        failed = [r for r in results if isinstance(r, RequestFailed)]
+        if failed:
+            raise RequestsFailed(f"{len(failed)} of {len(requests)} requests failed after the client's retries; "
+                                 f"first: {failed[0]}", answered=[r for r in results if isinstance(r, ModelOutput)])
+        return results
 
 
 BACKEND = OpenAIBackend

@@ -7,19 +7,14 @@ schedules and batches it. Prompts are the tokenizer's chat template over the req
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from audio_evals.models._hf_common import (
-    audio_parts, chat_conversation, hub_offline, is_cuda_oom, release_cuda_memory, version, weights_identity,
-)
-from audio_evals.models.base import (
-    Backend, BackendUnavailable, ModelOutput, ModelRequest, Requirements, TransientBackendError,
-)
+from audio_evals import hub
+from audio_evals.models._hf_common import HubWeights, audio_parts, chat_conversation, version
+from audio_evals.models.base import Backend, BackendUnavailable, ModelOutput, ModelRequest, Requirements, is_cuda_oom
 from audio_evals.models.reasoning import DEFAULT_TAGS, split_reasoning
-from audio_evals.paths import resolve_resource
 
 VLLM_EXTRA = "pip install 'audio-evals[vllm]'"
 
@@ -43,9 +38,7 @@ def import_vllm() -> Any:
 
 
 @dataclass(kw_only=True)
-class VLLMOfflineBackend(Backend):
-    model: str
-    revision: str | None = None
+class VLLMOfflineBackend(HubWeights, Backend):
     tensor_parallel_size: int = 1
     max_model_len: int | None = None
     #: Audio clips one prompt may carry (``limit_mm_per_prompt``).
@@ -59,8 +52,6 @@ class VLLMOfflineBackend(Backend):
     sample_rate: int = 16000
     #: Further ``vllm.LLM`` arguments (enforce_eager, quantization, ...).
     engine_args: dict[str, Any] = field(default_factory=dict)
-    _llm: Any = field(default=None, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     GENERATION_KEYS: ClassVar[frozenset[str]] = frozenset(_SAMPLING_KEYS | set(_ALIASES))
 
@@ -71,7 +62,7 @@ class VLLMOfflineBackend(Backend):
     def fingerprint(self) -> dict[str, Any]:
         return {
             "backend": "vllm_offline",
-            "weights": weights_identity(self.model, self.revision),
+            "weights": self.weights(),
             "dtype": self.dtype,
             "max_model_len": self.max_model_len,
             "chat_template": self.chat_template,
@@ -84,22 +75,18 @@ class VLLMOfflineBackend(Backend):
         import_vllm()
 
     def _load(self) -> Any:
-        with self._lock:
-            if self._llm is None:
-                vllm = import_vllm()
-                try:
-                    self._llm = vllm.LLM(
-                        model=resolve_resource(self.model), revision=self.revision,
-                        tensor_parallel_size=self.tensor_parallel_size, max_model_len=self.max_model_len,
-                        limit_mm_per_prompt={"audio": self.max_audios_per_prompt},
-                        gpu_memory_utilization=self.gpu_memory_utilization, dtype=self.dtype,
-                        trust_remote_code=self.trust_remote_code, **self.engine_args,
-                    )
-                except OSError as e:
-                    offline = " (HF_HUB_OFFLINE is set)" if hub_offline() else ""
-                    raise BackendUnavailable(
-                        f"vllm_offline: cannot load weights at {self.model!r}{offline}: {e}") from None
-            return self._llm
+        vllm = import_vllm()
+        try:
+            return vllm.LLM(
+                model=self.source, revision=self.load_revision(),
+                tensor_parallel_size=self.tensor_parallel_size, max_model_len=self.max_model_len,
+                limit_mm_per_prompt={"audio": self.max_audios_per_prompt},
+                gpu_memory_utilization=self.gpu_memory_utilization, dtype=self.dtype,
+                trust_remote_code=self.trust_remote_code, **self.engine_args,
+            )
+        except OSError as e:
+            offline = " (HF_HUB_OFFLINE is set)" if hub.offline() else ""
+            raise BackendUnavailable(f"vllm_offline: cannot load weights at {self.model!r}{offline}: {e}") from None
 
     def sent_parameters(self) -> dict[str, Any]:
         """The ``SamplingParams`` fields of every prompt."""
@@ -116,8 +103,7 @@ class VLLMOfflineBackend(Backend):
         answer, reasoning = split_reasoning(completion.outputs[0].text, tuple(self.think_tags))
         return ModelOutput(sample_id, text=answer, reasoning=reasoning, latency_s=latency)
 
-    def generate(self, requests: list[ModelRequest]) -> list[ModelOutput]:
-        llm = self._load()
+    def _generate(self, llm: Any, requests: list[ModelRequest]) -> list[ModelOutput]:
         import vllm
 
         params = vllm.SamplingParams(**self.sent_parameters())
@@ -134,7 +120,7 @@ class VLLMOfflineBackend(Backend):
             completions = dict(zip(prompts, llm.generate(list(prompts.values()), params, use_tqdm=False), strict=True))
         except (RuntimeError, ValueError) as e:
             if is_cuda_oom(e):
-                raise TransientBackendError(f"vllm_offline: CUDA out of memory: {e}") from None
+                raise
             # One bad prompt (too long, too many clips) fails the batch: find it by going one by one.
             completions = {}
             for i, prompt in prompts.items():
@@ -146,11 +132,6 @@ class VLLMOfflineBackend(Backend):
         for i, completion in completions.items():
             outputs[i] = self._output(requests[i].sample_id, completion, latency)
         return outputs  # type: ignore[return-value]
-
-    def close(self) -> None:
-        with self._lock:
-            self._llm = None
-        release_cuda_memory()
 
 
 BACKEND = VLLMOfflineBackend

@@ -16,15 +16,14 @@ import shutil
 import signal
 import socket
 import subprocess
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from audio_evals.models.base import (
-    Backend, BackendUnavailable, ModelOutput, ModelRequest, Requirements, TransientBackendError,
+    Backend, BackendUnavailable, ModelOutput, ModelRequest, Requirements, RequestsFailed, TransientBackendError,
 )
 from audio_evals.models.openai_api import OpenAIBackend, RequestShape
 from audio_evals.models.vllm_offline import VLLM_EXTRA
@@ -143,9 +142,6 @@ class VLLMServedBackend(RequestShape, Backend):
     #: Where server logs go; default the local cache's ``logs`` folder.
     log_dir: str | None = None
     thread_safe: bool = True
-    _server: ManagedServer | None = field(default=None, init=False, repr=False)
-    _client: OpenAIBackend | None = field(default=None, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -180,46 +176,47 @@ class VLLMServedBackend(RequestShape, Backend):
         command = self.command or ["vllm"]
         return [*command, "serve", *serve_args(self.serve or {}), "--host", "127.0.0.1", "--port", str(port)]
 
-    def _connect(self) -> OpenAIBackend:
-        """The client, starting the server first (again, if it died since)."""
-        with self._lock:
-            if self._server is not None and not self._server.alive():
-                server, self._server = self._server, None
-                server.stop()
-                self._close_client()
-                raise TransientBackendError(
-                    f"vllm_served: the server died (log {server.log_path}); it restarts on retry:\n{server.log_tail()}")
-            if self._client is None:
-                base_url = self.base_url
-                if self.serve:
-                    port = free_port()
-                    name = re.sub(r"[^\w.-]", "_", str(self.serve["model"]))[-60:]
-                    log = os.path.join(self.log_dir or os.path.join(local_cache_dir(), "logs"),
-                                       f"vllm-serve-{name}-{port}.log")
-                    server = ManagedServer(self._argv(port), port, log)
-                    server.start(self.startup_timeout_s)
-                    self._server, base_url = server, f"{server.root}/v1"
-                self._client = OpenAIBackend(
-                    generation=self.generation, base_url=base_url, model=self.served_model, **self.shape(),
-                    api_key_env=self.api_key_env, max_concurrency=self.max_concurrency, timeout_s=self.timeout_s,
-                    max_retries=self.max_retries,
-                )
-            return self._client
+    def _load(self) -> tuple[ManagedServer | None, OpenAIBackend]:
+        """The server (started here, unless ``base_url`` names a running one) and its client."""
+        server, base_url = None, self.base_url
+        if self.serve:
+            port = free_port()
+            name = re.sub(r"[^\w.-]", "_", str(self.serve["model"]))[-60:]
+            log = os.path.join(self.log_dir or os.path.join(local_cache_dir(), "logs"), f"vllm-serve-{name}-{port}.log")
+            server = ManagedServer(self._argv(port), port, log)
+            server.start(self.startup_timeout_s)
+            base_url = f"{server.root}/v1"
+        client = OpenAIBackend(
+            generation=self.generation, base_url=base_url, model=self.served_model, **self.shape(),
+            api_key_env=self.api_key_env, max_concurrency=self.max_concurrency, timeout_s=self.timeout_s,
+            max_retries=self.max_retries,
+        )
+        return server, client
 
-    def generate(self, requests: list[ModelRequest]) -> list[ModelOutput]:
-        return self._connect().generate(requests)
-
-    def _close_client(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
-
-    def close(self) -> None:
-        with self._lock:
-            self._close_client()
-            server, self._server = self._server, None
+    def _release(self, loaded: tuple[ManagedServer | None, OpenAIBackend]) -> None:
+        server, client = loaded
+        client.close()
         if server is not None:
             server.stop()
+
+    def _died(self, server: ManagedServer, answered: list[ModelOutput]) -> TransientBackendError:
+        """The server is gone: drop it (the retry starts a new one) and say why, from its log."""
+        tail = server.log_tail()
+        self.close()
+        return TransientBackendError(
+            f"vllm_served: the server died (log {server.log_path}); it restarts on retry:\n{tail}", answered)
+
+    def _generate(self, loaded: tuple[ManagedServer | None, OpenAIBackend],
+                  requests: list[ModelRequest]) -> list[ModelOutput]:
+        server, client = loaded
+        if server is not None and not server.alive():
+            raise self._died(server, [])
+        try:
+            return client.generate(requests)
+        except RequestsFailed as e:
+            if server is not None and not server.alive():  # the requests failed because the server did
+                raise self._died(server, e.answered) from None
+            raise
 
 
 BACKEND = VLLMServedBackend

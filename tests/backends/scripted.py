@@ -6,7 +6,9 @@ Test-only: it lives outside the installed package and exists only where the test
 Pipeline tests use it to prove sharding, retries, caching and failure handling without paying
 for inference. ``responses_file`` maps sample ids to answers; ``faults_file`` (read on every
 call, so a test can flip it mid-run) lists ``fail_shard_ids`` (the shard holding one of them
-raises a transient error) and ``error_ids`` (per-sample errors). ``audio_responses_file`` maps
+raises a transient error), ``fail_once_ids`` (the first call holding one of them answers the
+others, then raises a transient error carrying those answers, as a backend dying mid-shard does,
+and drops the ids from the file so the retry succeeds) and ``error_ids`` (per-sample errors). ``audio_responses_file`` maps
 sample ids to audio files returned as generated speech, to test speech-out scoring.
 ``loads_file`` gets one line (the process id) when an instance first generates, which is when a
 real backend loads its weights: tests count loads per worker process. The faults are deliberately
@@ -18,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from audio_evals.models.base import Backend, ModelOutput, ModelRequest, TransientBackendError
@@ -42,7 +44,6 @@ class ScriptedBackend(Backend):
     default_answer: str = ""
     delay_s: float = 0.0
     thread_safe: bool = True
-    _loaded: bool = field(default=False, init=False, repr=False)
 
     #: A stand-in for any model: every generation key is taken (and recorded), none used.
     GENERATION_KEYS: ClassVar[frozenset[str] | None] = None
@@ -52,11 +53,13 @@ class ScriptedBackend(Backend):
                 "audio_responses": stable_hash(_load(self.audio_responses_file)),
                 "default_answer": self.default_answer, "generation": self.generation}
 
-    def generate(self, requests: list[ModelRequest]) -> list[ModelOutput]:
-        if not self._loaded and self.loads_file:
+    def _load(self) -> bool:
+        if self.loads_file:
             with open(self.loads_file, "a", encoding="utf-8") as f:
                 f.write(f"{os.getpid()}\n")
-        self._loaded = True
+        return True
+
+    def _generate(self, loaded: bool, requests: list[ModelRequest]) -> list[ModelOutput]:
         faults = _load(self.faults_file)
         ids = {r.sample_id for r in requests}
         if ids & set(faults.get("fail_shard_ids", [])):
@@ -73,6 +76,13 @@ class ScriptedBackend(Backend):
             else:
                 outputs.append(ModelOutput(request.sample_id, text=responses.get(request.sample_id, self.default_answer),
                                            audio_path=audio.get(request.sample_id)))
+        once = ids & set(faults.get("fail_once_ids", []))
+        if once:
+            faults["fail_once_ids"] = sorted(set(faults["fail_once_ids"]) - once)
+            with open(self.faults_file, "w", encoding="utf-8") as f:  # type: ignore[arg-type]
+                json.dump(faults, f)
+            raise TransientBackendError("injected mid-shard failure (scripted backend)",
+                                        [o for o in outputs if o.sample_id not in once])
         return outputs
 
 
