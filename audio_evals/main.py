@@ -1,11 +1,30 @@
-"""The reference tool's entry point: ``python audio_evals/main.py --dataset D --model M``.
+"""The library's two entry points into the layers above it: the reference tool's script and the Python API.
 
-This file is only a script shim: it hands the command line to the ``audio-evals`` CLI (which
-runs the Prefect flow). The library modules themselves never import Prefect.
+``python audio_evals/main.py --dataset D --model M`` hands its command line to the ``audio-evals``
+CLI; ``audio_evals.evaluate(dataset=..., model=...)`` runs the ``evaluate`` flow from Python (a
+notebook). Both import the upper layers only when called: importing the library never imports
+Prefect (the CLI's quick commands and Dask workers load it without an orchestrator), and this
+module is the one place in the library allowed to reach up.
 """
+
+from __future__ import annotations
 
 import os
 import sys
+from typing import Any
+
+
+def evaluate(dataset: str = "speech-sample", model: str = "whisper-tiny.en", **fields: Any) -> dict[str, Any]:
+    """Evaluate ``model`` on ``dataset`` as ``audio-evals run`` does; ``fields`` are ``RunSpec``'s
+    (``limit=26``, ``prompt=...``, ``generation={"beam_size": 1}``). Returns the run's summary.
+
+    Raises pydantic's ``ValidationError`` for an absurd value, before any work.
+    """
+    from audio_evals.spec import RunSpec
+    from flows.evaluate import evaluate as evaluate_flow
+
+    return evaluate_flow(RunSpec(dataset=dataset, model=model, **fields))
+
 
 if __name__ == "__main__":
     # Run as a script, Python puts this folder first on sys.path, where our module names
@@ -13,6 +32,6 @@ if __name__ == "__main__":
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
     sys.path.insert(0, os.path.dirname(here))
-    from flows.cli import main
+    from cli.main import main
 
     main(["run", *sys.argv[1:]] if sys.argv[1:2] != ["run"] else sys.argv[1:])

@@ -109,15 +109,19 @@ def is_manifest_path(dataset: str) -> bool:
     return dataset.endswith((".jsonl", ".json")) and ("/" in dataset or os.path.exists(dataset))
 
 
+def manifest_stem(path: str) -> str:
+    """A manifest's default dataset name: its file name without ``.jsonl``/``.json``."""
+    return re.sub(r"\.jsonl?$", "", os.path.basename(path.rstrip("/")))
+
+
 def manifest_entry(path: str, task: str = "asr", lang: str | None = None) -> DatasetEntry:
     """An ad-hoc dataset for a manifest a user names directly (absolute audio paths allowed).
 
     ``lang`` is the language of rows that give none.
     """
     location = path if "://" in path else os.path.abspath(path)
-    stem = re.sub(r"\.jsonl?$", "", os.path.basename(location.rstrip("/")))
     return DatasetEntry(
-        name=stem,
+        name=manifest_stem(location),
         task=task,
         description=f"manifest {location}",
         source=ManifestSource(path=location, allow_absolute=True),

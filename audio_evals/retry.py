@@ -1,7 +1,7 @@
 """Retrying a run: a new run that finishes the failed shards of an earlier one, never touching it.
 
-The earlier run's ``summary.json`` is input like any other, validated field by field. The retry
-runs with the recorded options into a new folder beside the earlier one (whatever the working
+The earlier run's ``summary.json`` is input like any other: its recorded ``RunSpec`` is validated
+as a command line's is. The retry runs with the recorded options into a new folder beside the earlier one (whatever the working
 directory, wherever the folder was copied to), records its parent's id, and stops before any
 inference when the dataset or options no longer give what the earlier run evaluated.
 """
@@ -13,11 +13,11 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, StrictBool, ValidationError,
-                      field_validator)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from audio_evals import storage
 from audio_evals.results import SUMMARY_FILE, _safe, check_run_id
+from audio_evals.spec import ParentRun, RunSpec
 
 
 class RunRecordError(ValueError):
@@ -26,32 +26,6 @@ class RunRecordError(ValueError):
 
 class RunChanged(ValueError):
     """The dataset or options changed since the run being retried; the message says what."""
-
-
-class _Options(BaseModel):
-    """The options a run recorded, as ``evaluate`` takes them (values checked like command-line ones)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    dataset: str = Field(min_length=1)
-    model: str = Field(min_length=1)
-    prompt: str | None = None
-    task: str | None = None
-    limit: PositiveInt | None = None
-    shard_size: PositiveInt
-    workers: PositiveInt = 1
-    strict: StrictBool = False
-    max_duration_s: PositiveFloat | None = None
-    cache_dir: str | None = None
-    registry_paths: list[str] = []
-    generation: dict[str, Any] = {}
-    model_revision: str | None = None
-    inf_file: str | None = None
-    rand: PositiveInt | None = None
-    seed: int = 0
-    post_process: list[str] | None = None
-    evaluator: str | None = None
-    drop_above_wer: PositiveFloat | None = None
 
 
 class _Named(BaseModel):
@@ -65,7 +39,7 @@ class _RunRecord(BaseModel):
     run_id: str
     dataset: _Named
     model: _Named
-    options: _Options
+    options: RunSpec
     identity: dict[str, Any]
     failed_shards: list[dict[str, Any]]
 
@@ -81,7 +55,7 @@ class Retry:
 
     run_id: str
     failed_shards: int
-    params: dict[str, Any]  # the ``evaluate`` flow's parameters for the retry
+    spec: RunSpec  # what the retry evaluates: the recorded spec, beside the earlier run, naming it as parent
 
 
 def _first_error(path: str, error: ValidationError) -> RunRecordError:
@@ -121,13 +95,14 @@ def load(run: str) -> Retry:
         record = _RunRecord.model_validate(data)
     except ValidationError as e:
         raise _first_error(path, e) from None
-    options = record.options.model_dump()
-    if record.dataset.source.get("type") == "manifest" and options["dataset"].endswith((".jsonl", ".json")):
-        options["dataset"] = record.dataset.source.get("path") or options["dataset"]  # absolute: any cwd
+    dataset = record.options.dataset
+    if record.dataset.source.get("type") == "manifest" and dataset.endswith((".jsonl", ".json")):
+        dataset = record.dataset.source.get("path") or dataset  # absolute: any cwd
     folder = (posixpath if storage.is_remote(path) else os.path).dirname(path)
-    params = {**options, "output": _results_root(folder, record),
-              "parent": {"run_id": record.run_id, "identity": record.identity}}
-    return Retry(run_id=record.run_id, failed_shards=len(record.failed_shards), params=params)
+    # Not ``fresh``: completed shards come from the cache.
+    spec = record.options.replace(dataset=dataset, output=_results_root(folder, record), fresh=False,
+                                  parent=ParentRun(run_id=record.run_id, identity=record.identity))
+    return Retry(run_id=record.run_id, failed_shards=len(record.failed_shards), spec=spec)
 
 
 def _leaves(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -141,11 +116,11 @@ def _short(value: Any) -> str:
     return text if len(text) <= 24 else text[:20] + "…"
 
 
-def check_unchanged(parent: dict[str, Any], identity: dict[str, Any]) -> None:
+def check_unchanged(parent: ParentRun, identity: dict[str, Any]) -> None:
     """Refuse (``RunChanged``) when this run would not evaluate what ``parent`` evaluated."""
-    old, new = _leaves(parent["identity"]), _leaves(identity)
+    old, new = _leaves(parent.identity), _leaves(identity)
     changes = [f"{key} {_short(old.get(key))} → {_short(new.get(key))}"
                for key in sorted(old.keys() | new.keys()) if old.get(key) != new.get(key)]
     if changes:
-        raise RunChanged(f"run {parent['run_id']} cannot be retried: the dataset or options changed since it ran "
+        raise RunChanged(f"run {parent.run_id} cannot be retried: the dataset or options changed since it ran "
                          f"({'; '.join(changes)}); start a new run instead")

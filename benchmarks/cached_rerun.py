@@ -43,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="audio-evals-cached-"))
     manifest = replicated_manifest(tmp, args.n)
-    run = [sys.executable, "-m", "flows.cli", "run", "--dataset", str(manifest), "--model", "whisper-tiny.en",
+    run = [sys.executable, "-m", "cli", "run", "--dataset", str(manifest), "--model", "whisper-tiny.en",
            "--cache-dir", str(tmp / "cache"), "--output", str(tmp / "results")]
     os.environ.pop("PREFECT_API_URL", None)  # each way chooses its API: none (ephemeral), or the server
 
@@ -53,13 +53,13 @@ def main() -> None:
 
     served = {"PREFECT_HOME": str(tmp / "home-server")}
     port = _free_port()
-    start_s, _ = timed([sys.executable, "-m", "flows.cli", "server", "start", "--port", str(port)], served)
+    start_s, _ = timed([sys.executable, "-m", "cli", "server", "start", "--port", str(port)], served)
     try:
         timed(run, served)
         server_s = _cached_runs(run, served, args.repeat)
         flow_runs = httpx.post(f"http://127.0.0.1:{port}/api/flow_runs/filter", json={}, timeout=30).json()
     finally:
-        timed([sys.executable, "-m", "flows.cli", "server", "stop"], served)
+        timed([sys.executable, "-m", "cli", "server", "stop"], served)
 
     summaries = [json.loads(p.read_text()) for p in sorted((tmp / "results").rglob("summary.json"))]
     computed = sum(s["shards"]["computed"] for s in summaries[1:])

@@ -29,7 +29,7 @@ def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="audio-evals-bench-"))
     manifest = replicated_manifest(tmp, args.n)
-    run = [sys.executable, "-m", "flows.cli", "run", "--dataset", str(manifest), "--model", "whisper-tiny.en",
+    run = [sys.executable, "-m", "cli", "run", "--dataset", str(manifest), "--model", "whisper-tiny.en",
            "--cache-dir", str(tmp / "cache"), "--output", str(tmp / "results"), "--workers", str(args.workers)]
 
     bare_s, bare_out = timed([sys.executable, "benchmarks/bare_loop.py", str(manifest)])

@@ -34,7 +34,7 @@ def _registry(folder: Path) -> Path:
 def peak_rss_mb(n: int, tmp: Path) -> tuple[float, float, dict]:
     manifest = replicated_manifest(tmp / f"data-{n}", n)
     start = time.perf_counter()
-    _, out = timed(["/usr/bin/time", "-v", sys.executable, "-m", "flows.cli", "run", "--dataset", str(manifest),
+    _, out = timed(["/usr/bin/time", "-v", sys.executable, "-m", "cli", "run", "--dataset", str(manifest),
                     "--model", "scripted", "--registry-path", str(_registry(tmp / "registry")),
                     "--cache-dir", str(tmp / f"cache-{n}"), "--output", str(tmp / f"results-{n}")], stderr_too=True)
     wall = time.perf_counter() - start

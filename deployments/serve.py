@@ -12,7 +12,7 @@ Needs ``PREFECT_API_URL`` pointing at a running server (``prefect server start``
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 from prefect import serve
@@ -22,6 +22,7 @@ from prefect.schedules import Cron
 from prefect.types.entrypoint import EntrypointType
 
 from audio_evals import storage
+from audio_evals.spec import RunOptions
 from audio_evals.suites import find_suite
 from audio_evals.watch import DEFAULT_CONFIG, MODEL_PUBLISHED
 from flows.regressions import evaluate_and_check
@@ -51,12 +52,13 @@ def build_deployments(
     watch_config: str = DEFAULT_CONFIG,
 ) -> list[RunnerDeployment]:
     """The four deployments, with the store locations as default parameters."""
-    store: dict[str, Any] = {"output": _absolute(output), "cache_dir": _absolute(cache_dir),
-                             "registry_paths": [_absolute(p) for p in registry_paths or []]}
-    suite_params = {**store, "suite_file": _absolute(str(find_suite(suite_file))), "limit": limit}
+    store = RunOptions(output=_absolute(output), cache_dir=_absolute(cache_dir),
+                       registry_paths=[_absolute(p) for p in registry_paths or []]).model_dump(exclude_unset=True)
+    suite_options = RunOptions(**store, limit=limit).model_dump(exclude_unset=True)
+    suite_params = {"suite_file": _absolute(str(find_suite(suite_file))), "options": suite_options}
     common = {"entrypoint_type": EntrypointType.MODULE_PATH, "tags": ["audio-evals"]}
     return [
-        evaluate_and_check.to_deployment(name="evaluate", parameters=store, **common,
+        evaluate_and_check.to_deployment(name="evaluate", parameters={"spec": store}, **common,
                                          description="Evaluate a model on a dataset, then check for regressions."),
         suite.to_deployment(name="nightly-suite", parameters=suite_params, schedule=Cron(nightly_cron, timezone="UTC"),
                             **common, description=f"Every evaluation of {suite_file}, nightly."),

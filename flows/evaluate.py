@@ -18,13 +18,12 @@ from audio_evals.data.audio import DEFAULT_MAX_DURATION_S
 from audio_evals.data.subset import draw_subset
 from audio_evals.models import generation_params, get_backend
 from audio_evals.models.base import BackendUnavailable
-from audio_evals.overrides import with_overrides
 from audio_evals.paths import audio_cache_dir, default_cache_dir
-from audio_evals.plan import EvalPlan, preflight, resolve
+from audio_evals.plan import EvalPlan, preflight
 from audio_evals.redaction import install_log_redaction, redact, redact_strings, remember_secret_params
-from audio_evals.registry import load_registry
 from audio_evals.results import build_summary, create_run_dir, new_run_id, run_dir, run_identity
 from audio_evals.retry import check_unchanged
+from audio_evals.spec import RunSpec
 from flows import progress
 from flows.credentials import apply_store_credentials
 from flows.redacted import redacting_flow
@@ -116,91 +115,78 @@ def _run_shards(plan: EvalPlan, prepared: PreparedRef, fingerprint: dict, transc
     return outputs, errors, stats
 
 
-@redacting_flow(name="evaluate", flow_run_name="{model} on {dataset}", validate_parameters=True)
-def evaluate(
-    dataset: str = "speech-sample",
-    model: str = "whisper-tiny.en",
-    prompt: str | None = None,
-    task: str | None = None,
-    limit: int | None = None,
-    shard_size: int = 32,
-    workers: int = 1,
-    output: str = "results",
-    registry_paths: list[str] | None = None,
-    generation: dict[str, Any] | None = None,
-    fresh: bool = False,
-    strict: bool = False,
-    max_duration_s: float | None = None,
-    cache_dir: str | None = None,
-    run_id: str | None = None,
-    shard_retries: int = 2,
-    retry_delay_s: float = 2.0,
-    model_revision: str | None = None,
-    inf_file: str | None = None,
-    rand: int | None = None,
-    seed: int = 0,
-    post_process: list[str] | None = None,
-    evaluator: str | None = None,
-    drop_above_wer: float | None = None,
-    parent: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Evaluate ``model`` on ``dataset`` and write ``results/<model>/<dataset>/<run-id>/``.
+def run_name(parameters: dict[str, Any]) -> str:
+    """The flow-run name of an evaluation: ``whisper-tiny.en · speech-sample-en · limit 26``."""
+    return RunSpec.model_validate(parameters.get("spec", {})).title
+
+
+@redacting_flow(name="evaluate", flow_run_name=run_name, validate_parameters=True)
+def evaluate(spec: RunSpec = RunSpec()) -> dict[str, Any]:
+    """Evaluate ``spec.model`` on ``spec.dataset`` and write ``results/<model>/<dataset>/<run-id>/``.
 
     Ends Completed with failed shards listed in the summary; with ``strict`` it ends Failed
-    (after writing the summary) when any sample or shard failed. The reference tool's options:
-    ``inf_file`` scores the replies of a predictions file instead of calling the model; ``rand``
-    scores a random subset drawn with ``seed``; ``post_process`` and ``evaluator`` replace the
-    reply's post-processing and the headline metric; ``drop_above_wer`` leaves out samples whose
-    per-sample WER/CER (percent) exceeds it. ``parent`` (``run_id`` and ``identity`` of a run
-    being retried) stops the run before inference if it would not evaluate what the parent did.
+    (after writing the summary) when any sample or shard failed.
+    """
+    return run_evaluation(spec)
+
+
+def run_evaluation(spec: RunSpec) -> dict[str, Any]:
+    """The stages of one evaluation, as stage tasks of the calling flow (``evaluate``, or
+    ``evaluate-and-check``, which adds the regression check without a second flow run).
+
+    The reference tool's options: ``inf_file`` scores the replies of a predictions file instead
+    of calling the model; ``rand`` scores a random subset drawn with ``seed``; ``post_process``
+    and ``evaluator`` replace the reply's post-processing and the headline metric;
+    ``drop_above_wer`` leaves out samples whose per-sample WER/CER (percent) exceeds it.
+    ``parent`` (a run being retried) stops the run before inference if it would not evaluate
+    what the parent did.
     """
     logger = get_run_logger()
-    remember_secret_params(generation or {})
+    remember_secret_params(spec.generation)
     apply_store_credentials()
     started = time.perf_counter()
     timings: dict[str, float] = {}
     peak_rss: dict[str, float] = {}
-    plan = resolve(load_registry(registry_paths or []), dataset, model, prompt, generation, task, model_revision)
-    plan = with_overrides(plan, post_process, evaluator)
+    plan = spec.plan()
     check_source(plan.dataset)
-    cache_dir = storage.absolute(cache_dir or default_cache_dir())
+    cache_dir = storage.absolute(spec.cache_dir or default_cache_dir())
     backend = get_backend(plan.model, plan.generation)
-    if inf_file:  # the replies come from the file: the model never runs, so need not be runnable here
-        fingerprint = predictions.fingerprint(inf_file)
+    if spec.inf_file:  # the replies come from the file: the model never runs, so need not be runnable here
+        fingerprint = predictions.fingerprint(spec.inf_file)
     else:
         preflight(plan)  # a model (or transcriber) this machine cannot run stops the run before any download
         fingerprint = backend.fingerprint()
-    run_id = run_id or new_run_id()
-    folder = run_dir(output, plan, run_id)  # checked now: a bad or used run id stops before any work
+    run_id = spec.run_id or new_run_id()
+    folder = run_dir(spec.output, plan, run_id)  # checked now: a bad or used run id stops before any work
 
     t = time.perf_counter()
-    dataset_ref = download(plan.dataset, cache_dir, limit, fresh)
-    chosen = draw_subset(dataset_ref, rand, seed, cache_dir) if rand else dataset_ref  # the rows this run evaluates
+    dataset_ref = download(plan.dataset, cache_dir, spec.limit, spec.fresh)
+    chosen = draw_subset(dataset_ref, spec.rand, spec.seed, cache_dir) if spec.rand else dataset_ref  # the rows this run evaluates
     timings["download"] = time.perf_counter() - t
     peak_rss["download"] = peak_rss_mb()
 
     t = time.perf_counter()
     requirements = backend.requirements
-    if max_duration_s is None:  # the cap in force is recorded with the options
-        max_duration_s = requirements.max_duration_s or DEFAULT_MAX_DURATION_S
+    # The cap in force is recorded with the options, and so are the absolute folders.
+    spec = spec.replace(max_duration_s=spec.max_duration_s or requirements.max_duration_s or DEFAULT_MAX_DURATION_S,
+                        cache_dir=cache_dir, registry_paths=[storage.absolute(p) for p in spec.registry_paths])
     prepared = preprocess(
-        chosen, plan, cache_dir, requirements.sample_rate, shard_size, max_duration_s, fresh,
+        chosen, plan, cache_dir, requirements.sample_rate, spec.shard_size, spec.max_duration_s, spec.fresh,
     )
     timings["preprocess"] = time.perf_counter() - t
     peak_rss["preprocess"] = peak_rss_mb()
     logger.info("%s: %d samples in %d shards (%d failed, %d skipped)", plan.dataset.name,
                 prepared.n_prepared, len(prepared.shards), prepared.n_failed, prepared.n_skipped)
     # What a retry compares: recorded without secrets, so both sides compare alike.
-    identity = run_identity(plan.redacted(), chosen, prepared, redact(fingerprint), limit=limit, shard_size=shard_size,
-                            max_duration_s=max_duration_s, strict=strict, rand=rand, seed=seed,
-                            drop_above_wer=drop_above_wer, post_process=list(plan.post_process))
-    if parent:
-        check_unchanged(parent, identity)
+    identity = run_identity(plan.redacted(), chosen, prepared, redact(fingerprint), **spec.shaping(),
+                            post_process=list(plan.post_process))
+    if spec.parent:
+        check_unchanged(spec.parent, identity)
 
     t = time.perf_counter()
-    if inf_file:
-        outputs = predictions.shard_outputs(predictions.read_predictions(inf_file, dataset_ref.samples_path),
-                                            prepared.shards, inf_file)
+    if spec.inf_file:
+        outputs = predictions.shard_outputs(predictions.read_predictions(spec.inf_file, dataset_ref.samples_path),
+                                            prepared.shards, spec.inf_file)
         errors: dict[int, str] = {}
         shard_stats = {"computed": 0, "cached": 0, "failed": 0, "inference_s": 0.0, "audio_seconds": 0.0,
                        "from_inf_file": len(outputs)}
@@ -208,41 +194,37 @@ def evaluate(
         key = artifact_key("progress", plan.model.name, plan.dataset.name)
         progress_id = create_progress_artifact(progress=0.0, key=key, description=f"Shards of {run_id}")
         progress.publish("start", {"total": len(prepared.shards), "samples": prepared.n_prepared})
-        effective_workers = workers if backend.thread_safe else 1
+        effective_workers = spec.workers if backend.thread_safe else 1
         transcriber_fingerprints = {lang: get_backend(m, generation_params(m)).fingerprint()
                                     for lang, m in plan.transcribers.items()}
         outputs, errors, shard_stats = _run_shards(plan, prepared, fingerprint, transcriber_fingerprints,
-                                                   audio_cache_dir(cache_dir), effective_workers, fresh,
-                                                   shard_retries, retry_delay_s, cache_dir, progress_id)
+                                                   audio_cache_dir(cache_dir), effective_workers, spec.fresh,
+                                                   spec.shard_retries, spec.retry_delay_s, cache_dir, progress_id)
     timings["infer"] = time.perf_counter() - t
 
     t = time.perf_counter()
     create_run_dir(folder)
-    scored = score(plan.task, prepared, outputs, errors, folder, strict, plan.post_process,
-                   plan.dataset.macro_over, drop_above_wer)
+    scored = score(plan.task, prepared, outputs, errors, folder, spec.strict, plan.post_process,
+                   plan.dataset.macro_over, spec.drop_above_wer)
     timings["score"] = time.perf_counter() - t
 
     failed_shards = [{"index": i, "error": e} for i, e in sorted(errors.items())]
-    # Everything ``audio-evals retry`` needs to re-run this exact evaluation.
-    options = {"dataset": dataset, "model": model, "prompt": prompt, "task": task, "limit": limit,
-               "shard_size": shard_size, "workers": workers, "strict": strict, "fresh": fresh,
-               "max_duration_s": max_duration_s, "cache_dir": cache_dir, "output": output,
-               "registry_paths": [storage.absolute(p) for p in registry_paths or []], "generation": generation or {},
-               "model_revision": model_revision, "inf_file": inf_file, "rand": rand, "seed": seed,
-               "post_process": post_process, "evaluator": evaluator, "drop_above_wer": drop_above_wer}
+    # Everything ``audio-evals retry`` needs to re-run this exact evaluation (a retry is a new run of its own).
+    options = spec.model_dump(mode="json", exclude={"run_id", "parent"})
     timings["total"] = time.perf_counter() - started
     peak_rss["total"] = peak_rss_mb()
     summary = redact_strings(build_summary(  # secret parameters, URL credentials and known keys masked
-        run_id=run_id, parent_run_id=parent and parent["run_id"], identity=identity, plan=plan.redacted(),
+        run_id=run_id, parent_run_id=spec.parent and spec.parent.run_id, identity=identity, plan=plan.redacted(),
         dataset=chosen, prepared=prepared, model_fingerprint=redact(fingerprint), scored=scored,
         failed_shards=failed_shards, shard_stats=shard_stats,
         timings={k: round(v, 3) for k, v in timings.items()}, peak_rss_mb=peak_rss, options=redact(options),
-        command=os.environ.get("AUDIO_EVALS_COMMAND") or shlex.join(["audio-evals", "run", "--dataset", dataset, "--model", model]),
+        command=os.environ.get("AUDIO_EVALS_COMMAND") or shlex.join(["audio-evals", "run", "--dataset", spec.dataset,
+                                                                      "--model", spec.model]),
     ))
     paths = report(folder, summary)
     progress.publish("end", {"folder": folder})
     summary["paths"] = paths
-    if strict and (failed_shards or scored.counts["failed"]):
+    if spec.strict and (failed_shards or scored.counts["failed"]):
         raise StrictModeFailure(
             f"{scored.counts['failed']} samples and {len(failed_shards)} shards failed (strict); summary: {paths['summary']}"
         )

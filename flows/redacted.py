@@ -27,11 +27,13 @@ class RedactingFlow(Flow):
         return copy
 
 
-def redacting_flow(*, flow_run_name: str, **options: Any) -> Callable[[Callable[..., Any]], RedactingFlow]:
-    """``@flow`` for flows whose parameters may hold secrets; the run name template is filled masked too."""
+def redacting_flow(*, flow_run_name: Callable[[dict[str, Any]], str],
+                   **options: Any) -> Callable[[Callable[..., Any]], RedactingFlow]:
+    """``@flow`` for flows whose parameters may hold secrets; the run name, made from the run's
+    parameters by ``flow_run_name``, is masked too."""
 
     def run_name() -> str:
         context = FlowRunContext.get()
-        return redact_text(flow_run_name.format(**(context.parameters if context else {})))
+        return redact_text(flow_run_name(context.parameters if context else {}))
 
     return lambda fn: RedactingFlow(fn=fn, flow_run_name=run_name, **options)

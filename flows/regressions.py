@@ -1,7 +1,8 @@
 """``evaluate-and-check``: the ``evaluate`` flow, then a regression check against the previous model revision.
 
-Deployments and suites run this wrapper, so every scheduled or triggered evaluation is checked;
-``audio-evals run`` keeps calling ``evaluate`` directly.
+Deployments and suites run this flow, so every scheduled or triggered evaluation is checked;
+``audio-evals run`` keeps calling ``evaluate``. Both run the same stages (``run_evaluation``) as
+their own stage tasks, so each evaluation is one flow run in the UI.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
 from audio_evals.regression import REGRESSION_DETECTED, check, mark_report, render_section
+from audio_evals.spec import RunSpec
 from audio_evals.watch import model_resource
-from flows.evaluate import evaluate
+from flows.evaluate import run_evaluation, run_name
 from flows.redacted import redacting_flow
 from tasks.report import artifact_key
 
@@ -41,28 +43,9 @@ def check_regressions(summary: dict[str, Any], output: str) -> list[dict[str, An
     return [r.to_dict() for r in result.regressions]
 
 
-@redacting_flow(name="evaluate-and-check", flow_run_name="{model} on {dataset}", validate_parameters=True)
-def evaluate_and_check(
-    dataset: str = "speech-sample",
-    model: str = "whisper-tiny.en",
-    prompt: str | None = None,
-    task: str | None = None,
-    limit: int | None = None,
-    shard_size: int = 32,
-    workers: int = 1,
-    output: str = "results",
-    registry_paths: list[str] | None = None,
-    generation: dict[str, Any] | None = None,
-    fresh: bool = False,
-    strict: bool = False,
-    max_duration_s: float | None = None,
-    cache_dir: str | None = None,
-    run_id: str | None = None,
-    shard_retries: int = 2,
-    retry_delay_s: float = 2.0,
-    model_revision: str | None = None,
-) -> dict[str, Any]:
-    """Evaluate (same parameters as ``evaluate``), then flag regressions; the summary gains ``regressions``."""
-    summary = evaluate(**locals())
-    summary["regressions"] = check_regressions(summary, output)
+@redacting_flow(name="evaluate-and-check", flow_run_name=run_name, validate_parameters=True)
+def evaluate_and_check(spec: RunSpec = RunSpec()) -> dict[str, Any]:
+    """Evaluate (as ``evaluate``, in this one flow run), then flag regressions; the summary gains ``regressions``."""
+    summary = run_evaluation(spec)
+    summary["regressions"] = check_regressions(summary, spec.output)
     return summary

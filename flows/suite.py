@@ -21,11 +21,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from audio_evals import storage
-from audio_evals.plan import resolve
 from audio_evals.regression import Regression, render_section
-from audio_evals.registry import load_registry
 from audio_evals.report import render_html, render_suite_chart, render_suite_report
 from audio_evals.report.markdown import metric_key
+from audio_evals.spec import RunOptions
 from audio_evals.suites import Suite, SuiteRow, find_suite, load_suite
 from flows.credentials import apply_store_credentials
 from flows.regressions import evaluate_and_check
@@ -109,18 +108,12 @@ def suite_report(suite: Suite, name: str, summaries: list[dict[str, Any]], outpu
 def suite(
     suite_file: str = DEFAULT_SUITE,
     models: list[str] | None = None,
-    model_revision: str | None = None,
-    output: str = "results",
-    cache_dir: str | None = None,
-    limit: int | None = None,
     max_parallel: int = 1,
-    fresh: bool = False,
-    registry_paths: list[str] | None = None,
+    options: RunOptions = RunOptions(),
 ) -> dict[str, Any]:
-    """Run every evaluation of ``suite_file`` (for ``models`` only, see ``select_models``) and report.
-
-    ``model_revision`` applies to every model run (meant for one published model).
-    """
+    """Run every evaluation of ``suite_file`` (for ``models`` only, see ``select_models``) with
+    ``options`` (a ``model_revision`` there applies to every model run: meant for one published
+    model), then report."""
     logger = get_run_logger()
     apply_store_credentials()
     path = find_suite(suite_file)
@@ -128,15 +121,12 @@ def suite(
     name = path.stem
     evaluations: list[Evaluation] = list(dict.fromkeys((row.dataset, row.model, row.prompt) for _, row in spec.rows()))
 
-    registry = load_registry(registry_paths or [])
-
     def run(evaluation: Evaluation) -> dict[str, Any]:
         dataset, model, prompt = evaluation
         try:
-            resolve(registry, dataset, model, prompt)  # a misspelt name is "not run" without a failed subflow
-            return _mark_unrunnable(evaluate_and_check(
-                dataset=dataset, model=model, prompt=prompt, limit=limit, output=output, cache_dir=cache_dir,
-                registry_paths=registry_paths, fresh=fresh, model_revision=model_revision))
+            row = options.spec(dataset, model, prompt)
+            row.plan()  # a misspelt name is "not run" without a failed subflow
+            return _mark_unrunnable(evaluate_and_check(row))
         except Exception as e:  # noqa: BLE001 (one evaluation that cannot run must not stop the suite)
             logger.warning("%s on %s not run: %s: %s", model, dataset, type(e).__name__, e)
             return _not_run(evaluation, e)
@@ -145,7 +135,7 @@ def suite(
     with ThreadPoolExecutor(max_workers=max(1, max_parallel)) as pool:
         futures = [pool.submit(contextvars.copy_context().run, run, e) for e in evaluations]
         summaries = [f.result() for f in futures]
-    report = suite_report(spec, name, summaries, output)
+    report = suite_report(spec, name, summaries, options.output)
     runs = [{"dataset": d, "model": m, "prompt": p, "run_id": s.get("run_id"), "error": s.get("error"),
              "summary": (s.get("paths") or {}).get("summary")} for (d, m, p), s in zip(evaluations, summaries)]
     logger.info("suite %s: %d evaluations (%d not run); report %s", name, len(runs),
@@ -158,12 +148,10 @@ def model_published(
     model: str,
     model_revision: str | None = None,
     suite_file: str = DEFAULT_SUITE,
-    output: str = "results",
-    cache_dir: str | None = None,
-    limit: int | None = None,
     max_parallel: int = 1,
-    registry_paths: list[str] | None = None,
+    options: RunOptions = RunOptions(),
 ) -> dict[str, Any]:
-    """A newly published revision of ``model``: run the suite for it (the ``audio_evals.model.published`` trigger)."""
-    return suite(suite_file=suite_file, models=[model], model_revision=model_revision, output=output,
-                 cache_dir=cache_dir, limit=limit, max_parallel=max_parallel, registry_paths=registry_paths)
+    """A newly published revision of ``model``: run the suite for it (the ``audio_evals.model.published``
+    trigger gives ``model`` and ``model_revision``)."""
+    return suite(suite_file=suite_file, models=[model], max_parallel=max_parallel,
+                 options=options.replace(model_revision=model_revision))

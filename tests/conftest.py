@@ -105,7 +105,7 @@ def slow_scripted(registry: dict, delay_s: float, **extra: str) -> None:
 def scripted_run_command(registry: str, tmp_path: Path, tag: str) -> list[str]:
     """``audio-evals run`` of the scripted model on the English sample, 4 samples a shard, cache and
     results under ``tmp_path`` (suffixed ``tag``); run with ``cwd`` at the repository root."""
-    return [sys.executable, "-m", "flows.cli", "run", "--dataset", "speech-sample-en", "--model", "scripted",
+    return [sys.executable, "-m", "cli", "run", "--dataset", "speech-sample-en", "--model", "scripted",
             "--registry-path", registry, "--shard-size", "4", "--cache-dir", str(tmp_path / f"cache-{tag}"),
             "--output", str(tmp_path / f"results-{tag}")]
 

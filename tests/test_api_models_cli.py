@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
+from cli.main import app
 from tests.openai_server import API_KEY
 
 pytestmark = pytest.mark.slow
@@ -50,7 +50,7 @@ def _endpoint_registry(folder: Path, base_url: str, max_retries: int) -> str:
 
 def test_flaky_endpoint_recovers_and_a_dead_one_leaves_failed_shards_listed(prefect_api, openai_server, monkeypatch,
                                                                            tmp_path):
-    from flows.evaluate import evaluate
+    from audio_evals import evaluate
 
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
     params = dict(dataset="speech-sample-en", model="endpoint", limit=6, shard_size=3, shard_retries=1,

@@ -55,7 +55,7 @@ def _write_corpus(folder):
 
 
 def test_every_bad_input_gets_a_clear_cause(prefect_api, tmp_path, scripted_registry):
-    from flows.evaluate import evaluate
+    from audio_evals import evaluate
 
     registry = tmp_path / "registry" / "datasets.yaml"
     manifest = _write_corpus(tmp_path / "corpus")

@@ -81,7 +81,7 @@ def _manifest(folder: Path, clips: dict[str, str]) -> Path:
 @pytest.mark.slow
 def test_audio_replaced_behind_an_unchanged_manifest_is_recomputed(prefect_api, tmp_path):
     """Before: the cached transcripts of the old audio were scored again (WER 0.0 where the truth is 100)."""
-    from flows.evaluate import evaluate
+    from audio_evals import evaluate
 
     manifest = _manifest(tmp_path / "data", {"a": "spk1_snt1", "b": "spk1_snt2", "c": "spk1_snt3"})
     params = dict(dataset=str(manifest), model="whisper-tiny.en", cache_dir=str(tmp_path / "cache"),
@@ -246,7 +246,7 @@ def test_a_poisoned_shard_cache_is_never_unpickled(prefect_api, tmp_path, script
 def test_a_poisoned_shared_store_is_never_unpickled(prefect_api, tmp_path, monkeypatch, scripted_registry, s3_bucket):
     import s3fs
 
-    from flows.evaluate import evaluate
+    from audio_evals import evaluate
 
     store = f"s3://{s3_bucket}/poisoned"
     params = dict(dataset="speech-sample-en", model="scripted", registry_paths=[scripted_registry["path"]],
@@ -305,7 +305,7 @@ def test_model_and_dataset_names_never_leave_the_results_root(tmp_path):
 
 
 def _cli_app():
-    from flows.cli import app
+    from cli.main import app
 
     return app
 
@@ -338,7 +338,7 @@ def test_retry_after_the_manifest_shrank_is_refused_saying_what_changed(prefect_
 
 
 @pytest.mark.parametrize(("field", "value", "said"), [
-    ("limit", -1, "options.limit: Input should be greater than 0"),
+    ("limit", -1, "options.limit: must be at least 1, not -1"),
     ("shard_size", "five", "options.shard_size: Input should be a valid integer"),
     ("run_id", "../../x", "run_id: run id '../../x' is not allowed"),
     ("options", None, "options: Input should be a valid dictionary"),

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from audio_evals.registry import load_registry
-from flows.cli import app
+from cli.main import app
 
 SEEDS = Path(__file__).parent / "seeds"
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +70,7 @@ def test_the_test_only_backend_is_not_in_the_installed_plugin_set(tmp_path):
     (tmp_path / "models.yaml").write_text(
         f"models:\n  scripted:\n    backend: scripted\n    args: {{calls_file: {tmp_path / 'profile'}}}\n")
     env = {k: v for k, v in os.environ.items() if k != "AUDIO_EVALS_EXTRA_BACKENDS"}
-    production = subprocess.run([sys.executable, "-m", "flows.cli", "list", "models", "--registry-path", str(tmp_path)],
+    production = subprocess.run([sys.executable, "-m", "cli", "list", "models", "--registry-path", str(tmp_path)],
                                 cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert production.returncode == 2 and "unknown backend 'scripted'" in production.stdout, production.stdout
     assert "scripted" in plugins.available("audio_evals.models")  # the tests name it (tests/conftest.py)

@@ -172,8 +172,8 @@ def test_ui_retry_of_a_failed_run_recomputes_only_its_failed_shard(served):
     calls = tmp / "calls.txt"
     calls.write_text("", encoding="utf-8")
     deployment = served["deployment"]("evaluate-and-check/evaluate")
-    parameters = {"dataset": "speech-sample-en", "model": "scripted", "limit": 6, "shard_size": 2, "strict": True,
-                  "shard_retries": 0, "retry_delay_s": 0.0}
+    parameters = {"spec": {**deployment["parameters"]["spec"], "dataset": "speech-sample-en", "model": "scripted",
+                           "limit": 6, "shard_size": 2, "strict": True, "shard_retries": 0, "retry_delay_s": 0.0}}
     run = _api("POST", f"{api}/deployments/{deployment['id']}/create_flow_run", json={"parameters": parameters})
 
     def state() -> str | None:
@@ -402,15 +402,16 @@ def test_mark_report_appends_one_regressions_section(tmp_path):
 
 
 def test_new_revision_that_got_worse_is_flagged_end_to_end(prefect_api, tmp_path, scripted_registry, monkeypatch):
+    from audio_evals.spec import RunSpec
     from flows.regressions import evaluate_and_check
 
     params = dict(dataset="speech-sample-en", model="scripted", limit=8, cache_dir=str(tmp_path / "cache"),
                   output=str(tmp_path / "results"), registry_paths=[scripted_registry["path"]], retry_delay_s=0.0)
-    good = evaluate_and_check(**params, model_revision="rev-1")
+    good = evaluate_and_check(RunSpec(**params, model_revision="rev-1"))
     assert good["regressions"] == []
     # rev-2 answers nothing: a 100% WER (different answers, so a different fingerprint and no cache hit).
     scripted_registry["responses"].write_text("{}", encoding="utf-8")
-    bad = evaluate_and_check(**params, model_revision="rev-2")
+    bad = evaluate_and_check(RunSpec(**params, model_revision="rev-2"))
     (regression,) = bad["regressions"]
     assert regression["metric"] == "wer" and regression["old"] == 0.0 and regression["new"] == 100.0
     assert regression["old_run_id"] == good["run_id"] and regression["new_run_id"] == bad["run_id"]
@@ -422,16 +423,18 @@ def test_new_revision_that_got_worse_is_flagged_end_to_end(prefect_api, tmp_path
     # The same revision again (a nightly re-run): still in its report, not announced again.
     emitted = []
     monkeypatch.setattr("flows.regressions.emit_event", lambda *args, **kwargs: emitted.append((args, kwargs)))
-    again = evaluate_and_check(**params, model_revision="rev-2")
+    again = evaluate_and_check(RunSpec(**params, model_revision="rev-2"))
     assert [r["old_run_id"] for r in again["regressions"]] == [good["run_id"]] and emitted == []
     assert "## Regressions" in Path(again["paths"]["report"]).read_text(encoding="utf-8")
 
 
 def test_suite_reports_an_evaluation_that_cannot_run(prefect_api, tmp_path, scripted_registry):
+    from audio_evals.spec import RunOptions
     from flows.suite import suite
 
-    result = suite(_suite_file(tmp_path, "scripted", "no-such-model"), output=str(tmp_path / "results"),
-                   cache_dir=str(tmp_path / "cache"), limit=4, max_parallel=2, registry_paths=[scripted_registry["path"]])
+    options = RunOptions(output=str(tmp_path / "results"), cache_dir=str(tmp_path / "cache"), limit=4,
+                         registry_paths=[scripted_registry["path"]])
+    result = suite(_suite_file(tmp_path, "scripted", "no-such-model"), max_parallel=2, options=options)
     errors = {run["model"]: run["error"] for run in result["runs"]}
     assert errors["scripted"] is None and errors["no-such-model"].startswith("not run: UnknownName")
     assert result["leaderboard"] == [{"model": "scripted", "speech-sample-en (wer)": 0.0},
@@ -444,7 +447,7 @@ def test_suite_reports_an_evaluation_that_cannot_run(prefect_api, tmp_path, scri
 # --- (d) the service CLI --------------------------------------------------------------------------
 
 def test_publish_without_a_server_is_a_clear_error(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "flows.cli", "publish", "scripted", "--revision", "rev-2"], cwd=REPO,
+    result = subprocess.run([sys.executable, "-m", "cli", "publish", "scripted", "--revision", "rev-2"], cwd=REPO,
                             capture_output=True, text=True, env=_clean_env(PREFECT_HOME=str(tmp_path)), timeout=60)
     assert result.returncode == 2
     assert "no Prefect server: start one on this machine with `audio-evals server start`" in " ".join(result.stdout.split())

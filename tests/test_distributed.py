@@ -139,7 +139,7 @@ def test_killed_dask_worker_mid_shard_loses_and_doubles_no_row(
         prefect_api, dask_cluster, tmp_path, scripted_registry, sample_manifest, record_property):
     """``--dask-address`` run, one worker SIGKILLed while generating its second shard; compared with
     an uninterrupted run. Prints and records (``record_property``) the figures."""
-    from flows.evaluate import evaluate
+    from audio_evals import evaluate
 
     started = time.monotonic()
     # Answers with a few mistakes, so the metric is not trivially zero.

@@ -56,7 +56,7 @@ def _cli_run(registry: dict, tmp_path: Path, dataset: str, *extra: str) -> dict:
     from prefect.settings import PREFECT_API_URL
 
     out, log = tmp_path / f"results-{dataset}", tmp_path / f"{dataset}.log"
-    command = [sys.executable, "-m", "flows.cli", "run", "--dataset", dataset, "--model", "scripted",
+    command = [sys.executable, "-m", "cli", "run", "--dataset", dataset, "--model", "scripted",
                "--registry-path", registry["path"], "--cache-dir", str(tmp_path / "cache"), "--output", str(out),
                "--max-fail-rate", "1", *extra]  # these runs are mostly bad rows on purpose
     start = time.monotonic()
@@ -147,7 +147,7 @@ def test_special_files_are_refused_unopened_even_where_absolute_paths_are_allowe
 
 
 def test_a_folder_dataset_with_dangling_and_escaping_symlinks(prefect_api, tmp_path, scripted_registry):
-    from flows.evaluate import evaluate
+    from audio_evals import evaluate
 
     folder = tmp_path / "folder"
     folder.mkdir()
@@ -167,7 +167,7 @@ def test_a_folder_dataset_with_dangling_and_escaping_symlinks(prefect_api, tmp_p
 
 
 def test_a_bom_and_crlf_manifest_is_read(prefect_api, tmp_path, scripted_registry):
-    from flows.evaluate import evaluate
+    from audio_evals import evaluate
 
     folder = tmp_path / "bom"
     manifest = _manifest(folder, [{"id": "second", "audio": "audio/good.wav", "text": REF}])
@@ -181,7 +181,7 @@ def test_a_bom_and_crlf_manifest_is_read(prefect_api, tmp_path, scripted_registr
 
 
 def _one_error_line(args: list[str], tmp_path: Path) -> str:
-    from flows.cli import app
+    from cli.main import app
 
     result = CliRunner().invoke(app, ["run", *args, "--cache-dir", str(tmp_path / "cache")])
     lines = [line for line in result.output.splitlines() if line.strip()]

@@ -76,7 +76,7 @@ def test_ctrl_c_stops_within_seconds_keeps_finished_shards_and_exits_130(tmp_pat
     models = Path(scripted_registry["path"]) / "models.yaml"
     slow = models.read_text().replace("calls_file:", "delay_s: 1.5, calls_file:")  # a 6 s shard, longer than the grace
     models.write_text(slow, encoding="utf-8")
-    argv = [sys.executable, "-m", "flows.cli", "run", "--dataset", "speech-sample-en", "--model", "scripted",
+    argv = [sys.executable, "-m", "cli", "run", "--dataset", "speech-sample-en", "--model", "scripted",
             "--registry-path", scripted_registry["path"], "--shard-size", "4", "--cache-dir", str(tmp_path / "cache"),
             "--output", str(tmp_path / "results")]
     home = f"PREFECT_HOME={tmp_path / 'prefect-home'}"

@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from audio_evals import local_server
-from flows.cli import app
+from cli.main import app
 from tests.conftest import scripted_run_command
 from tests.processes import REPO, free_port
 
@@ -110,7 +110,7 @@ def _cli(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProc
     """``audio-evals ARGS`` as a user runs it: no PREFECT_API_URL, this test's Prefect home."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env["PREFECT_HOME"] = str(home)
-    result = subprocess.run([sys.executable, "-m", "flows.cli", *args], cwd=REPO, env=env, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "cli", *args], cwd=REPO, env=env, capture_output=True,
                             text=True, timeout=CLI_TIMEOUT_S)
     assert not check or result.returncode == 0, f"{args}: {result.returncode}\n{result.stdout}\n{result.stderr}"
     return result

@@ -17,7 +17,7 @@ from tests.conftest import calls_made
 
 
 def _evaluate(tmp_path, registry, **kwargs):
-    from flows.evaluate import evaluate
+    from audio_evals import evaluate
 
     params = dict(model="scripted", cache_dir=str(tmp_path / "cache"), output=str(tmp_path / "results"),
                   registry_paths=[registry["path"]], shard_size=5, retry_delay_s=0.0)
@@ -91,7 +91,7 @@ def test_cli_retry_reruns_only_failed_shards_into_a_new_run_recording_its_parent
                                                                                scripted_registry, sample_manifest):
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from cli.main import app
 
     victim = [r["id"] for r in sample_manifest if r["lang"] == "en"][7]
     scripted_registry["faults"].write_text(json.dumps({"fail_shard_ids": [victim]}), encoding="utf-8")
@@ -168,7 +168,7 @@ def test_strict_run_fails_after_writing_the_summary(prefect_api, tmp_path, scrip
 def test_a_mostly_failed_run_exits_non_zero(prefect_api, tmp_path, scripted_registry, bad_manifest):
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from cli.main import app
 
     args = ["run", "--dataset", str(bad_manifest), "--model", "scripted", "--registry-path", scripted_registry["path"],
             "--cache-dir", str(tmp_path / "cache"), "--output", str(tmp_path / "results")]

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def first_and_second_run(prefect_api, tmp_path_factory):
-    from flows.evaluate import evaluate
+    from audio_evals import evaluate
 
     tmp = tmp_path_factory.mktemp("real")
     params = dict(dataset="speech-sample", model="whisper-tiny.en", cache_dir=str(tmp / "cache"), output=str(tmp / "results"))

@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 
 from audio_evals import storage
 from audio_evals.inference import model_calls
-from flows.cli import app
-from flows.reference_cli import normalise_argv, save_target
+from cli.main import app
+from cli.reference import normalise_argv, save_target
 from tests.conftest import calls_made
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,7 +28,7 @@ runner = CliRunner()
 
 
 def _evaluate(tmp_path, registry, **kwargs):
-    from flows.evaluate import evaluate
+    from audio_evals import evaluate
 
     params = dict(model="scripted", cache_dir=str(tmp_path / "cache"), output=str(tmp_path / "results"),
                   registry_paths=[registry["path"]], shard_size=5, retry_delay_s=0.0, dataset="speech-sample-en")

@@ -131,7 +131,7 @@ def _run(prefect_api, tmp_path: Path, task: str, rows: list[dict[str, Any]], rep
     (registry / "models.yaml").write_text(
         "models:\n  scripted:\n    backend: scripted\n"
         f"    args: {{responses_file: {json.dumps(str(tmp_path / 'replies.json'))}}}\n", encoding="utf-8")
-    from flows.evaluate import evaluate
+    from audio_evals import evaluate
 
     return evaluate(dataset=str(manifest), model="scripted", task=task, registry_paths=[str(registry)],
                     cache_dir=str(tmp_path / "cache"), output=str(tmp_path / "results"), shard_size=256)

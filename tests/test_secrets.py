@@ -66,7 +66,7 @@ def test_an_api_key_param_and_url_credentials_are_never_written(prefect_api, ope
     env = {**{k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}, "PREFECT_API_URL": PREFECT_API_URL.value(),
            "OPENAI_BASE_URL": f"http://{URL_USER}:{URL_PASSWORD}@{host}"}
     openai_server.fail_next(1, 400)  # a careless server echoes the key in an error body
-    command = [sys.executable, "-m", "flows.cli", "run", "--dataset", "speech-sample-en", "--model", "openai-transcribe",
+    command = [sys.executable, "-m", "cli", "run", "--dataset", "speech-sample-en", "--model", "openai-transcribe",
                "--limit", "4", "--shard-size", "2", "--param", f"api_key={API_KEY}", "--param", "temperature=0",
                "--output", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"), "--verbose"]
     run = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -90,7 +90,7 @@ def test_an_api_key_param_and_url_credentials_are_never_written(prefect_api, ope
 
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from cli.main import app
 
     retry = CliRunner().invoke(app, ["retry", str(summary_file.parent)])  # "***" must never be sent as the key
     assert retry.exit_code == 2 and "was given secrets, which are never recorded" in retry.output
@@ -99,7 +99,7 @@ def test_an_api_key_param_and_url_credentials_are_never_written(prefect_api, ope
 def test_dry_run_prints_no_secret(monkeypatch):
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from cli.main import app
 
     result = CliRunner().invoke(app, ["run", "--model", "openai-transcribe", "--param", "api_key=sk-dry-run-secret",
                                       "--dry-run"])

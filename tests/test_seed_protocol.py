@@ -33,7 +33,7 @@ from audio_evals.plan import EvalPlan, resolve
 from audio_evals.prompts import render
 from audio_evals.registry import load_registry
 from audio_evals.schema import PreparedSample, Sample
-from flows.cli import app
+from cli.main import app
 from tests import kimia_stand_in
 from tests.conftest import SAMPLE_DIR
 from tests.openai_server import API_KEY

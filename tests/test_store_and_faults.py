@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_s3_store_second_run_from_fresh_local_state_hits_the_bucket_cache(
         prefect_api, tmp_path, monkeypatch, scripted_registry, s3_bucket):
-    from flows.evaluate import evaluate
+    from audio_evals import evaluate
 
     store = f"s3://{s3_bucket}/audio-evals"
     params = dict(dataset="speech-sample-en", model="scripted", registry_paths=[scripted_registry["path"]],

@@ -45,7 +45,7 @@ def family(prefect_api, tmp_path, monkeypatch):
             f"    args: {{responses_file: {json.dumps(str(tmp_path / 'answers.json'))},"
             f" audio_responses_file: {json.dumps(str(tmp_path / 'audio.json'))}}}\n{model_extra}",
             encoding="utf-8")
-        from flows.evaluate import evaluate
+        from audio_evals import evaluate
 
         summary = evaluate(dataset=dataset, model="scripted", registry_paths=[str(registry)],
                            cache_dir=str(tmp_path / "cache"), output=str(tmp_path / "results"), **evaluate_args)

@@ -50,7 +50,7 @@ def speech_run(prefect_api, tmp_path, sample_manifest):
             "  zh-reader:\n    backend: scripted\n    languages: [zh]\n"
             f"    args: {{responses_file: {json.dumps(str(tmp_path / 'zh.json'))}, calls_file: {json.dumps(str(calls))}}}\n",
             encoding="utf-8")
-        from flows.evaluate import evaluate
+        from audio_evals import evaluate
 
         summary = evaluate(dataset=str(manifest), model="speaker", registry_paths=[str(registry)],
                            cache_dir=str(tmp_path / "cache"), output=str(tmp_path / "results"))

@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from audio_evals.suites import SUITES_DIR, SuiteError, bundled_suites, find_suite
-from flows.cli import app
+from cli.main import app
 from tests.processes import REPO
 
 BUILD_OUTPUTS = shutil.ignore_patterns(".git", ".venv", "build", "dist", "results", "*.egg-info", "__pycache__",
@@ -60,7 +60,7 @@ def test_a_suite_runs_by_name_from_another_directory(wheel, tmp_path):
     assert resolved.returncode == 0, resolved.stderr
     assert resolved.stdout.startswith("True ")
 
-    suite = subprocess.run([sys.executable, "-m", "flows.cli", "suite", "sample", "--limit", "2",
+    suite = subprocess.run([sys.executable, "-m", "cli", "suite", "sample", "--limit", "2",
                             "--output", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")],
                            cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
     assert suite.returncode == 0, suite.stdout + suite.stderr

@@ -4,7 +4,7 @@ Its argparse options that click cannot spell the same way are rewritten before p
 ``-r/--resume`` and ``--use_model_pool`` take an optional value (``latest`` and ``on`` when bare),
 ``--post_process`` takes several values after one flag. Options with no work to do here are
 accepted with a one-line note saying what stands in for them, options with no equivalent are
-refused in one line; ``--save`` keeps its meaning, a file, and ``--limit 0`` means all rows.
+refused in one line; ``--save`` keeps its meaning, a file.
 """
 
 from __future__ import annotations

@@ -7,21 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from audio_evals import local_server
+from audio_evals.spec import RunOptions
 from audio_evals.suites import find_suite
 from audio_evals.watch import DEFAULT_CONFIG, MODEL_PUBLISHED, load_config, model_resource, poll, state_path
-from flows.console import console
-
-
-def _cli() -> Any:
-    """``flows.cli`` imports this module at its end; its helpers are read when a command runs."""
-    from flows import cli
-
-    return cli
+from cli.console import console
+from cli.errors import USER_ERRORS, fail, verbose_logs
+from cli.options import spec_options
 
 
 def _require_api() -> None:
@@ -29,9 +25,9 @@ def _require_api() -> None:
     from prefect.settings import PREFECT_API_URL
 
     if not PREFECT_API_URL.value():
-        _cli()._fail("no Prefect server: start one on this machine with `audio-evals server start`, or set "
-                     "PREFECT_API_URL (your server's http://host:port/api, or your Prefect Cloud workspace URL "
-                     "with PREFECT_API_KEY)", 2)
+        fail("no Prefect server: start one on this machine with `audio-evals server start`, or set "
+             "PREFECT_API_URL (your server's http://host:port/api, or your Prefect Cloud workspace URL "
+             "with PREFECT_API_KEY)", 2)
 
 
 def _emit(event: str, *, resource: dict[str, str], payload: dict[str, Any]) -> None:
@@ -48,7 +44,7 @@ def _emit(event: str, *, resource: dict[str, str], payload: dict[str, Any]) -> N
     try:
         asyncio.run(send())
     except (OSError, WebSocketException) as e:
-        _cli()._fail(f"cannot send {event} to the Prefect server at {PREFECT_API_URL.value()}: {type(e).__name__}: {e}", 1)
+        fail(f"cannot send {event} to the Prefect server at {PREFECT_API_URL.value()}: {type(e).__name__}: {e}", 1)
 
 
 def _print_suite(result: dict[str, Any]) -> None:
@@ -71,31 +67,24 @@ def _print_suite(result: dict[str, Any]) -> None:
     console.print(f"report: {result['paths']['report']}\nhtml:   {result['paths']['html']}", markup=False)
 
 
+@spec_options
 def suite(
+    options: RunOptions,
     suite_file: Annotated[str, typer.Argument(help="Suite YAML file, or a bundled suite's name (sample, kimi-audio, step-audio-r1.1).")],
     model: Annotated[list[str], typer.Option("--model", "-m", help="Run for these models only (or instead of the suite's).")] = [],
-    model_revision: Annotated[Optional[str], typer.Option("--model-revision", help="Model revision to evaluate.")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", help="Evaluate the first N samples of each dataset.")] = None,
     max_parallel: Annotated[int, typer.Option("--max-parallel", help="Evaluations at once.")] = 1,
-    output: Annotated[str, typer.Option("--output", "-o", help="Results root folder or s3:// URL.")] = "results",
-    cache_dir: Annotated[Optional[str], typer.Option("--cache-dir", envvar="AUDIO_EVALS_CACHE", help="Dataset/shard cache.")] = None,
-    registry_path: Annotated[list[str], typer.Option("--registry-path", "--registry_path", help="Extra registry folder(s).")] = [],
-    fresh: Annotated[bool, typer.Option("--fresh", help="Ignore caches and recompute everything.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect logs.")] = False,
 ) -> None:
     """Run every evaluation of a suite, then write its report (markdown, chart, HTML). Exit 1 if any did not run."""
-    cli = _cli()
     if verbose:
-        cli._verbose_logs()
+        verbose_logs()
     from flows.suite import suite as suite_flow
 
     try:
         find_suite(suite_file)  # an unknown name is one line, before Prefect starts
-        result = suite_flow(suite_file=suite_file, models=model or None, model_revision=model_revision, output=output,
-                            cache_dir=cache_dir, limit=limit, max_parallel=max_parallel, fresh=fresh,
-                            registry_paths=cli._registry_paths(registry_path))
-    except cli.USER_ERRORS as e:
-        cli._fail(str(e), 2)
+        result = suite_flow(suite_file=suite_file, models=model or None, max_parallel=max_parallel, options=options)
+    except USER_ERRORS as e:
+        fail(str(e), 2)
     _print_suite(result)
     if any(run["error"] for run in result["runs"]):
         raise typer.Exit(1)
@@ -142,7 +131,7 @@ def server_start(
     try:
         running = local_server.start(port)
     except local_server.ServerError as e:
-        _cli()._fail(str(e), 1)
+        fail(str(e), 1)
     console.print(f"Prefect server running (pid {running.pid}); every run shows in the UI at {running.ui_url}\n"
                   f"log: {running.log}\nstop it with: audio-evals server stop", markup=False, soft_wrap=True)
     if os.environ.get("PREFECT_API_URL"):
@@ -168,7 +157,7 @@ def server_stop() -> None:
     try:
         stopped = local_server.stop()
     except local_server.ServerError as e:
-        _cli()._fail(str(e), 1)
+        fail(str(e), 1)
     console.print(f"stopped the server at {stopped.ui_url} (pid {stopped.pid})", markup=False)
 
 

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from flows.console import console
+from cli.console import console
 
 T = TypeVar("T")
 #: Seconds Prefect gets to record the interruption before the process ends regardless.

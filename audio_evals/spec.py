@@ -1,0 +1,197 @@
+"""``RunSpec``: what one evaluation runs and where, the one list of run parameters.
+
+The CLI parses its options into a ``RunSpec``, the ``evaluate`` flow takes one (Prefect renders it
+as the deployment's parameter form), suites and deployments build one per evaluation, and
+``retry`` reloads the one a run recorded in its ``summary.json``. Every rule about an absurd value
+lives on these fields, so each entry point refuses the same values with the same words.
+
+``RunOptions`` are the fields any evaluation of a suite shares; ``RunSpec`` adds what names one
+evaluation. Fields marked ``SkipJsonSchema`` are left out of the deployment form (a person filling
+in a run never sets them; the API still takes them); those also marked ``INTERNAL`` are no
+command-line option either: ``retry``, deployments and tests set them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from typing_extensions import Self
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic.fields import FieldInfo
+from pydantic.json_schema import SkipJsonSchema
+
+from audio_evals.overrides import with_overrides
+from audio_evals.plan import EvalPlan, is_manifest_path, manifest_stem, resolve
+from audio_evals.registry import load_registry
+from audio_evals.results import check_run_id
+
+
+def _at_least_one(value: int) -> int:
+    if value < 1:
+        raise ValueError(f"must be at least 1, not {value}")
+    return value
+
+
+def _positive_seconds(value: float) -> float:
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"must be a positive number of seconds, not {value:g}")
+    return value
+
+
+def _positive(value: float) -> float:
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"must be a positive number, not {value:g}")
+    return value
+
+
+def _share(value: float) -> float:
+    if not 0 <= value <= 1:
+        raise ValueError(f"must be a share between 0 and 1, not {value:g}")
+    return value
+
+
+def _not_negative(value: float) -> float:
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"must be 0 or more, not {value:g}")
+    return value
+
+
+class _Internal:
+    """Marks a field that no command-line option sets."""
+
+
+INTERNAL = _Internal()
+
+
+def is_internal(field: FieldInfo) -> bool:
+    return any(isinstance(m, _Internal) for m in field.metadata)
+
+
+Count = Annotated[int, AfterValidator(_at_least_one), Field(json_schema_extra={"minimum": 1})]
+Seconds = Annotated[float, AfterValidator(_positive_seconds), Field(json_schema_extra={"exclusiveMinimum": 0})]
+
+
+def _registry_names(section: str) -> Any:
+    """The built-in registry's names as the form's examples (a choice, never a limit: manifests
+    and extra registry folders name others)."""
+    def extra(schema: dict[str, Any]) -> None:
+        schema["examples"] = sorted(getattr(load_registry(), section))
+    return extra
+
+
+def _form(schema: dict[str, Any]) -> None:
+    """The form lists what a person sets; fields it leaves out still pass the server's check of a
+    deployment run's parameters (pydantic then refuses unknown names when the flow starts)."""
+    schema.pop("additionalProperties", None)
+
+
+def _what_first(schema: dict[str, Any]) -> None:
+    """The form opens with what names the evaluation (pydantic lists a base class's fields first)."""
+    _form(schema)
+    properties = schema["properties"]
+    schema["properties"] = {**{k: properties[k] for k in ("dataset", "model", "prompt", "task")}, **properties}
+
+
+class ParentRun(BaseModel):
+    """The run a retry finishes: its id, and what it evaluated (``identity`` in its summary)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run_id: str
+    identity: dict[str, Any]
+
+
+class RunOptions(BaseModel):
+    """How and where an evaluation runs: the fields every evaluation of a suite shares."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_form)
+
+    limit: Count | None = Field(None, description="Evaluate the first N samples (default: all).")
+    rand: Count | None = Field(None, description="Score a random subset of N samples (after limit), drawn with seed.")
+    seed: int = Field(0, description="Seed of the rand draw (recorded in the summary).")
+    model_revision: str | None = Field(None, description="Published model revision to load and record.")
+    strict: StrictBool = Field(False, description="Score failed samples as errors; the run fails when any did.")
+    fresh: StrictBool = Field(False, description="Ignore caches and recompute every stage.")
+    max_duration_s: Seconds | None = Field(
+        None, description="Reject clips longer than this (s); default: the model's limit, else 1800.")
+    drop_above_wer: Annotated[float, AfterValidator(_positive)] | None = Field(
+        None, description="Leave out samples whose per-sample WER/CER (percent) exceeds this, e.g. 1000; counted as dropped.")
+    workers: Count = Field(1, description="Shards in flight at once.")
+    shard_size: Count = Field(32, description="Samples per shard (the unit of caching and retry).")
+    output: str = Field("results", min_length=1, description="Results root folder or s3:// URL.")
+    registry_paths: list[str] = Field([], description="Extra registry folders (datasets, models, prompts, tasks).")
+    cache_dir: str | None = Field(None, description="Dataset, decoded-audio and shard cache (default ~/.cache/audio-evals).")
+    shard_retries: SkipJsonSchema[Annotated[int, AfterValidator(_not_negative), INTERNAL]] = Field(
+        2, description="Attempts after the first for a failed shard.")
+    retry_delay_s: SkipJsonSchema[Annotated[float, AfterValidator(_not_negative), INTERNAL]] = Field(
+        2.0, description="Delay before a shard's first retry (s), then 4 times longer each time.")
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with ``changes``, validated like any input."""
+        return self.model_validate({**self.model_dump(), **changes})
+
+    def spec(self, dataset: str, model: str, prompt: str | None = None) -> RunSpec:
+        """The evaluation of ``model`` on ``dataset`` (with ``prompt``) under these options: a suite's row."""
+        return RunSpec.model_validate({**self.model_dump(), "dataset": dataset, "model": model, "prompt": prompt})
+
+    def shaping(self) -> dict[str, Any]:
+        """The options that shape a run's numbers beyond its plan: a retry must find them unchanged."""
+        return self.model_dump(include={"limit", "shard_size", "max_duration_s", "strict", "rand", "seed",
+                                        "drop_above_wer"})
+
+
+class RunSpec(RunOptions):
+    """One evaluation: which model on which dataset, with which prompt and scoring, and its options."""
+
+    model_config = ConfigDict(json_schema_extra=_what_first)
+
+    dataset: str = Field("speech-sample", min_length=1, json_schema_extra=_registry_names("datasets"),
+                         description="Registry name, or a JSONL manifest path/URL.")
+    model: str = Field("whisper-tiny.en", min_length=1, json_schema_extra=_registry_names("models"),
+                       description="Registry model name.")
+    prompt: str | None = Field(None, json_schema_extra=_registry_names("prompts"),
+                               description="Registry prompt (default: the task's).")
+    task: str | None = Field(None, json_schema_extra=_registry_names("tasks"),
+                             description="Override the dataset's task (how its samples are scored).")
+    generation: dict[str, Any] = Field({}, description="Generation parameter overrides, e.g. {beam_size: 1}.")
+    post_process: list[str] | None = Field(
+        None, description="Post-processing step(s) replacing the prompt's and task's (e.g. json_content).")
+    evaluator: str | None = Field(
+        None, description="Metric replacing the task's headline metric (wer, cer, bleu, acc, choice, mmau, g_eval).")
+    inf_file: str | None = Field(
+        None, description="Score the replies in this file (an earlier run's samples.jsonl, or the reference tool's "
+                          "record jsonl) without running the model.")
+    max_fail_rate: SkipJsonSchema[Annotated[float, AfterValidator(_share)]] = Field(
+        0.5, description="The CLI exits 1 when more than this share of samples failed (0-1).")
+    run_id: SkipJsonSchema[str | None] = Field(None, description="Id of this run (default: new); names one run only.")
+    parent: SkipJsonSchema[Annotated[ParentRun | None, INTERNAL]] = Field(
+        None, description="The run a retry finishes: this run stops before inference if it would not evaluate "
+                          "what the parent did.")
+
+    @field_validator("run_id")
+    @classmethod
+    def _run_id(cls, value: str | None) -> str | None:
+        return value if value is None else check_run_id(value)
+
+    @property
+    def dataset_name(self) -> str:
+        """The dataset's name in results and run names: a manifest path's file stem."""
+        return manifest_stem(self.dataset) if is_manifest_path(self.dataset) else self.dataset
+
+    @property
+    def title(self) -> str:
+        """A readable flow-run name: ``whisper-tiny.en · speech-sample-en · limit 26``."""
+        parts = [self.model, self.dataset_name]
+        parts += [f"prompt {self.prompt}"] if self.prompt else []
+        parts += [f"revision {self.model_revision}"] if self.model_revision else []
+        parts += [f"limit {self.limit}"] if self.limit else []
+        return " · ".join(parts)
+
+    def plan(self) -> EvalPlan:
+        """Every name looked up and checked (``audio_evals.plan.resolve``), the scoring overrides applied."""
+        plan = resolve(load_registry(self.registry_paths), self.dataset, self.model, self.prompt, self.generation,
+                       self.task, self.model_revision)
+        return with_overrides(plan, self.post_process, self.evaluator)
+

@@ -1,0 +1,84 @@
+"""``audio-evals``: run evaluations, list the registry, run suites, serve the deployments."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from audio_evals import local_server
+from audio_evals.plugins import UnknownName
+from audio_evals.registry import load_registry
+from cli import reference, service
+from cli.console import console
+from cli.errors import USER_ERRORS, fail
+from cli.options import registry_paths
+from cli.run import retry, run
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app.command()(run)
+app.command()(retry)
+service.register(app)
+
+
+@app.command("list")
+def list_entries(
+    kind: Annotated[str, typer.Argument(help="datasets | models | prompts | tasks")],
+    registry_path: Annotated[list[str], typer.Option("--registry-path", "--registry_path")] = [],
+) -> None:
+    """List registry entries."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    try:
+        registry = load_registry(registry_paths(registry_path))
+        entries = getattr(registry, kind) if kind in ("datasets", "models", "prompts", "tasks") else None
+        if entries is None:
+            raise UnknownName(f"unknown registry section {kind!r} (known: datasets, models, prompts, tasks)")
+    except USER_ERRORS as e:
+        fail(str(e), 2)
+    table = Table(title=f"{kind} ({len(entries)})")
+    table.add_column("name", style="bold")
+    table.add_column("details")
+    table.add_column("description")
+    for name, entry in sorted(entries.items()):
+        details = {
+            "datasets": lambda e: f"task={e.task} source={e.source.type}:{getattr(e.source, 'repo', None) or e.source.path}",
+            "models": lambda e: f"backend={e.backend} needs={e.needs}",
+            "prompts": lambda e: " ".join(c.type for m in e.messages for c in m.contents),
+            "tasks": lambda e: f"metric={e.metric} prompt={e.default_prompt}",
+        }[kind](entry)
+        table.add_row(escape(name), escape(details), escape(entry.description))
+    console.print(table)
+
+
+@app.command()
+def view(
+    run: Annotated[str, typer.Argument(help="Run folder (or its summary.json).")],
+    run_b: Annotated[Optional[str], typer.Argument(help="A second run, compared with RUN sample by sample.")] = None,
+    out: Annotated[Optional[str], typer.Option("--out", "-o", help="Page file or folder (default: view.html in RUN's folder; with RUN_B, compare-A-B.html here).")] = None,
+) -> None:
+    """Every sample of a run in one offline HTML page; with RUN_B, what got better or worse and a paired CI."""
+    from audio_evals.report.view import write_comparison, write_view
+
+    try:
+        page = write_comparison(run, run_b, out) if run_b else write_view(run, out)
+    except (FileNotFoundError, ValueError) as e:
+        fail(str(e), 2)
+    console.print(page, soft_wrap=True, markup=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point; a first argument that is an option means ``run`` (reference form)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    local_server.use_running()  # before Prefect loads: a running `audio-evals server` unless PREFECT_API_URL is set
+    if args and args[0].startswith("-") and args[0] not in ("--help", "-h"):
+        args.insert(0, "run")
+    if args[:1] == ["run"]:
+        args = ["run", *reference.normalise_argv(args[1:])]
+    app(args=args, prog_name="audio-evals")
+
+
+if __name__ == "__main__":
+    main()

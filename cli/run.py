@@ -1,0 +1,164 @@
+"""``audio-evals run`` and ``audio-evals retry``: one evaluation, with a progress bar and its result table."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from typing import Annotated, Any, Optional
+
+import typer
+
+from audio_evals.data import check_source
+from audio_evals.models.base import BackendUnavailable
+from audio_evals.plan import preflight
+from audio_evals.redaction import MARK, redact, redact_text
+from audio_evals.spec import RunSpec
+from cli import reference
+from cli.console import ShardProgress, console, print_summary
+from cli.errors import USER_ERRORS, fail, verbose_logs
+from cli.interrupt import run_interruptible, start_ephemeral_api
+from cli.options import folder_problem, spec_options
+from flows.credentials import apply_store_credentials
+
+
+@spec_options
+def run(
+    spec: RunSpec,
+    store: Annotated[Optional[str], typer.Option("--store", envvar="AUDIO_EVALS_STORE", help="One place (path or s3://bucket/prefix) for cache, task results and run results.")] = None,
+    task_runner: Annotated[str, typer.Option("--task-runner", help="thread (this process) or dask.")] = "thread",
+    dask_address: Annotated[Optional[str], typer.Option("--dask-address", help="Dask scheduler (default: a LocalCluster of --workers processes).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Resolve everything, print the plan, stop before download.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect logs.")] = False,
+    save: Annotated[Optional[str], typer.Option("--save", help="Also write the per-sample rows to this .jsonl file and the summary to <file>-overall.json; a bare NAME is <output>/<model>/<dataset>/NAME.jsonl.")] = None,
+    resume: Annotated[Optional[str], typer.Option("--resume", "-r", help="Reference option: resuming is the cache here, always on.")] = None,
+    use_model_pool: Annotated[Optional[str], typer.Option("--use_model_pool", help="Reference option (auto|on|off): see --workers and --task-runner dask.")] = None,
+    two_phase: Annotated[bool, typer.Option("--two_phase", help="Reference option: scoring always follows inference here.")] = False,
+    debug_mode: Annotated[int, typer.Option("--debug_mode", help="Reference option: 1 shows the logs, as --verbose.")] = 0,
+    agg: Annotated[Optional[str], typer.Option("--agg", help="Reference option, refused: the metric aggregates itself.")] = None,
+    dataset_ref_col: Annotated[Optional[str], typer.Option("--dataset_ref_col", help="Reference option, refused: set reference_column in a registry entry.")] = None,
+) -> None:
+    """Evaluate a model on a dataset (download → preprocess → infer → score → report).
+
+    The reference tool's options are accepted with the same meaning (see cli/reference.py).
+    """
+    try:
+        plan = spec.plan()
+        accepted = reference.notes(resume, use_model_pool, two_phase, agg, dataset_ref_col)
+        check_source(plan.dataset)
+    except USER_ERRORS as e:
+        fail(str(e), 2)
+    if dry_run:
+        console.print_json(data=redact({
+            "dataset": plan.dataset.model_dump(mode="json"), "task": plan.task.model_dump(mode="json"),
+            "model": plan.model.model_dump(mode="json"), "prompt": plan.prompt.name,
+            "generation": plan.generation, "sent": plan.sent_parameters(),
+            "post_process": list(plan.post_process),
+            "transcribe_with": {lang: m.name for lang, m in plan.transcribers.items()} or None,
+            "eval_cli": plan.eval_cli(),
+        }))
+        return
+    for note in accepted:
+        console.print(f"note: {note}", markup=False)
+    try:
+        if not spec.inf_file:  # replies read from a file need no model
+            preflight(plan)  # before Prefect starts: a plain message
+    except BackendUnavailable as e:
+        fail(str(e), 2)
+    if verbose or debug_mode:
+        verbose_logs()
+    os.environ["AUDIO_EVALS_COMMAND"] = shlex.join(["audio-evals", *sys.argv[1:]])
+    if store:
+        from audio_evals import storage
+
+        spec = spec.replace(cache_dir=spec.cache_dir or storage.join(store, "cache"),
+                            output=storage.join(store, "results") if spec.output == "results" else spec.output)
+    for option, folder in (("--output", spec.output), ("--cache-dir", spec.cache_dir)):
+        problem = folder and folder_problem(option, folder)
+        if problem:
+            fail(problem, 2)
+    summary = _run_flow(f"{spec.model} on {plan.dataset.name}", spec,
+                        runner=_task_runner(task_runner, spec.workers, dask_address))
+    if save:
+        summary["paths"].update(reference.write_save(save, summary))
+    print_summary(summary)
+    _check_fail_rate(summary, spec.max_fail_rate)
+
+
+def _check_fail_rate(summary: dict[str, Any], max_fail_rate: float) -> None:
+    """A run whose samples mostly failed is not a result: exit 1, after the summary is printed."""
+    rate = summary["counts"]["fail_rate"]
+    if rate > max_fail_rate:
+        fail(f"{100 * rate:.1f}% of samples failed (more than --max-fail-rate {max_fail_rate:g}); "
+             f"causes per sample: {summary['paths']['samples']}", 1)
+
+
+def _task_runner(kind: str, workers: int, address: str | None) -> Any:
+    """Threads in this process (default), or Dask: a LocalCluster here, a scheduler address in
+    production. Each Dask worker process loads the model once and keeps it across shards."""
+    if kind == "thread":
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        return ThreadPoolTaskRunner(max_workers=max(1, workers))
+    if kind == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if address:
+            return DaskTaskRunner(address=address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": max(1, workers), "threads_per_worker": 1, "processes": True})
+    raise typer.BadParameter(f"--task-runner must be thread or dask, not {kind!r}")
+
+
+def _run_flow(label: str, spec: RunSpec, runner: Any = None) -> dict[str, Any]:
+    """Run the evaluate flow with a progress bar; user errors exit with a message, not a trace."""
+    from flows.evaluate import StrictModeFailure, evaluate
+
+    flow = evaluate.with_options(task_runner=runner) if runner is not None else evaluate
+
+    bar = ShardProgress(label)
+
+    def evaluate_with_progress() -> dict[str, Any]:
+        start_ephemeral_api()
+        with bar:
+            return flow(spec)
+
+    def resume_hint() -> str:
+        done = "no shard" if bar.total is None else f"{bar.done} of {bar.total} shards"
+        command = redact_text(shlex.join(["audio-evals", *sys.argv[1:]]))
+        return f"interrupted: {done} finished and kept in the cache; to resume, run the same command again: {command}"
+
+    try:
+        apply_store_credentials()  # before Dask workers start, so they inherit them
+        return run_interruptible(evaluate_with_progress, resume_hint)
+    except StrictModeFailure as e:
+        fail(str(e), 1)
+    except FileNotFoundError as e:
+        fail(f"file not found: {e.filename or e} (if a cache or store lost it, the same command recomputes it)", 2)
+    except USER_ERRORS as e:
+        fail(str(e), 2)
+
+
+def retry(
+    run: Annotated[str, typer.Argument(help="Run folder (or its summary.json) of an earlier run.")],
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Re-run the failed shards of an earlier run as a new run beside it (recording its parent).
+
+    Completed shards come from the cache. The earlier run's folder is never changed; the retry
+    is refused when the dataset or options changed since that run.
+    """
+    from audio_evals import retry as retries
+
+    try:
+        earlier = retries.load(run)
+    except retries.RunRecordError as e:
+        fail(str(e), 2)
+    if MARK in earlier.spec.model_dump_json():
+        fail(f"run {earlier.run_id} was given secrets, which are never recorded: run its command again "
+             "with them instead of retrying it", 2)
+    if verbose:
+        verbose_logs()
+    summary = _run_flow(f"retry {earlier.run_id}", earlier.spec)
+    console.print(f"retried {earlier.failed_shards} failed shard(s) of run {earlier.run_id} as run "
+                  f"{summary['run_id']}; now {len(summary['failed_shards'])} failed")
+    print_summary(summary)
