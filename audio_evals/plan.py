@@ -8,7 +8,7 @@ import shlex
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from audio_evals.data.prepare import empty_reference
+from audio_evals.data.preprocess import empty_reference
 from audio_evals.models import check_generation, generation_params, get_backend
 from audio_evals.models.base import BackendUnavailable
 from audio_evals.redaction import redact

@@ -12,13 +12,13 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Sample:
-    """One evaluation item as materialised by the download stage.
+    """One evaluation item as the download stage writes it.
 
     ``id`` is stable across runs (taken from the source, never a positional index). ``audio`` is
     an absolute local path or an fsspec URL. ``reference`` is the target text, or a list of
     acceptable answers for QA. ``fields`` keeps every other source column (question, choices,
     provenance) so prompts and metrics can use them. ``audio_identity`` is the content identity of
-    the audio file when the dataset was materialised (``audio_evals.cache.ContentIndex``): the
+    the audio file when the dataset was downloaded (``audio_evals.cache.ContentIndex``): the
     cached dataset is used only while every file still has it.
     """
 

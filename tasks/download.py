@@ -1,11 +1,12 @@
-"""download: materialise a dataset entry into a cached manifest."""
+"""The download stage task: a dataset entry into a cached manifest (``audio_evals.data.download``)."""
 
 from __future__ import annotations
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from audio_evals.data import DatasetRef, materialise
+from audio_evals import data
+from audio_evals.data import DatasetRef
 from audio_evals.registry import DatasetEntry
 
 
@@ -15,4 +16,4 @@ def download(dataset: DatasetEntry, cache_dir: str, limit: int | None = None, fr
 
     Not retried here: hub and store clients retry their own requests, and a wrong column or
     config is the same on every try."""
-    return materialise(dataset, cache_dir, limit, fresh)
+    return data.download(dataset, cache_dir, limit, fresh)

@@ -1,4 +1,4 @@
-"""infer: run the model on one shard.
+"""The infer stage task: run the model on one shard (``audio_evals.infer.infer_shard``).
 
 Cache key = model fingerprint (weights, settings, generation params) + prompt + shard content
 hash, so a re-run recomputes only shards that failed or are new. Results are cached as JSON
@@ -23,7 +23,7 @@ from prefect.runtime import task_run as current_task_run
 from prefect.states import Completed, State
 
 from audio_evals import cache, storage
-from audio_evals.inference import run_shard
+from audio_evals.infer import infer_shard
 from audio_evals.models import generation_params, get_backend
 from audio_evals.models.base import ModelOutput, ShardIncomplete, TransientBackendError
 from audio_evals.redaction import install_log_redaction
@@ -86,7 +86,7 @@ def infer(
     asr = {lang: get_backend(m, generation_params(m)) for lang, m in (transcribers or {}).items()}
     try:
         with gpu_slot(model):
-            result = run_shard(shard, get_backend(model, generation), prompt, audio_dir, asr, answered)
+            result = infer_shard(shard, get_backend(model, generation), prompt, audio_dir, asr, answered)
     except ShardIncomplete as e:
         if e.answered:
             cache.write_entry(answered_entry, key, [o.to_dict() for o in e.answered])

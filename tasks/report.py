@@ -1,4 +1,4 @@
-"""report: write the run folder and publish the results as Prefect artifacts."""
+"""The report stage task: write the run folder and publish the results as Prefect artifacts."""
 
 from __future__ import annotations
 

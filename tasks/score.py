@@ -1,4 +1,4 @@
-"""score: normalise and score every sample, with bootstrap confidence intervals."""
+"""The score stage task: normalise and score every sample, with bootstrap confidence intervals."""
 
 from __future__ import annotations
 

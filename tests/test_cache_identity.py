@@ -127,7 +127,7 @@ def test_a_prepared_shard_cut_short_is_rebuilt_and_said_once(prefect_api, tmp_pa
     _said_once(log, shard)
 
 
-def test_a_materialised_dataset_cut_short_is_rebuilt_and_said_once(prefect_api, tmp_path, scripted_registry, log):
+def test_a_downloaded_dataset_cut_short_is_rebuilt_and_said_once(prefect_api, tmp_path, scripted_registry, log):
     first = _evaluate(tmp_path, scripted_registry, dataset="speech-sample-en")
     (samples,) = (tmp_path / "cache" / "datasets").rglob("samples.jsonl")
     samples.write_bytes(samples.read_bytes()[:-700])
@@ -175,7 +175,7 @@ def test_a_corrupt_shard_result_is_recomputed_and_said_once(prefect_api, tmp_pat
 
 def test_a_shard_changed_during_a_run_fails_naming_the_file(tmp_path):
     from audio_evals import cache
-    from audio_evals.inference import ShardChanged, run_shard
+    from audio_evals.infer import ShardChanged, infer_shard
     from audio_evals.schema import ShardRef
 
     path = tmp_path / "shard-00000.jsonl"
@@ -183,7 +183,7 @@ def test_a_shard_changed_during_a_run_fails_naming_the_file(tmp_path):
     path.write_bytes(path.read_bytes().splitlines(keepends=True)[0])
     shard = ShardRef(index=0, path=str(path), content_hash="h", n=2, audio_seconds=1.0, record=record)
     with pytest.raises(ShardChanged, match=f"prepared shard {path} has .* bytes where {record.size} were written"):
-        run_shard(shard, backend=None, prompt=None, audio_dir=str(tmp_path))
+        infer_shard(shard, backend=None, prompt=None, audio_dir=str(tmp_path))
 
 
 def test_fresh_recomputes_every_stage(prefect_api, tmp_path, scripted_registry):

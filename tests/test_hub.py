@@ -219,15 +219,15 @@ def test_revision_tracks_mirror_content(manifest, tmp_path, monkeypatch):
     assert hub_revision(LIBRISPEECH) != before
 
 
-def test_materialise_reads_a_registry_entry_through_the_mirror(mirror, manifest, tmp_path, monkeypatch):
-    from audio_evals.data.materialise import materialise
+def test_download_reads_a_registry_entry_through_the_mirror(mirror, manifest, tmp_path, monkeypatch):
+    from audio_evals.data.download import download
     from audio_evals.registry.entries import DatasetEntry
     from audio_evals import storage
 
     monkeypatch.setenv(MIRROR_ENV, str(mirror))
     entry = DatasetEntry(name="librispeech-test-clean", task="asr-en",
                          source={"type": "hf", "repo": "TwinkStart/librispeech", "split": "test_clean"})
-    ref = materialise(entry, str(tmp_path / "cache"), limit=5)
+    ref = download(entry, str(tmp_path / "cache"), limit=5)
     assert ref.n_samples == 5 and ref.revision.startswith("mirror:")
     _assert_matches_manifest([Sample.from_dict(r) for r in storage.read_jsonl(ref.samples_path)], manifest)
 
@@ -356,7 +356,7 @@ def _fleurs_parquet_branch(root: Path) -> None:
 
 
 def test_fleurs_loads_through_datasets_with_data_dir(hub_api, tmp_path, monkeypatch):
-    from audio_evals.data.materialise import materialise
+    from audio_evals.data.download import download
     from audio_evals import storage
 
     _fleurs_parquet_branch(tmp_path / "hub")
@@ -364,7 +364,7 @@ def test_fleurs_loads_through_datasets_with_data_dir(hub_api, tmp_path, monkeypa
     assert not (tmp_path / "hub" / "google" / "fleurs" / "README.md").exists()
     registry = load_registry([])
     for name, clips in (("fleurs-en_us", ENGLISH[:3]), ("fleurs-zh", MANDARIN)):
-        ref = materialise(registry.dataset(name), str(tmp_path / "cache"))
+        ref = download(registry.dataset(name), str(tmp_path / "cache"))
         samples = [Sample.from_dict(r) for r in storage.read_jsonl(ref.samples_path)]
         assert [s.reference for s in samples] == [c["text"] for c in clips]  # test split of its folder only
         assert ref.revision == hashlib.sha1(b"/api/datasets/google/fleurs/revision/refs%2Fconvert%2Fparquet").hexdigest()
@@ -385,7 +385,7 @@ def _hub_entries() -> list[str]:
 def test_registry_entry_reads_its_real_layout(name, tmp_path, monkeypatch):
     """Each hub entry's columns, splits and folder exist in its repo's real layout, and every
     prompt field the entry builds is filled."""
-    from audio_evals.data.materialise import materialise
+    from audio_evals.data.download import download
     from audio_evals import storage
 
     entry = load_registry([]).dataset(name)
@@ -396,7 +396,7 @@ def test_registry_entry_reads_its_real_layout(name, tmp_path, monkeypatch):
         build_seed_repo(tmp_path / "hub", source.repo, source.data_dir or source.config, split, clips,
                         source.reference_column)
     monkeypatch.setenv(MIRROR_ENV, str(tmp_path / "hub"))
-    ref = materialise(entry, str(tmp_path / "cache"))
+    ref = download(entry, str(tmp_path / "cache"))
     samples = [Sample.from_dict(r) for r in storage.read_jsonl(ref.samples_path)]
     assert ref.n_failed == 0 and len(samples) == len(clips) * len(splits)
     assert [s.fields["split"] for s in samples] == [split for split in splits for _ in clips]
@@ -407,7 +407,7 @@ def test_registry_entry_reads_its_real_layout(name, tmp_path, monkeypatch):
 
 
 def test_speech_hsk_is_its_six_levels(tmp_path, monkeypatch):
-    from audio_evals.data.materialise import materialise
+    from audio_evals.data.download import download
     from audio_evals import storage
 
     registry = load_registry([])
@@ -418,7 +418,7 @@ def test_speech_hsk_is_its_six_levels(tmp_path, monkeypatch):
         build_seed_repo(tmp_path / "hub", "TwinkStart/speech-HSK", None, level, MANDARIN[: 1 + number % 2],
                         "ans_choice")
     monkeypatch.setenv(MIRROR_ENV, str(tmp_path / "hub"))
-    rows = list(storage.read_jsonl(materialise(registry.dataset("speech-hsk"), str(tmp_path / "cache")).samples_path))
+    rows = list(storage.read_jsonl(download(registry.dataset("speech-hsk"), str(tmp_path / "cache")).samples_path))
     assert [r["fields"]["split"] for r in rows] == [level for n, level in enumerate(levels) for _ in range(1 + n % 2)]
-    hsk3 = list(storage.read_jsonl(materialise(registry.dataset("hsk3"), str(tmp_path / "cache")).samples_path))
+    hsk3 = list(storage.read_jsonl(download(registry.dataset("hsk3"), str(tmp_path / "cache")).samples_path))
     assert [r["id"] for r in hsk3] == [r["id"] for r in rows if r["fields"]["split"] == "hsk3"]

@@ -1,6 +1,6 @@
-"""Datasets: materialise a registry source into a manifest, then decode and shard the audio."""
+"""Datasets: download a registry source into a cached manifest, then preprocess (decode, shard) the audio."""
 
-from audio_evals.data.materialise import DatasetRef, check_source, materialise
-from audio_evals.data.prepare import PreparedRef, prepare
+from audio_evals.data.download import DatasetRef, check_source, download
+from audio_evals.data.preprocess import PreparedRef, preprocess
 
-__all__ = ["DatasetRef", "PreparedRef", "check_source", "materialise", "prepare"]
+__all__ = ["DatasetRef", "PreparedRef", "check_source", "download", "preprocess"]

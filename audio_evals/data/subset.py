@@ -1,4 +1,4 @@
-"""A seeded random subset of a materialised dataset: the reference tool's ``--rand N``.
+"""A seeded random subset of a downloaded dataset: the reference tool's ``--rand N``.
 
 The reference draws ``random.sample(rows, N)`` after ``--limit``, unseeded; here the draw is seeded
 (``--seed``, default 0) and recorded, so the same command scores the same samples again. Rows
@@ -12,7 +12,7 @@ import random
 from dataclasses import replace
 
 from audio_evals import storage
-from audio_evals.data.materialise import DatasetRef
+from audio_evals.data.download import DatasetRef
 
 
 def draw_subset(dataset: DatasetRef, n: int, seed: int, cache_dir: str) -> DatasetRef:

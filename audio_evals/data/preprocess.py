@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from audio_evals import storage
 from audio_evals.cache import blob_record, read_index, stale, verified, write_blob, write_jsonl
 from audio_evals.data.audio import AudioError, decode, encode_wav, read_clip
-from audio_evals.data.materialise import DatasetRef
+from audio_evals.data.download import DatasetRef
 from audio_evals.schema import FileRecord, PreparedSample, Sample, SampleFailure, ShardRef
 
 
@@ -101,7 +101,7 @@ def _cached(index_path: str) -> PreparedRef | None:
     return ref if all(verified(path, record) for path, record in files) else None
 
 
-def prepare(
+def preprocess(
     dataset: DatasetRef,
     cache_dir: str,
     audio_dir: str,

@@ -9,7 +9,7 @@ from typing import Any
 from audio_evals import storage
 from audio_evals.cache import blob_record, mismatch
 from audio_evals.data.audio import AudioError
-from audio_evals.data.prepare import decode_to_cache
+from audio_evals.data.preprocess import decode_to_cache
 from audio_evals.models.base import Backend, ModelOutput, ModelRequest, ShardIncomplete
 from audio_evals.prompts import PromptError, render
 from audio_evals.registry.entries import PromptEntry, for_language
@@ -85,9 +85,9 @@ def transcribe_generated(outputs: list[ModelOutput], langs: dict[str, str | None
                 target.transcript = result.text
 
 
-def run_shard(shard: ShardRef, backend: Backend, prompt: PromptEntry, audio_dir: str,
-              transcribers: dict[str, Backend] | None = None,
-              answered: list[ModelOutput] | None = None) -> dict[str, Any]:
+def infer_shard(shard: ShardRef, backend: Backend, prompt: PromptEntry, audio_dir: str,
+                transcribers: dict[str, Backend] | None = None,
+                answered: list[ModelOutput] | None = None) -> dict[str, Any]:
     """Outputs for every sample of the shard; a backend exception fails the whole shard.
 
     ``answered`` are outputs an earlier attempt of this shard received: those samples are not sent

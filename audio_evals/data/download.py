@@ -22,7 +22,7 @@ from audio_evals.schema import FileRecord, Sample, SampleFailure
 
 @dataclass(frozen=True)
 class DatasetRef:
-    """Where a materialised dataset lives, with the identity recorded in results.
+    """Where a downloaded dataset lives, with the identity recorded in results.
 
     ``fingerprint`` covers the entry's spec, ``limit``, the source revision and the content of
     both files (so every audio file's identity); ``samples`` and ``failures`` are the files'
@@ -110,7 +110,7 @@ def _short(identity: str | None) -> str:
 
 
 def _changed_audio(ref: DatasetRef, index: ContentIndex) -> tuple[str, str] | None:
-    """The first sample whose audio file is no longer what was materialised: (file, why)."""
+    """The first sample whose audio file is no longer what was downloaded: (file, why)."""
     for row in storage.read_jsonl(ref.samples_path):
         now = index.identity(row["audio"])
         if now != row.get("audio_identity"):
@@ -119,7 +119,7 @@ def _changed_audio(ref: DatasetRef, index: ContentIndex) -> tuple[str, str] | No
 
 
 def _cached(meta_path: str, index: ContentIndex) -> DatasetRef | None:
-    """The materialised dataset at ``meta_path`` if its files and every audio file are unchanged."""
+    """The downloaded dataset at ``meta_path`` if its files and every audio file are unchanged."""
     meta = read_index(meta_path)
     if meta is None:
         return None
@@ -137,7 +137,7 @@ def _cached(meta_path: str, index: ContentIndex) -> DatasetRef | None:
     return ref
 
 
-def materialise(entry: DatasetEntry, cache_dir: str, limit: int | None = None, fresh: bool = False) -> DatasetRef:
+def download(entry: DatasetEntry, cache_dir: str, limit: int | None = None, fresh: bool = False) -> DatasetRef:
     """Write ``samples.jsonl`` and ``failures.jsonl`` for the entry (first ``limit`` rows).
 
     A cached copy is used only while its files match their records and every audio file it
