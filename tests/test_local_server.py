@@ -133,7 +133,7 @@ def test_cli_calls_use_the_started_server_until_it_is_stopped(home, tmp_path, sc
     run_id = json.loads(summary_path.read_text(encoding="utf-8"))["run_id"]
     assert run_id in run.stdout
     flow_runs = httpx.post(f"{ui}/api/flow_runs/filter", json={}, timeout=10).json()
-    assert [(r["parameters"]["model"], r["state_type"]) for r in flow_runs] == [("scripted", "COMPLETED")]
+    assert [(r["parameters"]["spec"]["model"], r["state_type"]) for r in flow_runs] == [("scripted", "COMPLETED")]
 
     stopped = _cli(home, "server", "stop")
     assert f"stopped the server at {ui} (pid {state['pid']})" in stopped.stdout
