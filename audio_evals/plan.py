@@ -114,14 +114,14 @@ def manifest_stem(path: str) -> str:
     return re.sub(r"\.jsonl?$", "", os.path.basename(path.rstrip("/")))
 
 
-def manifest_entry(path: str, task: str = "asr", lang: str | None = None) -> DatasetEntry:
+def manifest_entry(path: str, task: str = "asr", lang: str | None = None, name: str | None = None) -> DatasetEntry:
     """An ad-hoc dataset for a manifest a user names directly (absolute audio paths allowed).
 
-    ``lang`` is the language of rows that give none.
+    ``lang`` is the language of rows that give none; ``name`` defaults to the file's stem.
     """
     location = path if "://" in path else os.path.abspath(path)
     return DatasetEntry(
-        name=manifest_stem(location),
+        name=name or manifest_stem(location),
         task=task,
         description=f"manifest {location}",
         source=ManifestSource(path=location, allow_absolute=True),
@@ -137,17 +137,19 @@ def resolve(
     generation: dict[str, Any] | None = None,
     task: str | None = None,
     model_revision: str | None = None,
+    name: str | None = None,
 ) -> EvalPlan:
     """Look every name up; unknown names fail here, with close-match suggestions, and so do
     generation parameters the model's backend would not use.
 
     ``model_revision`` (a published revision: hub commit, folder version) is passed to the
-    backend as its ``revision`` argument and recorded with the results.
+    backend as its ``revision`` argument and recorded with the results. ``name`` names a
+    manifest dataset (default: its file's stem).
     """
     model_entry = registry.model(model)
     # A user's own manifest may leave out ``lang``: for a one-language model, that is its language.
     only_language = model_entry.languages[0] if model_entry.languages and len(model_entry.languages) == 1 else None
-    entry = (manifest_entry(dataset, task or "asr", only_language) if is_manifest_path(dataset)
+    entry = (manifest_entry(dataset, task or "asr", only_language, name) if is_manifest_path(dataset)
              else registry.dataset(dataset))
     task_entry = registry.task(task or entry.task)
     if model_revision:

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from typing_extensions import Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 from pydantic.json_schema import SkipJsonSchema
 
@@ -149,6 +149,8 @@ class RunSpec(RunOptions):
 
     dataset: str = Field("speech-sample", min_length=1, json_schema_extra=_registry_names("datasets"),
                          description="Registry name, or a JSONL manifest path/URL.")
+    name: str | None = Field(None, min_length=1, description="The dataset's name when it is a manifest path "
+                                                             "(default: the file name without .jsonl).")
     model: str = Field("whisper-tiny.en", min_length=1, json_schema_extra=_registry_names("models"),
                        description="Registry model name.")
     prompt: str | None = Field(None, json_schema_extra=_registry_names("prompts"),
@@ -175,10 +177,18 @@ class RunSpec(RunOptions):
     def _run_id(cls, value: str | None) -> str | None:
         return value if value is None else check_run_id(value)
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None, info: ValidationInfo) -> str | None:
+        dataset = info.data.get("dataset", "")
+        if value is not None and not is_manifest_path(dataset):
+            raise ValueError(f"names a dataset given as a manifest path; {dataset!r} is a registry dataset")
+        return value
+
     @property
     def dataset_name(self) -> str:
-        """The dataset's name in results and run names: a manifest path's file stem."""
-        return manifest_stem(self.dataset) if is_manifest_path(self.dataset) else self.dataset
+        """The dataset's name in results and run names: ``name``, or a manifest path's file stem."""
+        return (self.name or manifest_stem(self.dataset)) if is_manifest_path(self.dataset) else self.dataset
 
     @property
     def title(self) -> str:
@@ -192,6 +202,6 @@ class RunSpec(RunOptions):
     def plan(self) -> EvalPlan:
         """Every name looked up and checked (``audio_evals.plan.resolve``), the scoring overrides applied."""
         plan = resolve(load_registry(self.registry_paths), self.dataset, self.model, self.prompt, self.generation,
-                       self.task, self.model_revision)
+                       self.task, self.model_revision, self.name)
         return with_overrides(plan, self.post_process, self.evaluator)
 

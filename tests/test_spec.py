@@ -98,3 +98,27 @@ def test_importing_the_library_does_not_import_prefect():
 
     code = "import sys, audio_evals, audio_evals.spec; assert 'prefect' not in sys.modules, 'prefect imported'"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def test_name_names_a_manifest_dataset(prefect_api, tmp_path, scripted_registry, sample_manifest):
+    """Before: every ``manifest.jsonl`` was the dataset ``manifest``."""
+    import json
+    from pathlib import Path
+
+    from tests.conftest import SAMPLE_DIR
+
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps({**r, "audio": str(SAMPLE_DIR / r["audio"])}) + "\n"
+                                for r in sample_manifest[:3]), encoding="utf-8")
+    result = CliRunner().invoke(app, ["run", "--dataset", str(manifest), "--name", "my-set", "--model", "scripted",
+                                      "--registry-path", scripted_registry["path"], "--cache-dir", str(tmp_path / "c"),
+                                      "--output", str(tmp_path / "results")])
+    assert result.exit_code == 0, result.output
+    (summary,) = (tmp_path / "results" / "scripted" / "my-set").glob("*/summary.json")
+    assert json.loads(Path(summary).read_text(encoding="utf-8"))["dataset"]["name"] == "my-set"
+    assert RunSpec(dataset=str(manifest)).dataset_name == "manifest"
+
+    refused = CliRunner().invoke(app, ["run", "--dataset", "speech-sample", "--name", "x"])
+    assert refused.exit_code == 2
+    assert refused.output.strip() == ("error: --name names a dataset given as a manifest path; "
+                                      "'speech-sample' is a registry dataset")
