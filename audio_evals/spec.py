@@ -16,11 +16,10 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from typing_extensions import Self
-
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 from pydantic.json_schema import SkipJsonSchema
+from typing_extensions import Self
 
 from audio_evals.overrides import with_overrides
 from audio_evals.plan import EvalPlan, is_manifest_path, manifest_stem, resolve
