@@ -125,7 +125,7 @@ def _infer_task_runs(output: Path, shards: int, timeout_s: float = 30) -> list[A
     deadline = time.monotonic() + timeout_s
     with get_client(sync_client=True) as client:
         (flow_run,) = [r for r in client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["evaluate"])))
-                       if r.parameters.get("output") == str(output)]
+                       if r.parameters["spec"]["output"] == str(output)]
         while True:
             task_runs = [t for t in client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
                          if t.name.startswith("infer-shard-")]
