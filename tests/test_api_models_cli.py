@@ -74,7 +74,7 @@ def test_persistent_rate_limit_costs_the_client_retry_budget_per_request(prefect
                                                                           tmp_path):
     """One owner of retries: a 429 that never ends costs max_retries + 1 requests per sample, not that times
     the shard retries (the client already retried each request), and the shards are listed as failed."""
-    from flows.evaluate import evaluate
+    from audio_evals import evaluate
 
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
     openai_server.fail_next(10_000, 429, retry_after="0")
@@ -88,7 +88,7 @@ def test_persistent_rate_limit_costs_the_client_retry_budget_per_request(prefect
 
 def test_answered_requests_of_a_failed_shard_are_not_sent_again(prefect_api, openai_server, monkeypatch, tmp_path):
     """A shard that failed after the client's retries keeps its answers: running again sends only the rest."""
-    from flows.evaluate import evaluate
+    from audio_evals import evaluate
 
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
     params = dict(dataset="speech-sample-en", model="endpoint", limit=3, shard_size=3, retry_delay_s=0.0,

@@ -241,7 +241,7 @@ def test_pages_of_10k_samples_stay_small(tmp_path: Path) -> None:
 
 
 def test_cli_view_writes_the_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from flows.cli import app
+    from cli.main import app
 
     a = write_run(tmp_path / "a", asr_rows(5), "run-a")
     b = write_run(tmp_path / "b", asr_rows(5, seed=3), "run-b")
@@ -257,7 +257,7 @@ def test_cli_view_writes_the_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 @pytest.mark.slow
 def test_a_run_writes_its_view_linked_from_the_report(prefect_api, tmp_path: Path) -> None:
-    from flows.evaluate import evaluate
+    from audio_evals import evaluate
 
     result = evaluate(dataset="speech-sample-en", model="whisper-tiny.en", limit=3, cache_dir=str(tmp_path / "cache"),
                       output=str(tmp_path / "results"))
