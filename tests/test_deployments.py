@@ -25,7 +25,6 @@ from audio_evals.regression import Check, Regression, check, compare, mark_repor
 from tests.conftest import SAMPLE_DIR
 from tests.processes import REPO, free_port, start_process, stop_process, wait_for
 
-AUDIO_EVALS = str(Path(sys.executable).parent / "audio-evals")
 CHROMIUM = "/usr/bin/chromium"
 
 
@@ -135,8 +134,8 @@ def published_run(served) -> dict[str, Any]:
     api = served["api"]
     deployment = served["deployment"]("model-published/on-model-published")
     started = time.monotonic()
-    subprocess.run([AUDIO_EVALS, "publish", "scripted", "--revision", "rev-2", "--source", "test"],
-                   env=_clean_env(PREFECT_API_URL=api, PREFECT_HOME=str(served["tmp"] / "client-home")),
+    subprocess.run([sys.executable, "-m", "cli", "publish", "scripted", "--revision", "rev-2", "--source", "test"],
+                   cwd=REPO, env=_clean_env(PREFECT_API_URL=api, PREFECT_HOME=str(served["tmp"] / "client-home")),
                    check=True, capture_output=True, timeout=60)
 
     def runs() -> list[dict[str, Any]]:
