@@ -8,9 +8,10 @@ has a default except the dataset and model names, so summaries written by older 
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, ConfigDict, Field
 
 from audio_evals import storage
 from audio_evals.redaction import redact_strings
@@ -80,19 +81,10 @@ class MetricResult(Measure):
     failed: int = 0
     unparsed: int = 0
     params: dict[str, Any] = Field(default_factory=dict)
-    #: Per-level figures when the value is their mean.
-    levels: list[Level] | None = None
-    #: Judge calls asked again after an unreadable verdict.
-    judge_reasked: int | None = None
-
-    @model_serializer(mode="wrap")
-    def _omit_absent_extras(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """``levels`` and ``judge_reasked`` are written only where they apply, as before."""
-        data = handler(self)
-        for key in ("levels", "judge_reasked"):
-            if data.get(key) is None:
-                data.pop(key, None)
-        return data
+    #: Per-level figures when the value is their mean (written only then).
+    levels: list[Level] | None = Field(default=None, exclude_if=lambda v: v is None)
+    #: Judge calls asked again after an unreadable verdict (written only for judged metrics).
+    judge_reasked: int | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @property
     def label(self) -> str:
@@ -323,3 +315,14 @@ def summaries_under(folder: str, depth: int = 1) -> list[str]:
     fs.invalidate_cache(root)
     found = fs.glob(f"{root.rstrip('/')}/{'*/' * depth}{SUMMARY_FILE}")
     return sorted(fs.unstrip_protocol(p) if storage.is_remote(folder) else p for p in found)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON schema of ``summary.json``, as published in ``schemas/summary.schema.json``."""
+    schema = RunSummary.model_json_schema(mode="serialization")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "audio-evals summary.json",
+            **{k: v for k, v in schema.items() if k != "title"}}
+
+
+if __name__ == "__main__":  # python -m audio_evals.summary > schemas/summary.schema.json
+    print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
