@@ -8,8 +8,9 @@ for inference. ``responses_file`` maps sample ids to answers; ``faults_file`` (r
 call, so a test can flip it mid-run) lists ``fail_shard_ids`` (the shard holding one of them
 raises a transient error) and ``error_ids`` (per-sample errors). ``audio_responses_file`` maps
 sample ids to audio files returned as generated speech, to test speech-out scoring.
-``loads_file`` gets one line (the process id) when an instance first generates, which is when a
-real backend loads its weights: tests count loads per worker process. The faults are deliberately
+``loads_file`` gets one line (the process id) when an instance first loads (``_load``, on the
+first generate, as a real backend loads its weights): tests count loads per worker process;
+``load_s`` is how long that load takes. The faults are deliberately
 not part of the fingerprint: removing a fault must not invalidate cached shards.
 """
 
@@ -41,6 +42,7 @@ class ScriptedBackend(Backend):
     loads_file: str | None = None
     default_answer: str = ""
     delay_s: float = 0.0
+    load_s: float = 0.0
     thread_safe: bool = True
     _loaded: bool = field(default=False, init=False, repr=False)
 
@@ -52,11 +54,18 @@ class ScriptedBackend(Backend):
                 "audio_responses": stable_hash(_load(self.audio_responses_file)),
                 "default_answer": self.default_answer, "generation": self.generation}
 
-    def generate(self, requests: list[ModelRequest]) -> list[ModelOutput]:
-        if not self._loaded and self.loads_file:
+    def _load(self) -> None:
+        """The stand-in for loading weights: once per instance, taking ``load_s``."""
+        if self._loaded:
+            return
+        time.sleep(self.load_s)
+        if self.loads_file:
             with open(self.loads_file, "a", encoding="utf-8") as f:
                 f.write(f"{os.getpid()}\n")
         self._loaded = True
+
+    def generate(self, requests: list[ModelRequest]) -> list[ModelOutput]:
+        self._load()
         faults = _load(self.faults_file)
         ids = {r.sample_id for r in requests}
         if ids & set(faults.get("fail_shard_ids", [])):
