@@ -59,12 +59,12 @@ def test_flaky_endpoint_recovers_and_a_dead_one_leaves_failed_shards_listed(pref
     openai_server.fail_next(1, 429, retry_after="1")
     flaky = evaluate(**params, cache_dir=str(tmp_path / "cache-a"),
                      registry_paths=[_endpoint_registry(tmp_path / "a", openai_server.base_url, max_retries=4)])
-    assert flaky["failed_shards"] == [] and flaky["counts"]["failed"] == 0
+    assert flaky.failed_shards == [] and flaky.counts.failed == 0
     assert openai_server.request_count == 6 + 4  # every fault cost one extra request, nothing more
 
     openai_server.fail_next(10_000, 503)  # down for good
     dead = evaluate(**params, cache_dir=str(tmp_path / "cache-b"),
                     registry_paths=[_endpoint_registry(tmp_path / "b", openai_server.base_url, max_retries=1)])
-    assert [s["index"] for s in dead["failed_shards"]] == [0, 1] and dead["counts"]["failed"] == 6
-    assert all("503" in s["error"] for s in dead["failed_shards"])
-    assert {m["name"]: m["failed"] for m in dead["metrics"]} == {"wer": 6}
+    assert [s.index for s in dead.failed_shards] == [0, 1] and dead.counts.failed == 6
+    assert all("503" in s.error for s in dead.failed_shards)
+    assert {m.name: m.failed for m in dead.metrics} == {"wer": 6}
