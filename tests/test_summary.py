@@ -87,6 +87,7 @@ def test_chart_axis_is_not_hostage_to_one_wide_interval(tmp_path: Path) -> None:
     wide["metrics"][0]["ci95"] = [0.0, 300.0]
     bars = _bars([narrow, RunSummary.model_validate(wide)])
     assert _axis_top(bars) == HEADROOM * 8.0  # not 300: the wide whisker is cut there and marked
+    assert _axis_top(bars[:1]) == 5.9  # a lone bar keeps its whole whisker
     path = tmp_path / "chart.png"
     render_suite_chart([narrow, RunSummary.model_validate(wide)], str(path))
     assert path.read_bytes()[:4] == b"\x89PNG"

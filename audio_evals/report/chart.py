@@ -1,13 +1,14 @@
 """A results chart: one panel per metric, bars per dataset grouped by model, 95% CI whiskers.
 
 The y axis follows the figures, not the widest interval: a whisker reaching past
-``HEADROOM`` × the tallest bar is cut at the axis top and marked with a triangle and its true
-bound written under the value, so one n=3 interval of [0, 300] does not flatten every other bar. Value labels sit
+``HEADROOM`` × the typical top (see ``_axis_top``) is cut at the axis top and marked with a
+triangle and its true bound written under the value, so one n=3 interval of [0, 300] does not flatten every other bar. Value labels sit
 above the whisker (or the cut) with a gap, on a white box, never on a cap.
 """
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +16,8 @@ from audio_evals.summary import MetricResult, RunSummary
 
 # Matplotlib's default font has the plain arrows, not the emoji the markdown legend uses.
 _DIRECTION = {True: "↑ higher is better", False: "↓ lower is better", None: ""}
-#: The axis reaches this many times the tallest bar; whiskers beyond are cut and marked.
-HEADROOM = 1.5
+#: The axis reaches at most this many times the typical top; whiskers beyond are cut and marked.
+HEADROOM = 2.0
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,12 @@ def _bars(summaries: list[RunSummary]) -> list[_Bar]:
 
 
 def _axis_top(bars: list[_Bar]) -> float:
-    """The y limit: the highest whisker, but at most ``HEADROOM`` × the tallest bar (when a bar
-    is above 0): longer whiskers are cut there."""
-    tallest = max(b.value for b in bars)
-    highest = max([tallest, *(b.metric.ci95[1] for b in bars if b.metric.ci95)])
-    return (min(highest, HEADROOM * tallest) if tallest > 0 else highest) or 1.0
+    """The y limit: the highest whisker, but at most ``HEADROOM`` × the typical top (the tallest
+    bar, or the median whisker top when higher); longer whiskers are cut there. A lone bar's
+    whisker is its own median, so it is never cut."""
+    tops = [max(b.value, b.metric.ci95[1] if b.metric.ci95 else b.value) for b in bars]
+    typical = max(max(b.value for b in bars), statistics.median_low(tops))
+    return (min(max(tops), HEADROOM * typical) if typical > 0 else max(tops)) or 1.0
 
 
 def _panel(ax: Any, name: str, bars: list[_Bar], models: list[str]) -> None:
