@@ -291,6 +291,12 @@ class RunSummary(_Record):
         return self
 
     @property
+    def rtfx_text(self) -> str:
+        """``6.84 (excl. load 1.8 s)``: RTFx, saying what loading the model took apart from it."""
+        load = self.model_load_s or 0.0
+        return f"{self.rtfx or MISSING}" + (f" (excl. load {load:.1f} s)" if load >= 0.05 else "")
+
+    @property
     def infer_seconds(self) -> float | None:
         """The denominator of RTFx: the infer stage's wall time less model loading."""
         wall = self.timings_s.get("infer") or 0.0

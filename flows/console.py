@@ -65,9 +65,8 @@ def print_summary(summary: RunSummary) -> None:
     shards = summary.shards
     if summary.options.get("inf_file"):
         console.print(f"replies from --inf_file {summary.options['inf_file']} (no model calls)", markup=False)
-    load = f" (excl. load {summary.model_load_s:.1f} s)" if summary.model_load_s else ""
     console.print(f"shards {shards.total}: computed {shards.computed}, cached {shards.cached}, "
-                  f"failed {shards.failed};  RTFx {summary.rtfx or MISSING}{load};  "
+                  f"failed {shards.failed};  RTFx {summary.rtfx_text};  "
                   f"wall {summary.timings_s.get('total', 0):.1f} s")
     for failure in summary.failed_shards:
         console.print(f"shard {failure.index} failed: {failure.error}", style="red", markup=False)

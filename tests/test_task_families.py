@@ -132,7 +132,7 @@ def test_llm_judge_scores_open_answers_through_a_local_endpoint(family, openai_s
     assert any("[Question] question 0 [The Start of Assistant’s Answer] it is reference 0" in p for p in prompts)
     assert not any("reference 1" in p for p in prompts) and all(b["max_tokens"] == 2048 for b in openai_server.bodies)
     assert all(body["temperature"] == 0.0 for body in openai_server.bodies)
-    assert API_KEY not in json.dumps(summary) + json.dumps(out)
+    assert API_KEY not in summary.model_dump_json() + json.dumps(out)
 
 
 def test_speech_to_speech_is_scored_on_the_transcript_of_the_generated_audio(family):

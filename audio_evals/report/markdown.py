@@ -117,7 +117,6 @@ def _run_details(summary: RunSummary) -> list[str]:
     model, dataset, counts, code = summary.model, summary.dataset, summary.counts, summary.code
     generation = ", ".join(f"`{k}={v}`" for k, v in model.generation.items()) or "model defaults"
     timings = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in summary.timings_s.items())
-    load = f" (excl. load {summary.model_load_s:.1f} s)" if summary.model_load_s else ""
     lines = [
         "## Run Details",
         "",
@@ -128,7 +127,7 @@ def _run_details(summary: RunSummary) -> list[str]:
         f"- **Generation**: {generation}",
         f"- **Samples**: {counts.samples} (scored {counts.scored}, failed {counts.failed}, "
         f"skipped {counts.skipped}, unparsed {counts.unparsed}; fail rate {100 * counts.fail_rate:.1f}%)",
-        f"- **Audio**: {summary.audio_seconds:.1f} s; RTFx {summary.rtfx or MISSING}{load}",
+        f"- **Audio**: {summary.audio_seconds:.1f} s; RTFx {summary.rtfx_text}",
         f"- **Stage timings**: {timings or MISSING}",
         f"- **Code**: audio-evals {code.version} (git `{code.git_commit or 'unknown'}`)",
     ]
