@@ -30,6 +30,7 @@ from audio_evals.plugins import UnknownName
 from audio_evals.redaction import MARK, redact, redact_text, remember_secret_params
 from audio_evals.registry import RegistryError, load_registry
 from audio_evals.results import check_run_id
+from audio_evals.summary import RunSummary
 from flows import reference_cli
 from flows.console import ShardProgress, console, print_summary
 from flows.credentials import apply_store_credentials
@@ -166,17 +167,17 @@ def run(
         rand=rand, seed=seed, post_process=post_process or None, evaluator=evaluator, drop_above_wer=drop_above_wer,
     )
     if save:
-        summary["paths"].update(reference_cli.write_save(save, summary))
+        summary.paths.update(reference_cli.write_save(save, summary))
     print_summary(summary)
     _check_fail_rate(summary, max_fail_rate)
 
 
-def _check_fail_rate(summary: dict[str, Any], max_fail_rate: float) -> None:
+def _check_fail_rate(summary: RunSummary, max_fail_rate: float) -> None:
     """A run whose samples mostly failed is not a result: exit 1, after the summary is printed."""
-    rate = summary["counts"]["fail_rate"]
+    rate = summary.counts.fail_rate
     if rate > max_fail_rate:
         _fail(f"{100 * rate:.1f}% of samples failed (more than --max-fail-rate {max_fail_rate:g}); "
-              f"causes per sample: {summary['paths']['samples']}", 1)
+              f"causes per sample: {summary.paths['samples']}", 1)
 
 
 def _task_runner(kind: str, workers: int, address: str | None) -> Any:
@@ -195,7 +196,7 @@ def _task_runner(kind: str, workers: int, address: str | None) -> Any:
     raise typer.BadParameter(f"--task-runner must be thread or dask, not {kind!r}")
 
 
-def _run_flow(label: str, runner: Any = None, **params: Any) -> dict[str, Any]:
+def _run_flow(label: str, runner: Any = None, **params: Any) -> RunSummary:
     """Run the evaluate flow with a progress bar; user errors exit with a message, not a trace."""
     from flows.evaluate import StrictModeFailure, evaluate
 
@@ -203,7 +204,7 @@ def _run_flow(label: str, runner: Any = None, **params: Any) -> dict[str, Any]:
 
     bar = ShardProgress(label)
 
-    def evaluate_with_progress() -> dict[str, Any]:
+    def evaluate_with_progress() -> RunSummary:
         start_ephemeral_api()
         with bar:
             return flow(**params)
@@ -248,7 +249,7 @@ def retry(
         _verbose_logs()
     summary = _run_flow(f"retry {earlier.run_id}", **earlier.params)
     console.print(f"retried {earlier.failed_shards} failed shard(s) of run {earlier.run_id} as run "
-                  f"{summary['run_id']}; now {len(summary['failed_shards'])} failed")
+                  f"{summary.run_id}; now {len(summary.failed_shards)} failed")
     print_summary(summary)
 
 

@@ -1,4 +1,4 @@
-"""CLI commands for suites and the service side: ``suite``, ``publish``, ``serve``, ``watch``, ``server``.
+"""CLI commands for suites and the service side: ``suite``, ``leaderboard``, ``publish``, ``serve``, ``watch``, ``server``.
 
 Heavy modules are imported inside the commands so ``audio-evals list`` stays fast.
 """
@@ -51,17 +51,27 @@ def _emit(event: str, *, resource: dict[str, str], payload: dict[str, Any]) -> N
         _cli()._fail(f"cannot send {event} to the Prefect server at {PREFECT_API_URL.value()}: {type(e).__name__}: {e}", 1)
 
 
-def _print_suite(result: dict[str, Any]) -> None:
+def _print_table(title: str, records: list[dict[str, Any]]) -> None:
+    """A models × datasets table (``Leaderboard.records``) on the console."""
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=escape(result["suite"]))
-    columns = list(dict.fromkeys(k for row in result["leaderboard"] for k in row))
+    from audio_evals.summary import format_value
+
+    table = Table(title=escape(title))
+    columns = list(dict.fromkeys(k for row in records for k in row))
     for column in columns:
         table.add_column(escape(column), style="bold" if column == "model" else None)
-    for row in result["leaderboard"]:
-        table.add_row(*("—" if row.get(c) is None else escape(str(row[c])) for c in columns))
+    for row in records:
+        table.add_row(*(format_value(v) if isinstance(v := row.get(c), float) or v is None else escape(str(v))
+                        for c in columns))
     console.print(table)
+
+
+def _print_suite(result: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    _print_table(result["suite"], result["leaderboard"])
     for run in result["runs"]:
         if run["error"]:
             console.print(f"[red]{escape(run['model'])} on {escape(run['dataset'])}: {escape(run['error'])}[/red]")
@@ -99,6 +109,23 @@ def suite(
     _print_suite(result)
     if any(run["error"] for run in result["runs"]):
         raise typer.Exit(1)
+
+
+def leaderboard(
+    results_dir: Annotated[str, typer.Argument(help="Results root of earlier runs (<model>/<dataset>/<run>).")] = "results",
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print the table as markdown.")] = False,
+) -> None:
+    """Models × datasets of the latest runs under RESULTS_DIR, with averages and RTFx; no suite file."""
+    from audio_evals.report import leaderboard_of_results
+
+    try:
+        board = leaderboard_of_results(results_dir)
+    except (FileNotFoundError, ValueError) as e:
+        _cli()._fail(str(e), 2)
+    if markdown:
+        console.print(board.markdown(), markup=False, soft_wrap=True)
+    else:
+        _print_table(board.title, board.records())
 
 
 def publish(
@@ -175,6 +202,7 @@ def server_stop() -> None:
 def register(app: typer.Typer) -> None:
     app.add_typer(server, name="server")
     app.command()(suite)
+    app.command()(leaderboard)
     app.command()(publish)
     app.command()(watch)
     app.command(add_help_option=False,

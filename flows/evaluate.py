@@ -21,10 +21,11 @@ from audio_evals.models.base import BackendUnavailable
 from audio_evals.overrides import with_overrides
 from audio_evals.paths import audio_cache_dir, default_cache_dir
 from audio_evals.plan import EvalPlan, preflight, resolve
-from audio_evals.redaction import install_log_redaction, redact, redact_strings, remember_secret_params
+from audio_evals.redaction import install_log_redaction, redact, remember_secret_params
 from audio_evals.registry import load_registry
 from audio_evals.results import build_summary, create_run_dir, new_run_id, run_dir, run_identity
 from audio_evals.retry import check_unchanged
+from audio_evals.summary import RunSummary
 from flows import progress
 from flows.credentials import apply_store_credentials
 from flows.redacted import redacting_flow
@@ -62,8 +63,9 @@ def _release_remote_result(future: PrefectFuture) -> None:
 
 def _run_shards(plan: EvalPlan, prepared: PreparedRef, fingerprint: dict, transcriber_fingerprints: dict,
                 audio_dir: str, workers: int, fresh: bool, retries: int, retry_delay_s: float, cache_dir: str,
-                progress_id: Any) -> tuple[dict, dict, dict]:
-    """Submit shards with at most ``workers`` in flight; collect outputs and failures.
+                progress_id: Any) -> tuple[dict, dict, dict, float]:
+    """Submit shards with at most ``workers`` in flight; collect outputs, failures, shard stats
+    and the longest model load of one shard (loads of shards running at once overlap).
 
     ``retries`` re-run a shard whose whole backend failed for a while (``infer``'s retry condition);
     per-request failures are retried by the model's client alone.
@@ -76,7 +78,8 @@ def _run_shards(plan: EvalPlan, prepared: PreparedRef, fingerprint: dict, transc
     pending: dict[PrefectFuture, Any] = {}
     outputs: dict[int, list[dict]] = {}
     errors: dict[int, str] = {}
-    stats = {"computed": 0, "cached": 0, "failed": 0, "inference_s": 0.0, "audio_seconds": 0.0}
+    stats = {"computed": 0, "cached": 0, "failed": 0, "inference_s": 0.0, "audio_seconds": 0.0, "model_load_s": 0.0}
+    longest_load_s = 0.0
     total = len(queue)
 
     def submit() -> None:
@@ -100,6 +103,8 @@ def _run_shards(plan: EvalPlan, prepared: PreparedRef, fingerprint: dict, transc
             if not cached:
                 stats["inference_s"] += result["inference_s"]
                 stats["audio_seconds"] += result["audio_seconds"]
+                stats["model_load_s"] += result["model_load_s"]
+                longest_load_s = max(longest_load_s, result["model_load_s"])
         else:
             error = future.result(raise_on_failure=False)
             if isinstance(error, BackendUnavailable):
@@ -113,7 +118,7 @@ def _run_shards(plan: EvalPlan, prepared: PreparedRef, fingerprint: dict, transc
         progress.publish("shard", {"index": shard.index, "ok": shard.index in outputs, "n": shard.n,
                                    "done": done, "total": total})
         submit()
-    return outputs, errors, stats
+    return outputs, errors, stats, longest_load_s
 
 
 @redacting_flow(name="evaluate", flow_run_name="{model} on {dataset}", validate_parameters=True)
@@ -143,7 +148,7 @@ def evaluate(
     evaluator: str | None = None,
     drop_above_wer: float | None = None,
     parent: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> RunSummary:
     """Evaluate ``model`` on ``dataset`` and write ``results/<model>/<dataset>/<run-id>/``.
 
     Ends Completed with failed shards listed in the summary; with ``strict`` it ends Failed
@@ -202,6 +207,7 @@ def evaluate(
         outputs = predictions.shard_outputs(predictions.read_predictions(inf_file, dataset_ref.samples_path),
                                             prepared.shards, inf_file)
         errors: dict[int, str] = {}
+        load_s = 0.0
         shard_stats = {"computed": 0, "cached": 0, "failed": 0, "inference_s": 0.0, "audio_seconds": 0.0,
                        "from_inf_file": len(outputs)}
     else:
@@ -211,7 +217,7 @@ def evaluate(
         effective_workers = workers if backend.thread_safe else 1
         transcriber_fingerprints = {lang: get_backend(m, generation_params(m)).fingerprint()
                                     for lang, m in plan.transcribers.items()}
-        outputs, errors, shard_stats = _run_shards(plan, prepared, fingerprint, transcriber_fingerprints,
+        outputs, errors, shard_stats, load_s = _run_shards(plan, prepared, fingerprint, transcriber_fingerprints,
                                                    audio_cache_dir(cache_dir), effective_workers, fresh,
                                                    shard_retries, retry_delay_s, cache_dir, progress_id)
     timings["infer"] = time.perf_counter() - t
@@ -232,18 +238,19 @@ def evaluate(
                "post_process": post_process, "evaluator": evaluator, "drop_above_wer": drop_above_wer}
     timings["total"] = time.perf_counter() - started
     peak_rss["total"] = peak_rss_mb()
-    summary = redact_strings(build_summary(  # secret parameters, URL credentials and known keys masked
+    summary = build_summary(
         run_id=run_id, parent_run_id=parent and parent["run_id"], identity=identity, plan=plan.redacted(),
         dataset=chosen, prepared=prepared, model_fingerprint=redact(fingerprint), scored=scored,
         failed_shards=failed_shards, shard_stats=shard_stats,
         timings={k: round(v, 3) for k, v in timings.items()}, peak_rss_mb=peak_rss, options=redact(options),
         command=os.environ.get("AUDIO_EVALS_COMMAND") or shlex.join(["audio-evals", "run", "--dataset", dataset, "--model", model]),
-    ))
+        model_load_s=round(load_s, 3),
+    ).redacted()  # secret parameters, URL credentials and known keys masked
     paths = report(folder, summary)
     progress.publish("end", {"folder": folder})
-    summary["paths"] = paths
-    if strict and (failed_shards or scored.counts["failed"]):
+    summary = summary.model_copy(update={"paths": paths})
+    if strict and (failed_shards or scored.counts.failed):
         raise StrictModeFailure(
-            f"{scored.counts['failed']} samples and {len(failed_shards)} shards failed (strict); summary: {paths['summary']}"
+            f"{scored.counts.failed} samples and {len(failed_shards)} shards failed (strict); summary: {paths['summary']}"
         )
     return summary
