@@ -46,6 +46,7 @@ class _Options(BaseModel):
     registry_paths: list[str] = []
     generation: dict[str, Any] = {}
     model_revision: str | None = None
+    model_args: dict[str, Any] | None = None
     inf_file: str | None = None
     rand: PositiveInt | None = None
     seed: int = 0

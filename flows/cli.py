@@ -1,7 +1,7 @@
-"""``audio-evals``: run evaluations, list the registry, run suites.
+"""audio-evals: run evaluations, list the registry, run suites.
 
-``audio-evals run --dataset D --model M`` and the reference tool's form
-``python audio_evals/main.py --dataset D --model M [--prompt P]`` are the same command.
+'audio-evals run --dataset D --model M' and the reference tool's form
+'python audio_evals/main.py --dataset D --model M [--prompt P]' are the same command.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", "WARNI
 os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL", "WARNING")
 
 import typer
-import yaml
 
 from audio_evals import local_server
 from audio_evals.data import check_source
+from audio_evals.data.hub import DatasetUnavailable
 from audio_evals.models.base import BackendUnavailable
-from audio_evals.overrides import with_overrides
+from audio_evals.overrides import parse_assignments, with_overrides
 from audio_evals.plan import preflight, resolve
 from audio_evals.plugins import UnknownName
 from audio_evals.redaction import MARK, redact, redact_text, remember_secret_params
@@ -32,14 +32,15 @@ from audio_evals.registry import RegistryError, load_registry
 from audio_evals.results import check_run_id
 from audio_evals.summary import RunSummary
 from flows import reference_cli
-from flows.console import ShardProgress, console, print_summary
+from flows.console import ShardProgress, console, hide_prefect_failures, print_summary
 from flows.credentials import apply_store_credentials
 from flows.interrupt import run_interruptible, start_ephemeral_api
 from flows.options import folder_problem, run_option_problem
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+# Plain help (no rich boxes): no option name or word cut at 80 columns, flags shown without a type.
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, rich_markup_mode=None)
 
-USER_ERRORS = (UnknownName, RegistryError, BackendUnavailable, FileNotFoundError, ValueError)
+USER_ERRORS = (UnknownName, RegistryError, BackendUnavailable, DatasetUnavailable, FileNotFoundError, ValueError)
 
 
 def _registry_paths(values: list[str]) -> list[str]:
@@ -47,16 +48,11 @@ def _registry_paths(values: list[str]) -> list[str]:
     return [p for v in values for p in v.split()]
 
 
-def _params(values: list[str]) -> dict[str, Any]:
-    params = {}
-    for item in values:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            _fail(f"--param takes key=value, got {item!r}", 2)
-        try:
-            params[key.strip()] = yaml.safe_load(raw)
-        except yaml.YAMLError as e:
-            _fail(f"--param {key.strip()}: cannot read the value {raw!r} ({type(e).__name__})", 2)
+def _params(values: list[str], option: str = "--param") -> dict[str, Any]:
+    try:
+        params = parse_assignments(values, option)
+    except ValueError as e:
+        _fail(str(e), 2)
     remember_secret_params(params)  # masked wherever the run writes or logs
     return params
 
@@ -84,7 +80,10 @@ def run(
     workers: Annotated[int, typer.Option("--workers", help="Shards in flight at once.")] = 1,
     shard_size: Annotated[int, typer.Option("--shard-size", help="Samples per shard (the unit of caching and retry).")] = 32,
     registry_path: Annotated[list[str], typer.Option("--registry-path", "--registry_path", help="Extra registry folder(s).")] = [],
-    param: Annotated[list[str], typer.Option("--param", "-P", help="Generation parameter override key=value.")] = [],
+    param: Annotated[list[str], typer.Option("--param", "-P", metavar="KEY=VALUE", help="Generation parameter override key=value.")] = [],
+    model_arg: Annotated[list[str], typer.Option("--model-args", "-A", metavar="KEY=VALUE", help="Backend argument key=value (recorded; refused, naming the accepted ones, if the backend does not take it).")] = [],
+    device: Annotated[Optional[str], typer.Option("--device", help="Backend device (cpu, cuda, cuda:N, auto): --model-args device=...")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Backend batch size: --model-args batch_size=N.")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore caches and recompute everything.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Score failed samples as errors; exit non-zero on failures.")] = False,
     max_duration: Annotated[Optional[float], typer.Option("--max-duration", help="Reject clips longer than this (s); default: the model's limit, else 1800.")] = None,
@@ -115,13 +114,14 @@ def run(
 
     The reference tool's options are accepted with the same meaning (see flows/reference_cli.py).
     """
-    problem = run_option_problem(limit, workers, shard_size, max_duration)
+    problem = run_option_problem(limit, workers, shard_size, max_duration, batch_size)
     if problem:
         _fail(problem, 2)
     paths = _registry_paths(registry_path)
     generation = _params(param)
+    model_args = _params(model_arg, "--model-args") | {k: v for k, v in (("device", device), ("batch_size", batch_size)) if v is not None}
     try:
-        plan = resolve(load_registry(paths), dataset, model, prompt, generation, task)
+        plan = resolve(load_registry(paths), dataset, model, prompt, generation, task, model_args=model_args)
         plan = with_overrides(plan, post_process or None, evaluator)
         accepted = reference_cli.notes(resume, use_model_pool, two_phase, agg, dataset_ref_col)
         if run_id is not None:
@@ -142,9 +142,8 @@ def run(
     for note in accepted:
         console.print(f"note: {note}", markup=False)
     try:
-        if not inf_file:  # replies read from a file need no model
-            preflight(plan)  # before Prefect starts: a plain message
-    except BackendUnavailable as e:
+        preflight(plan, model=not inf_file)  # before Prefect starts: a plain message; replies read from a file need no model
+    except USER_ERRORS as e:
         _fail(str(e), 2)
     if verbose or debug_mode:
         _verbose_logs()
@@ -159,8 +158,8 @@ def run(
         if problem:
             _fail(problem, 2)
     summary = _run_flow(
-        f"{model} on {plan.dataset.name}",
-        runner=_task_runner(task_runner, workers, dask_address), model_revision=model_revision,
+        f"{model} on {plan.dataset.name}", verbose=bool(verbose or debug_mode),
+        runner=_task_runner(task_runner, workers, dask_address), model_revision=model_revision, model_args=model_args or None,
         dataset=dataset, model=model, prompt=prompt, task=task, limit=limit or None, shard_size=shard_size,
         workers=workers, output=output, registry_paths=paths, generation=generation, fresh=fresh,
         strict=strict, max_duration_s=max_duration, cache_dir=cache_dir, run_id=run_id, inf_file=inf_file,
@@ -196,10 +195,12 @@ def _task_runner(kind: str, workers: int, address: str | None) -> Any:
     raise typer.BadParameter(f"--task-runner must be thread or dask, not {kind!r}")
 
 
-def _run_flow(label: str, runner: Any = None, **params: Any) -> RunSummary:
+def _run_flow(label: str, verbose: bool, runner: Any = None, **params: Any) -> RunSummary:
     """Run the evaluate flow with a progress bar; user errors exit with a message, not a trace."""
     from flows.evaluate import StrictModeFailure, evaluate
 
+    if not verbose:
+        hide_prefect_failures()
     flow = evaluate.with_options(task_runner=runner) if runner is not None else evaluate
 
     bar = ShardProgress(label)
@@ -247,7 +248,7 @@ def retry(
               "with them instead of retrying it", 2)
     if verbose:
         _verbose_logs()
-    summary = _run_flow(f"retry {earlier.run_id}", **earlier.params)
+    summary = _run_flow(f"retry {earlier.run_id}", verbose, **earlier.params)
     console.print(f"retried {earlier.failed_shards} failed shard(s) of run {earlier.run_id} as run "
                   f"{summary.run_id}; now {len(summary.failed_shards)} failed")
     print_summary(summary)
@@ -256,7 +257,8 @@ def retry(
 @app.command("list")
 def list_entries(
     kind: Annotated[str, typer.Argument(help="datasets | models | prompts | tasks")],
-    registry_path: Annotated[list[str], typer.Option("--registry-path", "--registry_path")] = [],
+    registry_path: Annotated[list[str], typer.Option("--registry-path", "--registry_path", help="Extra registry folder(s).")] = [],
+    as_json: Annotated[bool, typer.Option("--json", help="Every field of every entry, as a JSON list.")] = False,
 ) -> None:
     """List registry entries."""
     from rich.markup import escape
@@ -264,11 +266,12 @@ def list_entries(
 
     try:
         registry = load_registry(_registry_paths(registry_path))
-        entries = getattr(registry, kind) if kind in ("datasets", "models", "prompts", "tasks") else None
-        if entries is None:
-            raise UnknownName(f"unknown registry section {kind!r} (known: datasets, models, prompts, tasks)")
+        entries = registry.section(kind)
     except USER_ERRORS as e:
         _fail(str(e), 2)
+    if as_json:
+        console.print_json(data=registry.listing(kind))
+        return
     table = Table(title=f"{kind} ({len(entries)})")
     table.add_column("name", style="bold")
     table.add_column("details")

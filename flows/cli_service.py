@@ -12,9 +12,9 @@ from typing import Annotated, Any, Optional
 import typer
 
 from audio_evals import local_server
-from audio_evals.suites import find_suite
+from audio_evals.suites import load_suite
 from audio_evals.watch import DEFAULT_CONFIG, MODEL_PUBLISHED, load_config, model_resource, poll, state_path
-from flows.console import console
+from flows.console import console, hide_prefect_failures
 
 
 def _cli() -> Any:
@@ -97,10 +97,15 @@ def suite(
     cli = _cli()
     if verbose:
         cli._verbose_logs()
+    try:
+        load_suite(suite_file)  # a missing or invalid suite file is one line, before Prefect starts
+    except cli.USER_ERRORS as e:
+        cli._fail(str(e), 2)
     from flows.suite import suite as suite_flow
 
+    if not verbose:
+        hide_prefect_failures()  # each run's error is in the table below
     try:
-        find_suite(suite_file)  # an unknown name is one line, before Prefect starts
         result = suite_flow(suite_file=suite_file, models=model or None, model_revision=model_revision, output=output,
                             cache_dir=cache_dir, limit=limit, max_parallel=max_parallel, fresh=fresh,
                             registry_paths=cli._registry_paths(registry_path))
@@ -157,7 +162,7 @@ def serve(ctx: typer.Context) -> None:
     cli(args=ctx.args, prog_name="audio-evals serve")
 
 
-server = typer.Typer(no_args_is_help=True,
+server = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                      help="A long-lived local Prefect server that every CLI call on this machine then uses.")
 
 
@@ -165,7 +170,7 @@ server = typer.Typer(no_args_is_help=True,
 def server_start(
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 for the API and the UI.")] = local_server.DEFAULT_PORT,
 ) -> None:
-    """Start `prefect server start` in the background; CLI calls use it (unless PREFECT_API_URL is set)."""
+    """Start 'prefect server start' in the background; CLI calls use it (unless PREFECT_API_URL is set)."""
     try:
         running = local_server.start(port)
     except local_server.ServerError as e:

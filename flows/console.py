@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from rich.console import Console
@@ -28,22 +29,60 @@ class ShardProgress:
         self.total: int | None = None
 
     def __enter__(self) -> "ShardProgress":
-        self.bar.start()
         self.unsubscribe = progress.subscribe(self.on_event)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.unsubscribe()
-        self.bar.stop()
+        if self.total is not None:
+            self.bar.stop()
 
     def on_event(self, event: str, payload: dict[str, Any]) -> None:
-        if event == "start":
+        if event == "start":  # shown from the first shard on: a run stopped before leaves no blank line
+            self.bar.start()
             self.total = payload["total"]
             self.task_id = self.bar.add_task(self.label, total=payload["total"], failed=0)
         elif event == "shard" and self.task_id is not None:
             self.done = payload["done"]
             self.failed += not payload["ok"]
             self.bar.update(self.task_id, completed=payload["done"], failed=self.failed)
+
+
+class _PrefectFailures(logging.Filter):
+    """Lets through everything but Prefect's own records at ERROR and above."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR or not record.name.startswith("prefect")
+
+
+_HIDE_PREFECT_FAILURES = _PrefectFailures()
+
+
+def hide_prefect_failures() -> None:
+    """Keep Prefect's failure records (a traceback per attempt and per level, the message each
+    time) off the console: the CLI reports every failure itself, in one ``error:`` line or as
+    the failed shards under the table. ``--verbose`` leaves them on; the API records them anyway.
+    Call after Prefect is imported, which installs its console handler."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler):
+            handler.addFilter(_HIDE_PREFECT_FAILURES)
+
+
+def _print_failure_causes(summary: RunSummary) -> None:
+    """Why samples failed, grouped (``3 × preprocess: audio file not found (…)``), most frequent first."""
+    samples = summary.paths.get("samples")
+    if not (summary.counts.failed and samples):
+        return
+    from audio_evals import storage
+    from audio_evals.report.samples import failure_causes  # jiwer: imported only when a run has failures
+
+    causes, others = failure_causes(storage.read_jsonl(samples))
+    for why, count in causes:
+        console.print(f"  {count} × {why}", style="red", markup=False, soft_wrap=True)
+    if others:
+        console.print(f"  {others} more, of other causes: {samples}", style="red", markup=False, soft_wrap=True)
 
 
 def print_summary(summary: RunSummary) -> None:
@@ -59,6 +98,7 @@ def print_summary(summary: RunSummary) -> None:
     dropped = f", dropped {c.dropped} (per-sample WER/CER > {threshold:g})" if threshold is not None else ""
     console.print(f"samples {c.samples}: scored {c.scored}, failed {c.failed} "
                   f"(fail rate {100 * c.fail_rate:.1f}%), skipped {c.skipped}, unparsed {c.unparsed}{dropped}")
+    _print_failure_causes(summary)
     for m in summary.metrics:
         protocol = f"{m.protocol}; " if m.protocol else ""
         console.print(f"  {m.name}: {protocol}{m.normalization}", style="dim", markup=False)

@@ -13,7 +13,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, as_completed
 
 from audio_evals import predictions, storage
-from audio_evals.data import PreparedRef, check_source
+from audio_evals.data import PreparedRef
 from audio_evals.data.audio import DEFAULT_MAX_DURATION_S
 from audio_evals.data.subset import draw_subset
 from audio_evals.models import generation_params, get_backend
@@ -141,6 +141,7 @@ def evaluate(
     shard_retries: int = 2,
     retry_delay_s: float = 2.0,
     model_revision: str | None = None,
+    model_args: dict[str, Any] | None = None,
     inf_file: str | None = None,
     rand: int | None = None,
     seed: int = 0,
@@ -158,6 +159,7 @@ def evaluate(
     reply's post-processing and the headline metric; ``drop_above_wer`` leaves out samples whose
     per-sample WER/CER (percent) exceeds it. ``parent`` (``run_id`` and ``identity`` of a run
     being retried) stops the run before inference if it would not evaluate what the parent did.
+    ``model_args`` (device, batch size, ...) replace the registry entry's backend arguments.
     """
     logger = get_run_logger()
     remember_secret_params(generation or {})
@@ -165,16 +167,15 @@ def evaluate(
     started = time.perf_counter()
     timings: dict[str, float] = {}
     peak_rss: dict[str, float] = {}
-    plan = resolve(load_registry(registry_paths or []), dataset, model, prompt, generation, task, model_revision)
+    plan = resolve(load_registry(registry_paths or []), dataset, model, prompt, generation, task, model_revision,
+                   model_args)
     plan = with_overrides(plan, post_process, evaluator)
-    check_source(plan.dataset)
+    # A model (or transcriber) this machine cannot run, or a dataset it cannot reach, stops the run
+    # before any download; replies read from a file need no model.
+    preflight(plan, model=not inf_file)
     cache_dir = storage.absolute(cache_dir or default_cache_dir())
     backend = get_backend(plan.model, plan.generation)
-    if inf_file:  # the replies come from the file: the model never runs, so need not be runnable here
-        fingerprint = predictions.fingerprint(inf_file)
-    else:
-        preflight(plan)  # a model (or transcriber) this machine cannot run stops the run before any download
-        fingerprint = backend.fingerprint()
+    fingerprint = predictions.fingerprint(inf_file) if inf_file else backend.fingerprint()
     run_id = run_id or new_run_id()
     folder = run_dir(output, plan, run_id)  # checked now: a bad or used run id stops before any work
 
@@ -234,7 +235,7 @@ def evaluate(
                "shard_size": shard_size, "workers": workers, "strict": strict, "fresh": fresh,
                "max_duration_s": max_duration_s, "cache_dir": cache_dir, "output": output,
                "registry_paths": [storage.absolute(p) for p in registry_paths or []], "generation": generation or {},
-               "model_revision": model_revision, "inf_file": inf_file, "rand": rand, "seed": seed,
+               "model_revision": model_revision, "model_args": model_args, "inf_file": inf_file, "rand": rand, "seed": seed,
                "post_process": post_process, "evaluator": evaluator, "drop_above_wer": drop_above_wer}
     timings["total"] = time.perf_counter() - started
     peak_rss["total"] = peak_rss_mb()

@@ -9,9 +9,11 @@ import tempfile
 from audio_evals import storage
 
 
-def run_option_problem(limit: int | None, workers: int, shard_size: int, max_duration: float | None) -> str | None:
+def run_option_problem(limit: int | None, workers: int, shard_size: int, max_duration: float | None,
+                       batch_size: int | None) -> str | None:
     """What is wrong with the numeric options of ``run``, or None."""
-    for name, value in (("--limit", limit), ("--workers", workers), ("--shard-size", shard_size)):
+    for name, value in (("--limit", limit), ("--workers", workers), ("--shard-size", shard_size),
+                        ("--batch-size", batch_size)):
         if value is not None and value < 1:
             return f"{name} must be at least 1, not {value}"
     if max_duration is not None and not (math.isfinite(max_duration) and max_duration > 0):

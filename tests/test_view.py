@@ -14,8 +14,6 @@ from typing import Any
 from urllib.parse import unquote, urljoin, urlparse
 
 import pytest
-
-from audio_evals.summary import RunSummary
 from typer.testing import CliRunner
 
 from audio_evals.metrics import load_metric
@@ -26,6 +24,7 @@ from audio_evals.report.compare import compare_runs
 from audio_evals.report.markdown import render_run_report
 from audio_evals.report.samples import FileLinks, alignment, cause, read_run, sample_record
 from audio_evals.report.view import write_comparison, write_view
+from audio_evals.summary import RunSummary
 from tests.synthetic_runs import AUDIO_DIR, asr_row, asr_rows, failed_row, summary, write_run
 
 CHROMIUM = "/usr/bin/chromium"

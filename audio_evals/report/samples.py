@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,6 +103,13 @@ def cause(row: dict[str, Any]) -> str | None:
     text = row.get("error") or (row.get("explanation") if row["status"] == "unparsed" else None) or row["status"]
     text = _VARIABLE.sub("…", " ".join(str(text).split()))[:200]
     return f"{row['stage']}: {text}" if row.get("stage") else text
+
+
+def failure_causes(rows: Iterable[dict[str, Any]], top: int = 5) -> tuple[list[tuple[str, int]], int]:
+    """The ``top`` most frequent causes of failed rows with their counts, most frequent first,
+    and how many failed rows the other causes account for: a run's failures at a glance."""
+    ranked = Counter(cause(row) for row in rows if row.get("status") == "failed").most_common()
+    return ranked[:top], sum(n for _, n in ranked[top:])
 
 
 def _text(value: Any) -> str | None:
