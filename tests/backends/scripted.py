@@ -60,8 +60,7 @@ class ScriptedBackend(Backend):
         time.sleep(self.load_s)
         if self.loads_file:
             with open(self.loads_file, "a", encoding="utf-8") as f:
-                f.write(f"{os.getpid()}
-")
+                f.write(f"{os.getpid()}\n")
         return True
 
     def _generate(self, loaded: bool, requests: list[ModelRequest]) -> list[ModelOutput]:
