@@ -72,7 +72,7 @@ def test_a_shard_retry_sends_only_the_samples_it_has_no_answer_for(prefect_api, 
     victim = [r["id"] for r in sample_manifest if r["lang"] == "en"][7]
     scripted_registry["faults"].write_text(json.dumps({"fail_once_ids": [victim]}), encoding="utf-8")
     run = _evaluate(tmp_path, scripted_registry, dataset="speech-sample", shard_retries=1)
-    assert run["failed_shards"] == [] and run["counts"]["failed"] == 0
+    assert run.failed_shards == [] and run.counts.failed == 0
     sent = Counter(calls_made(scripted_registry["calls"]))
     assert sent[victim] == 2 and {n for i, n in sent.items() if i != victim} == {1}
     assert _rows(run)[victim]["status"] == "ok"
