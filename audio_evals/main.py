@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from audio_evals.summary import RunSummary
 
 
-def evaluate(dataset: str = "speech-sample", model: str = "whisper-tiny.en", **fields: Any) -> dict[str, Any]:
+def evaluate(dataset: str = "speech-sample", model: str = "whisper-tiny.en", **fields: Any) -> RunSummary:
     """Evaluate ``model`` on ``dataset`` as ``audio-evals run`` does; ``fields`` are ``RunSpec``'s
-    (``limit=26``, ``prompt=...``, ``generation={"beam_size": 1}``). Returns the run's summary.
+    (``limit=26``, ``prompt=...``, ``generation={"beam_size": 1}``, ``model_args={"device": "cpu"}``).
+    Returns the run's typed summary (``audio_evals.summary.RunSummary``).
 
     Raises pydantic's ``ValidationError`` for an absurd value, before any work.
     """

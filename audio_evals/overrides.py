@@ -1,4 +1,5 @@
-"""The reference tool's scoring overrides, ``--post_process`` and ``--evaluator``, on a plan.
+"""Command-line overrides: ``key=value`` assignments, and the reference tool's scoring
+overrides, ``--post_process`` and ``--evaluator``, on a plan.
 
 The reference sets each given option on the task config (``setattr(task_cfg, ...)``): the
 post-processing list given replaces the whole chain, and the evaluator replaces the task's. Here
@@ -9,10 +10,28 @@ replaces both; the evaluator must name one of this project's metrics, scored for
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
+
+import yaml
 
 from audio_evals import postprocess
 from audio_evals.plan import EvalPlan
 from audio_evals.plugins import UnknownName, check_name
+
+
+def parse_assignments(items: list[str], option: str) -> dict[str, Any]:
+    """``key=value`` items (``-P beam_size=1``, ``--model-args device=cuda``) as a dict, each value
+    read as YAML (``1`` an int, ``true`` a bool, ``[a, b]`` a list); ValueError names the bad item."""
+    values = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{option} takes key=value, got {item!r}")
+        try:
+            values[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise ValueError(f"{option} {key.strip()}: cannot read the value {raw!r} ({type(e).__name__})") from None
+    return values
 
 
 def with_overrides(plan: EvalPlan, post_process: list[str] | None = None, evaluator: str | None = None) -> EvalPlan:

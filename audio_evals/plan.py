@@ -8,8 +8,9 @@ import shlex
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from audio_evals.data.download import check_reachable
 from audio_evals.data.preprocess import empty_reference
-from audio_evals.models import check_generation, generation_params, get_backend
+from audio_evals.models import check_generation, generation_params, get_backend, with_backend_args
 from audio_evals.models.base import BackendUnavailable
 from audio_evals.redaction import redact
 from audio_evals.registry import DatasetEntry, ModelEntry, PromptEntry, Registry, TaskEntry
@@ -138,15 +139,17 @@ def resolve(
     task: str | None = None,
     model_revision: str | None = None,
     name: str | None = None,
+    model_args: dict[str, Any] | None = None,
 ) -> EvalPlan:
     """Look every name up; unknown names fail here, with close-match suggestions, and so do
-    generation parameters the model's backend would not use.
+    generation parameters the model's backend would not use and backend arguments it does not take.
 
     ``model_revision`` (a published revision: hub commit, folder version) is passed to the
-    backend as its ``revision`` argument and recorded with the results. ``name`` names a
-    manifest dataset (default: its file's stem).
+    backend as its ``revision`` argument and recorded with the results; ``model_args`` (device,
+    batch size, ...) replace the registry entry's arguments and are recorded with it. ``name``
+    names a manifest dataset (default: its file's stem).
     """
-    model_entry = registry.model(model)
+    model_entry = with_backend_args(registry.model(model), model_args or {})
     # A user's own manifest may leave out ``lang``: for a one-language model, that is its language.
     only_language = model_entry.languages[0] if model_entry.languages and len(model_entry.languages) == 1 else None
     entry = (manifest_entry(dataset, task or "asr", only_language, name) if is_manifest_path(dataset)
@@ -171,12 +174,21 @@ def resolve(
     )
 
 
-def preflight(plan: EvalPlan) -> None:
-    """Whether this machine can run the model and every transcriber of its spoken answers.
+def preflight(plan: EvalPlan, model: bool = True) -> None:
+    """Whether this machine can run the plan: the model and every transcriber of its spoken
+    answers (unless ``model`` is False: replies read from a file), then the dataset's source.
 
-    Cheap (no weights load) and done before any download. Raises ``BackendUnavailable`` naming,
-    in one line, everything that is missing.
+    Cheap (no weights load, one hub request at most) and done before any download. Raises
+    ``BackendUnavailable`` naming, in one line, everything that is missing, or the dataset's own
+    error (``DatasetUnavailable``, ``FileNotFoundError``, ``ValueError``).
     """
+    if model:
+        check_backends(plan)
+    check_reachable(plan.dataset)
+
+
+def check_backends(plan: EvalPlan) -> None:
+    """``BackendUnavailable`` naming every model of the plan this machine cannot run."""
     unique = {m.name: m for m in plan.transcribers.values()}.values()  # one model may serve several languages
     entries = [("model", plan.model, plan.generation), *(("transcriber", m, generation_params(m)) for m in unique)]
     problems = []

@@ -22,12 +22,8 @@ from audio_evals.plan import EvalPlan
 from audio_evals.provenance import code_version
 from audio_evals.redaction import redact_strings
 from audio_evals.scoring import Scored
-
-SAMPLES_FILE = "samples.jsonl"
-SUMMARY_FILE = "summary.json"
-REPORT_FILE = "report.md"
-#: The sample viewer (audio_evals.report.view), written by the report stage beside report.md.
-VIEW_FILE = "view.html"
+from audio_evals.summary import (REPORT_FILE, SAMPLES_FILE, SUMMARY_FILE, DatasetInfo, ModelInfo, PromptInfo, RunSummary,
+                                 ShardStats, speed)
 
 
 #: Run ids are folder names: letters, digits, '.', '_' and '-', never a path or '..'.
@@ -126,58 +122,43 @@ def build_summary(
     command: str,
     peak_rss_mb: dict[str, float] | None = None,
     parent_run_id: str | None = None,
-) -> dict[str, Any]:
-    """The JSON record of one run (valid JSON, never a Python repr); a retry names its parent run."""
-    # The infer stage's wall time: summed shard times overlap when several shards run at once.
-    infer_wall_s = timings.get("infer") or 0.0
-    audio_s = shard_stats.get("audio_seconds") or 0.0
-    return {
-        "run_id": run_id,
-        "parent_run_id": parent_run_id,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "status": "completed" if not failed_shards else "completed_with_failures",
-        "strict": options.get("strict", False),
-        "dataset": {
-            "name": plan.dataset.name,
-            "task": plan.task.name,
-            "task_label": plan.task.label,
-            "family": plan.task.family,
-            "source": plan.dataset.source.model_dump(mode="json"),
-            "revision": dataset.revision,
-            "fingerprint": dataset.fingerprint,
-        },
-        "model": {
-            "name": plan.model.name,
-            "backend": plan.model.backend,
-            "args": plan.model.args,
-            "revision": plan.model.args.get("revision") or model_fingerprint.get("revision")
+    model_load_s: float | None = None,
+) -> RunSummary:
+    """The record of one run; a retry names its parent run."""
+    summary = RunSummary(
+        run_id=run_id,
+        parent_run_id=parent_run_id,
+        created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        status="completed" if not failed_shards else "completed_with_failures",
+        strict=options.get("strict", False),
+        dataset=DatasetInfo(
+            name=plan.dataset.name, task=plan.task.name, task_label=plan.task.label, family=plan.task.family,
+            source=plan.dataset.source.model_dump(mode="json"), revision=dataset.revision,
+            fingerprint=dataset.fingerprint,
+        ),
+        model=ModelInfo(
+            name=plan.model.name, backend=plan.model.backend, args=plan.model.args,
+            revision=plan.model.args.get("revision") or model_fingerprint.get("revision")
             or model_fingerprint.get("weights_sha256"),
-            "fingerprint": model_fingerprint,
-            "generation": plan.generation,
-            # What every model call carried: generation after the backend's defaults and mappings.
-            "sent": plan.sent_parameters(),
-            # Speech-out models: who transcribed the spoken answers, per sample language.
-            "transcribers": plan.transcriber_record(),
-        },
-        "prompt": {"name": plan.prompt.name, "messages": plan.prompt.model_dump(mode="json")["messages"]},
-        "metrics": scored.metrics,
-        "counts": scored.counts,
-        "failed_shards": failed_shards,
-        "shards": {"total": len(prepared.shards), **shard_stats},
-        "timings_s": timings,
-        # Peak resident memory of the flow process once each stage is done (MB): flat as the
-        # dataset grows when streaming works.
-        "peak_rss_mb": peak_rss_mb or {},
-        "audio_seconds": round(prepared.audio_seconds, 3),
-        # Audio of the shards computed now over the infer stage's wall time (None when all were cached).
-        "rtfx": round(audio_s / infer_wall_s, 2) if audio_s and infer_wall_s > 0 else None,
-        "options": options,
-        "identity": identity,
-        "code": code_version(),
-        "command": command,
-        "eval_cli": plan.eval_cli(),
-        "files": {"samples": SAMPLES_FILE, "summary": SUMMARY_FILE, "report": REPORT_FILE, "view": VIEW_FILE},
-    }
+            fingerprint=model_fingerprint, generation=plan.generation, sent=plan.sent_parameters(),
+            transcribers=plan.transcriber_record(),
+        ),
+        prompt=PromptInfo(name=plan.prompt.name, messages=plan.prompt.model_dump(mode="json")["messages"]),
+        metrics=scored.metrics,
+        counts=scored.counts,
+        failed_shards=failed_shards,
+        shards=ShardStats(total=len(prepared.shards), **shard_stats),
+        timings_s=timings,
+        peak_rss_mb=peak_rss_mb or {},
+        audio_seconds=round(prepared.audio_seconds, 3),
+        model_load_s=model_load_s,
+        options=options,
+        identity=identity,
+        code=code_version(),
+        command=command,
+        eval_cli=plan.eval_cli(),
+    )
+    return summary.model_copy(update={"rtfx": speed(summary.shards.audio_seconds, summary.infer_seconds)})
 
 
 def _keep_generated_audio(folder: str, row: dict[str, Any]) -> dict[str, Any]:
@@ -196,13 +177,13 @@ def write_rows(folder: str, rows: Iterable[dict[str, Any]]) -> int:
                                (redact_strings(_keep_generated_audio(folder, r)) for r in rows))
 
 
-def write_run(folder: str, summary: dict[str, Any], report_md: str, view_html: str) -> dict[str, str]:
+def write_run(folder: str, summary: RunSummary, report_md: str, view_html: str) -> dict[str, str]:
     """Write the report, the sample viewer and (last, so its presence means the run is whole) the summary.
 
     The rows were written by ``write_rows`` during scoring.
     """
-    paths = {name: storage.join(folder, f) for name, f in summary["files"].items()}
+    paths = {name: storage.join(folder, f) for name, f in summary.files.model_dump().items()}
     storage.write_text(paths["report"], report_md)
     storage.write_text(paths["view"], view_html)
-    storage.write_json(paths["summary"], summary)
+    storage.write_json(paths["summary"], summary.model_dump(mode="json"))
     return paths

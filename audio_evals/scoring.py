@@ -20,14 +20,15 @@ from audio_evals.metrics.bootstrap import bootstrap_ci
 from audio_evals.registry.entries import TaskEntry
 from audio_evals.sample_filter import drop_reason
 from audio_evals.schema import PreparedSample, SampleFailure, ShardRef
+from audio_evals.summary import Counts, Level, MetricResult
 
 
 @dataclass
 class Scored:
     """Metric summaries and counts; the per-sample rows went to the sink, not into memory."""
 
-    metrics: list[dict[str, Any]]
-    counts: dict[str, Any]
+    metrics: list[MetricResult]
+    counts: Counts
 
 
 def _row(sample_id: str, audio: str | None, lang: str | None, reference: Any, **extra: Any) -> dict[str, Any]:
@@ -36,37 +37,24 @@ def _row(sample_id: str, audio: str | None, lang: str | None, reference: Any, **
 
 
 def _metric_summary(metric: Metric, group: str | None, scores: list[SampleScore], failed: int,
-                    ci_seed: int, role: str = "headline", levels: list[str] | None = None) -> dict[str, Any]:
+                    ci_seed: int, role: str = "headline", levels: list[str] | None = None) -> MetricResult:
     """One metric's figure, CI and counts; with ``levels`` the figure is the mean over them."""
     # Unparsed judge replies carry only bookkeeping stats: they are counted unparsed, not scored.
     scored = [s for s in scores if s.value is not None or (s.stats and s.parsed)]
     per_level = None
     if levels and isinstance(metric, StatsMetric):
-        per_level = [{"level": name, "value": metric.aggregate(at) if at else None, "n": len(at)}
+        per_level = [Level(level=name, value=metric.aggregate(at) if at else None, n=len(at))
                      for i, name in enumerate(levels) for at in [[s for s in scored if s.stats.get("group") == i]]]
         metric = MacroAverage(metric, f"{len(levels)} levels")
     value = metric.aggregate(scored) if scored else None
-    ci = list(bootstrap_ci(metric, scored, seed=ci_seed)) if scored else None
-    summary = {
-        "name": metric.name,
-        "role": role,
-        "group": group,
-        "value": value,
-        "ci95": ci,
-        "n": len(scored),
-        "failed": failed,
-        "unparsed": sum(not s.parsed for s in scores),
-        "higher_is_better": metric.higher_is_better,
-        "description": metric.description,
-        "normalization": metric.normalization,
-        "protocol": metric.protocol,
-        "params": metric.params(),
-    }
-    if per_level is not None:
-        summary["levels"] = per_level
-    if any("asked" in s.stats for s in scores):
-        summary["judge_reasked"] = int(sum(s.stats.get("asked", 1) - 1 for s in scores))
-    return summary
+    ci = tuple(bootstrap_ci(metric, scored, seed=ci_seed)) if scored else None
+    asked = [s.stats["asked"] for s in scores if "asked" in s.stats]
+    return MetricResult(
+        name=metric.name, role=role, group=group, value=value, ci95=ci, n=len(scored), failed=failed,
+        unparsed=sum(not s.parsed for s in scores), higher_is_better=metric.higher_is_better,
+        description=metric.description, normalization=metric.normalization, protocol=metric.protocol,
+        params=metric.params(), levels=per_level, judge_reasked=int(sum(a - 1 for a in asked)) if asked else None,
+    )
 
 
 def _lean(score: SampleScore) -> SampleScore:
@@ -206,13 +194,7 @@ def score_run(
         summaries += [_metric_summary(metric(extra), group, scores.get(_secondary_key(name, extra), []), failed,
                                       ci_seed, role="secondary", levels=level_names) for extra in task.secondary]
     total = sum(statuses.values())
-    counts = {
-        "samples": total,
-        "scored": statuses["ok"] + statuses["unparsed"],
-        "failed": statuses["failed"],
-        "skipped": statuses["skipped"],
-        "unparsed": statuses["unparsed"],
-        "dropped": statuses["dropped"],
-        "fail_rate": round(statuses["failed"] / total, 4) if total else 0.0,
-    }
+    counts = Counts(samples=total, scored=statuses["ok"] + statuses["unparsed"], failed=statuses["failed"],
+                    skipped=statuses["skipped"], unparsed=statuses["unparsed"], dropped=statuses["dropped"],
+                    fail_rate=round(statuses["failed"] / total, 4) if total else 0.0)
     return Scored(metrics=summaries, counts=counts)

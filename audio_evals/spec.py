@@ -157,6 +157,9 @@ class RunSpec(RunOptions):
     task: str | None = Field(None, json_schema_extra=_registry_names("tasks"),
                              description="Override the dataset's task (how its samples are scored).")
     generation: dict[str, Any] = Field({}, description="Generation parameter overrides, e.g. {beam_size: 1}.")
+    model_args: dict[str, Any] = Field(
+        {}, description="Backend arguments replacing the registry entry's, e.g. {device: cuda, batch_size: 8} "
+                        "(recorded; refused, naming the accepted ones, if the backend does not take one).")
     post_process: list[str] | None = Field(
         None, description="Post-processing step(s) replacing the prompt's and task's (e.g. json_content).")
     evaluator: str | None = Field(
@@ -170,6 +173,11 @@ class RunSpec(RunOptions):
     parent: SkipJsonSchema[Annotated[ParentRun | None, INTERNAL]] = Field(
         None, description="The run a retry finishes: this run stops before inference if it would not evaluate "
                           "what the parent did.")
+
+    @field_validator("model_args", mode="before")
+    @classmethod
+    def _model_args(cls, value: Any) -> Any:
+        return {} if value is None else value  # summaries written before the field record null
 
     @field_validator("run_id")
     @classmethod
@@ -201,6 +209,6 @@ class RunSpec(RunOptions):
     def plan(self) -> EvalPlan:
         """Every name looked up and checked (``audio_evals.plan.resolve``), the scoring overrides applied."""
         plan = resolve(load_registry(self.registry_paths), self.dataset, self.model, self.prompt, self.generation,
-                       self.task, self.model_revision, self.name)
+                       self.task, self.model_revision, name=self.name, model_args=self.model_args)
         return with_overrides(plan, self.post_process, self.evaluator)
 

@@ -7,13 +7,14 @@ from typing import NoReturn
 
 import typer
 
+from audio_evals.data.hub import DatasetUnavailable
 from audio_evals.models.base import BackendUnavailable
 from audio_evals.plugins import UnknownName
 from audio_evals.redaction import redact_text
 from audio_evals.registry import RegistryError
 from cli.console import console
 
-USER_ERRORS = (UnknownName, RegistryError, BackendUnavailable, FileNotFoundError, ValueError)
+USER_ERRORS = (UnknownName, RegistryError, BackendUnavailable, DatasetUnavailable, FileNotFoundError, ValueError)
 
 
 def fail(message: str, code: int) -> NoReturn:

@@ -1,4 +1,4 @@
-"""``audio-evals``: run evaluations, list the registry, run suites, serve the deployments."""
+"""audio-evals: run evaluations, list the registry, run suites, serve the deployments."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Annotated, Optional
 import typer
 
 from audio_evals import local_server
-from audio_evals.plugins import UnknownName
 from audio_evals.registry import load_registry
 from cli import reference, service
 from cli.console import console
@@ -16,7 +15,8 @@ from cli.errors import USER_ERRORS, fail
 from cli.options import registry_paths
 from cli.run import retry, run
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+# Plain help (no rich boxes): no option name or word cut at 80 columns, flags shown without a type.
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, rich_markup_mode=None)
 app.command()(run)
 app.command()(retry)
 service.register(app)
@@ -25,7 +25,8 @@ service.register(app)
 @app.command("list")
 def list_entries(
     kind: Annotated[str, typer.Argument(help="datasets | models | prompts | tasks")],
-    registry_path: Annotated[list[str], typer.Option("--registry-path", "--registry_path")] = [],
+    registry_path: Annotated[list[str], typer.Option("--registry-path", "--registry_path", help="Extra registry folder(s).")] = [],
+    as_json: Annotated[bool, typer.Option("--json", help="Every field of every entry, as a JSON list.")] = False,
 ) -> None:
     """List registry entries."""
     from rich.markup import escape
@@ -33,11 +34,12 @@ def list_entries(
 
     try:
         registry = load_registry(registry_paths(registry_path))
-        entries = getattr(registry, kind) if kind in ("datasets", "models", "prompts", "tasks") else None
-        if entries is None:
-            raise UnknownName(f"unknown registry section {kind!r} (known: datasets, models, prompts, tasks)")
+        entries = registry.section(kind)
     except USER_ERRORS as e:
         fail(str(e), 2)
+    if as_json:
+        console.print_json(data=registry.listing(kind))
+        return
     table = Table(title=f"{kind} ({len(entries)})")
     table.add_column("name", style="bold")
     table.add_column("details")

@@ -4,7 +4,8 @@ A command taking ``spec: RunSpec`` (or ``RunOptions``) gets one option per field
 field's default and description; the command receives the validated model, and an absurd value
 is refused before any work, in one line naming the option (the rule itself lives on the field).
 Only the spelling is the CLI's: the short flags and aliases below, and ``--param key=value`` for
-the ``generation`` mapping.
+the ``generation`` mapping, ``--model-args key=value`` for ``model_args`` (whose ``device`` and
+``batch_size`` ``run`` also takes as ``--device`` and ``--batch-size``).
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Optional, TypeVar, Union, get_args, get_origin
 
 import typer
-import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from audio_evals import storage
+from audio_evals.overrides import parse_assignments
 from audio_evals.redaction import remember_secret_params
 from audio_evals.spec import is_internal
 from cli.errors import fail
@@ -36,19 +37,19 @@ def registry_paths(values: list[str]) -> list[str]:
     return [p for v in values for p in v.split()]
 
 
-def generation(values: list[str]) -> dict[str, Any]:
-    """``--param key=value`` (values read as YAML scalars) into the generation mapping."""
-    params = {}
-    for item in values:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            fail(f"--param takes key=value, got {item!r}", 2)
+def assignments(option: str) -> Callable[[list[str]], dict[str, Any]]:
+    """``option key=value`` items (values read as YAML scalars) into the field's mapping."""
+    def parse(values: list[str]) -> dict[str, Any]:
         try:
-            params[key.strip()] = yaml.safe_load(raw)
-        except yaml.YAMLError as e:
-            fail(f"--param {key.strip()}: cannot read the value {raw!r} ({type(e).__name__})", 2)
-    remember_secret_params(params)  # masked wherever the run writes or logs
-    return params
+            params = parse_assignments(values, option)
+        except ValueError as e:
+            fail(str(e), 2)
+        remember_secret_params(params)  # masked wherever the run writes or logs
+        return params
+    return parse
+
+
+generation = assignments("--param")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Spelling:
     envvar: str | None = None
     help: str | None = None
     parse: Callable[[list[str]], Any] | None = None  # the option is a list of strings made into the field's value
+    metavar: str | None = None
 
 
 SPELLINGS = {
@@ -70,7 +72,10 @@ SPELLINGS = {
     "cache_dir": Spelling(envvar="AUDIO_EVALS_CACHE"),
     "registry_paths": Spelling(("--registry-path", "--registry_path"), parse=registry_paths),
     "generation": Spelling(("--param", "-P"), help="Generation parameter override key=value (e.g. -P beam_size=1).",
-                           parse=generation),
+                           parse=generation, metavar="KEY=VALUE"),
+    "model_args": Spelling(("--model-args", "-A"), help="Backend argument key=value (recorded; refused, naming the "
+                           "accepted ones, if the backend does not take it). --device and --batch-size set two.",
+                           parse=assignments("--model-args"), metavar="KEY=VALUE"),
     "inf_file": Spelling(("--inf_file", "--inf-file")),
     "post_process": Spelling(("--post_process", "--post-process")),
 }
@@ -95,7 +100,8 @@ def _option(name: str, field: FieldInfo) -> inspect.Parameter:
     spelling = SPELLINGS.get(name, Spelling())
     annotation = list[str] if spelling.parse else _plain(field.annotation)
     default = [] if get_origin(annotation) is list else field.default
-    option = typer.Option(default, *flags(name), envvar=spelling.envvar, help=spelling.help or field.description)
+    option = typer.Option(default, *flags(name), envvar=spelling.envvar, help=spelling.help or field.description,
+                          metavar=spelling.metavar)
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
 
 

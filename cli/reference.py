@@ -9,9 +9,8 @@ refused in one line; ``--save`` keeps its meaning, a file.
 
 from __future__ import annotations
 
-from typing import Any
-
 from audio_evals import storage
+from audio_evals.summary import RunSummary
 
 #: Options whose value may be left out, with the value argparse gives them then (``const``).
 OPTIONAL_VALUE = {"-r": "latest", "--resume": "latest", "--use_model_pool": "on"}
@@ -74,10 +73,10 @@ def save_target(save: str, samples_path: str) -> str:
     return f"{samples_path.rsplit('/', 2)[0]}/{save}.jsonl"
 
 
-def write_save(save: str, summary: dict[str, Any]) -> dict[str, str]:
+def write_save(save: str, summary: RunSummary) -> dict[str, str]:
     """Copy the run's rows to the ``--save`` file and its summary to ``<file>-overall.json``."""
-    rows = save_target(save, summary["paths"]["samples"])
+    rows = save_target(save, summary.paths["samples"])
     overall = rows.removesuffix(".jsonl") + "-overall.json"
-    storage.write_bytes(rows, storage.read_bytes(summary["paths"]["samples"]))
-    storage.write_json(overall, {k: v for k, v in summary.items() if k != "paths"})
+    storage.write_bytes(rows, storage.read_bytes(summary.paths["samples"]))
+    storage.write_json(overall, summary.model_dump(mode="json"))
     return {"save": rows, "overall": overall}

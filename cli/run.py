@@ -10,12 +10,12 @@ from typing import Annotated, Any, Optional
 import typer
 
 from audio_evals.data import check_source
-from audio_evals.models.base import BackendUnavailable
 from audio_evals.plan import preflight
 from audio_evals.redaction import MARK, redact, redact_text
 from audio_evals.spec import RunSpec
+from audio_evals.summary import RunSummary
 from cli import reference
-from cli.console import ShardProgress, console, print_summary
+from cli.console import ShardProgress, console, hide_prefect_failures, print_summary
 from cli.errors import USER_ERRORS, fail, verbose_logs
 from cli.interrupt import run_interruptible, start_ephemeral_api
 from cli.options import folder_problem, spec_options
@@ -25,6 +25,8 @@ from flows.credentials import apply_store_credentials
 @spec_options
 def run(
     spec: RunSpec,
+    device: Annotated[Optional[str], typer.Option("--device", help="Backend device (cpu, cuda, cuda:N, auto): --model-args device=...")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Backend batch size: --model-args batch_size=N.")] = None,
     store: Annotated[Optional[str], typer.Option("--store", envvar="AUDIO_EVALS_STORE", help="One place (path or s3://bucket/prefix) for cache, task results and run results.")] = None,
     task_runner: Annotated[str, typer.Option("--task-runner", help="thread (this process) or dask.")] = "thread",
     dask_address: Annotated[Optional[str], typer.Option("--dask-address", help="Dask scheduler (default: a LocalCluster of --workers processes).")] = None,
@@ -42,6 +44,11 @@ def run(
 
     The reference tool's options are accepted with the same meaning (see cli/reference.py).
     """
+    if batch_size is not None and batch_size < 1:
+        fail(f"--batch-size must be at least 1, not {batch_size}", 2)
+    shortcuts = {k: v for k, v in (("device", device), ("batch_size", batch_size)) if v is not None}
+    if shortcuts:  # spellings of two model_args entries
+        spec = spec.replace(model_args={**spec.model_args, **shortcuts})
     try:
         plan = spec.plan()
         accepted = reference.notes(resume, use_model_pool, two_phase, agg, dataset_ref_col)
@@ -61,9 +68,8 @@ def run(
     for note in accepted:
         console.print(f"note: {note}", markup=False)
     try:
-        if not spec.inf_file:  # replies read from a file need no model
-            preflight(plan)  # before Prefect starts: a plain message
-    except BackendUnavailable as e:
+        preflight(plan, model=not spec.inf_file)  # before Prefect starts: a plain message; replies read from a file need no model
+    except USER_ERRORS as e:
         fail(str(e), 2)
     if verbose or debug_mode:
         verbose_logs()
@@ -77,20 +83,20 @@ def run(
         problem = folder and folder_problem(option, folder)
         if problem:
             fail(problem, 2)
-    summary = _run_flow(f"{spec.model} on {plan.dataset.name}", spec,
+    summary = _run_flow(f"{spec.model} on {plan.dataset.name}", spec, verbose=bool(verbose or debug_mode),
                         runner=_task_runner(task_runner, spec.workers, dask_address))
     if save:
-        summary["paths"].update(reference.write_save(save, summary))
+        summary.paths.update(reference.write_save(save, summary))
     print_summary(summary)
     _check_fail_rate(summary, spec.max_fail_rate)
 
 
-def _check_fail_rate(summary: dict[str, Any], max_fail_rate: float) -> None:
+def _check_fail_rate(summary: RunSummary, max_fail_rate: float) -> None:
     """A run whose samples mostly failed is not a result: exit 1, after the summary is printed."""
-    rate = summary["counts"]["fail_rate"]
+    rate = summary.counts.fail_rate
     if rate > max_fail_rate:
         fail(f"{100 * rate:.1f}% of samples failed (more than --max-fail-rate {max_fail_rate:g}); "
-             f"causes per sample: {summary['paths']['samples']}", 1)
+             f"causes per sample: {summary.paths['samples']}", 1)
 
 
 def _task_runner(kind: str, workers: int, address: str | None) -> Any:
@@ -109,15 +115,17 @@ def _task_runner(kind: str, workers: int, address: str | None) -> Any:
     raise typer.BadParameter(f"--task-runner must be thread or dask, not {kind!r}")
 
 
-def _run_flow(label: str, spec: RunSpec, runner: Any = None) -> dict[str, Any]:
+def _run_flow(label: str, spec: RunSpec, verbose: bool, runner: Any = None) -> RunSummary:
     """Run the evaluate flow with a progress bar; user errors exit with a message, not a trace."""
     from flows.evaluate import StrictModeFailure, evaluate
 
+    if not verbose:
+        hide_prefect_failures()
     flow = evaluate.with_options(task_runner=runner) if runner is not None else evaluate
 
     bar = ShardProgress(label)
 
-    def evaluate_with_progress() -> dict[str, Any]:
+    def evaluate_with_progress() -> RunSummary:
         start_ephemeral_api()
         with bar:
             return flow(spec)
@@ -158,7 +166,7 @@ def retry(
              "with them instead of retrying it", 2)
     if verbose:
         verbose_logs()
-    summary = _run_flow(f"retry {earlier.run_id}", earlier.spec)
+    summary = _run_flow(f"retry {earlier.run_id}", earlier.spec, verbose)
     console.print(f"retried {earlier.failed_shards} failed shard(s) of run {earlier.run_id} as run "
-                  f"{summary['run_id']}; now {len(summary['failed_shards'])} failed")
+                  f"{summary.run_id}; now {len(summary.failed_shards)} failed")
     print_summary(summary)

@@ -1,4 +1,4 @@
-"""CLI commands for suites and the service side: ``suite``, ``publish``, ``serve``, ``watch``, ``server``.
+"""CLI commands for suites and the service side: ``suite``, ``leaderboard``, ``publish``, ``serve``, ``watch``, ``server``.
 
 Heavy modules are imported inside the commands so ``audio-evals list`` stays fast.
 """
@@ -13,9 +13,9 @@ import typer
 
 from audio_evals import local_server
 from audio_evals.spec import RunOptions
-from audio_evals.suites import find_suite
+from audio_evals.suites import load_suite
 from audio_evals.watch import DEFAULT_CONFIG, MODEL_PUBLISHED, load_config, model_resource, poll, state_path
-from cli.console import console
+from cli.console import console, hide_prefect_failures
 from cli.errors import USER_ERRORS, fail, verbose_logs
 from cli.options import spec_options
 
@@ -47,17 +47,27 @@ def _emit(event: str, *, resource: dict[str, str], payload: dict[str, Any]) -> N
         fail(f"cannot send {event} to the Prefect server at {PREFECT_API_URL.value()}: {type(e).__name__}: {e}", 1)
 
 
-def _print_suite(result: dict[str, Any]) -> None:
+def _print_table(title: str, records: list[dict[str, Any]]) -> None:
+    """A models × datasets table (``Leaderboard.records``) on the console."""
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=escape(result["suite"]))
-    columns = list(dict.fromkeys(k for row in result["leaderboard"] for k in row))
+    from audio_evals.summary import format_value
+
+    table = Table(title=escape(title))
+    columns = list(dict.fromkeys(k for row in records for k in row))
     for column in columns:
         table.add_column(escape(column), style="bold" if column == "model" else None)
-    for row in result["leaderboard"]:
-        table.add_row(*("—" if row.get(c) is None else escape(str(row[c])) for c in columns))
+    for row in records:
+        table.add_row(*(format_value(v) if isinstance(v := row.get(c), float) or v is None else escape(str(v))
+                        for c in columns))
     console.print(table)
+
+
+def _print_suite(result: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    _print_table(result["suite"], result["leaderboard"])
     for run in result["runs"]:
         if run["error"]:
             console.print(f"[red]{escape(run['model'])} on {escape(run['dataset'])}: {escape(run['error'])}[/red]")
@@ -78,16 +88,38 @@ def suite(
     """Run every evaluation of a suite, then write its report (markdown, chart, HTML). Exit 1 if any did not run."""
     if verbose:
         verbose_logs()
+    try:
+        load_suite(suite_file)  # a missing or invalid suite file is one line, before Prefect starts
+    except USER_ERRORS as e:
+        fail(str(e), 2)
     from flows.suite import suite as suite_flow
 
+    if not verbose:
+        hide_prefect_failures()  # each run's error is in the table below
     try:
-        find_suite(suite_file)  # an unknown name is one line, before Prefect starts
         result = suite_flow(suite_file=suite_file, models=model or None, max_parallel=max_parallel, options=options)
     except USER_ERRORS as e:
         fail(str(e), 2)
     _print_suite(result)
     if any(run["error"] for run in result["runs"]):
         raise typer.Exit(1)
+
+
+def leaderboard(
+    results_dir: Annotated[str, typer.Argument(help="Results root of earlier runs (<model>/<dataset>/<run>).")] = "results",
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print the table as markdown.")] = False,
+) -> None:
+    """Models × datasets of the latest runs under RESULTS_DIR, with averages and RTFx; no suite file."""
+    from audio_evals.report import leaderboard_of_results
+
+    try:
+        board = leaderboard_of_results(results_dir)
+    except (FileNotFoundError, ValueError) as e:
+        fail(str(e), 2)
+    if markdown:
+        console.print(board.markdown(), markup=False, soft_wrap=True)
+    else:
+        _print_table(board.title, board.records())
 
 
 def publish(
@@ -119,7 +151,7 @@ def serve(ctx: typer.Context) -> None:
     cli(args=ctx.args, prog_name="audio-evals serve")
 
 
-server = typer.Typer(no_args_is_help=True,
+server = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                      help="A long-lived local Prefect server that every CLI call on this machine then uses.")
 
 
@@ -127,7 +159,7 @@ server = typer.Typer(no_args_is_help=True,
 def server_start(
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 for the API and the UI.")] = local_server.DEFAULT_PORT,
 ) -> None:
-    """Start `prefect server start` in the background; CLI calls use it (unless PREFECT_API_URL is set)."""
+    """Start 'prefect server start' in the background; CLI calls use it (unless PREFECT_API_URL is set)."""
     try:
         running = local_server.start(port)
     except local_server.ServerError as e:
@@ -164,6 +196,7 @@ def server_stop() -> None:
 def register(app: typer.Typer) -> None:
     app.add_typer(server, name="server")
     app.command()(suite)
+    app.command()(leaderboard)
     app.command()(publish)
     app.command()(watch)
     app.command(add_help_option=False,

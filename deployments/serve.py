@@ -92,7 +92,7 @@ def main(
 
 
 #: ``audio-evals serve`` hands its arguments to this app, so both entry points share one definition.
-cli = typer.Typer(add_completion=False)
+cli = typer.Typer(add_completion=False, rich_markup_mode=None)  # plain help, readable at 80 columns
 cli.command()(main)
 
 if __name__ == "__main__":

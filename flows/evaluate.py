@@ -13,17 +13,18 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, as_completed
 
 from audio_evals import predictions, storage
-from audio_evals.data import PreparedRef, check_source
+from audio_evals.data import PreparedRef
 from audio_evals.data.audio import DEFAULT_MAX_DURATION_S
 from audio_evals.data.subset import draw_subset
 from audio_evals.models import generation_params, get_backend
 from audio_evals.models.base import BackendUnavailable
 from audio_evals.paths import audio_cache_dir, default_cache_dir
 from audio_evals.plan import EvalPlan, preflight
-from audio_evals.redaction import install_log_redaction, redact, redact_strings, remember_secret_params
+from audio_evals.redaction import install_log_redaction, redact, remember_secret_params
 from audio_evals.results import build_summary, create_run_dir, new_run_id, run_dir, run_identity
 from audio_evals.retry import check_unchanged
 from audio_evals.spec import RunSpec
+from audio_evals.summary import RunSummary
 from flows import progress
 from flows.credentials import apply_store_credentials
 from flows.redacted import redacting_flow
@@ -61,8 +62,9 @@ def _release_remote_result(future: PrefectFuture) -> None:
 
 def _run_shards(plan: EvalPlan, prepared: PreparedRef, fingerprint: dict, transcriber_fingerprints: dict,
                 audio_dir: str, workers: int, fresh: bool, retries: int, retry_delay_s: float, cache_dir: str,
-                progress_id: Any) -> tuple[dict, dict, dict]:
-    """Submit shards with at most ``workers`` in flight; collect outputs and failures.
+                progress_id: Any) -> tuple[dict, dict, dict, float]:
+    """Submit shards with at most ``workers`` in flight; collect outputs, failures, shard stats
+    and the longest model load of one shard (loads of shards running at once overlap).
 
     ``retries`` re-run a shard whose whole backend failed for a while (``infer``'s retry condition);
     per-request failures are retried by the model's client alone.
@@ -75,7 +77,8 @@ def _run_shards(plan: EvalPlan, prepared: PreparedRef, fingerprint: dict, transc
     pending: dict[PrefectFuture, Any] = {}
     outputs: dict[int, list[dict]] = {}
     errors: dict[int, str] = {}
-    stats = {"computed": 0, "cached": 0, "failed": 0, "inference_s": 0.0, "audio_seconds": 0.0}
+    stats = {"computed": 0, "cached": 0, "failed": 0, "inference_s": 0.0, "audio_seconds": 0.0, "model_load_s": 0.0}
+    longest_load_s = 0.0
     total = len(queue)
 
     def submit() -> None:
@@ -99,6 +102,8 @@ def _run_shards(plan: EvalPlan, prepared: PreparedRef, fingerprint: dict, transc
             if not cached:
                 stats["inference_s"] += result["inference_s"]
                 stats["audio_seconds"] += result["audio_seconds"]
+                stats["model_load_s"] += result["model_load_s"]
+                longest_load_s = max(longest_load_s, result["model_load_s"])
         else:
             error = future.result(raise_on_failure=False)
             if isinstance(error, BackendUnavailable):
@@ -112,7 +117,7 @@ def _run_shards(plan: EvalPlan, prepared: PreparedRef, fingerprint: dict, transc
         progress.publish("shard", {"index": shard.index, "ok": shard.index in outputs, "n": shard.n,
                                    "done": done, "total": total})
         submit()
-    return outputs, errors, stats
+    return outputs, errors, stats, longest_load_s
 
 
 def run_name(parameters: dict[str, Any]) -> str:
@@ -121,7 +126,7 @@ def run_name(parameters: dict[str, Any]) -> str:
 
 
 @redacting_flow(name="evaluate", flow_run_name=run_name, validate_parameters=True)
-def evaluate(spec: RunSpec = RunSpec()) -> dict[str, Any]:
+def evaluate(spec: RunSpec = RunSpec()) -> RunSummary:
     """Evaluate ``spec.model`` on ``spec.dataset`` and write ``results/<model>/<dataset>/<run-id>/``.
 
     Ends Completed with failed shards listed in the summary; with ``strict`` it ends Failed
@@ -130,7 +135,7 @@ def evaluate(spec: RunSpec = RunSpec()) -> dict[str, Any]:
     return run_evaluation(spec)
 
 
-def run_evaluation(spec: RunSpec) -> dict[str, Any]:
+def run_evaluation(spec: RunSpec) -> RunSummary:
     """The stages of one evaluation, as stage tasks of the calling flow (``evaluate``, or
     ``evaluate-and-check``, which adds the regression check without a second flow run).
 
@@ -139,7 +144,8 @@ def run_evaluation(spec: RunSpec) -> dict[str, Any]:
     and ``evaluator`` replace the reply's post-processing and the headline metric;
     ``drop_above_wer`` leaves out samples whose per-sample WER/CER (percent) exceeds it.
     ``parent`` (a run being retried) stops the run before inference if it would not evaluate
-    what the parent did.
+    what the parent did. ``model_args`` (device, batch size, ...) replace the registry entry's
+    backend arguments.
     """
     logger = get_run_logger()
     remember_secret_params(spec.generation)
@@ -148,14 +154,12 @@ def run_evaluation(spec: RunSpec) -> dict[str, Any]:
     timings: dict[str, float] = {}
     peak_rss: dict[str, float] = {}
     plan = spec.plan()
-    check_source(plan.dataset)
+    # A model (or transcriber) this machine cannot run, or a dataset it cannot reach, stops the run
+    # before any download; replies read from a file need no model.
+    preflight(plan, model=not spec.inf_file)
     cache_dir = storage.absolute(spec.cache_dir or default_cache_dir())
     backend = get_backend(plan.model, plan.generation)
-    if spec.inf_file:  # the replies come from the file: the model never runs, so need not be runnable here
-        fingerprint = predictions.fingerprint(spec.inf_file)
-    else:
-        preflight(plan)  # a model (or transcriber) this machine cannot run stops the run before any download
-        fingerprint = backend.fingerprint()
+    fingerprint = predictions.fingerprint(spec.inf_file) if spec.inf_file else backend.fingerprint()
     run_id = spec.run_id or new_run_id()
     folder = run_dir(spec.output, plan, run_id)  # checked now: a bad or used run id stops before any work
 
@@ -188,6 +192,7 @@ def run_evaluation(spec: RunSpec) -> dict[str, Any]:
         outputs = predictions.shard_outputs(predictions.read_predictions(spec.inf_file, dataset_ref.samples_path),
                                             prepared.shards, spec.inf_file)
         errors: dict[int, str] = {}
+        load_s = 0.0
         shard_stats = {"computed": 0, "cached": 0, "failed": 0, "inference_s": 0.0, "audio_seconds": 0.0,
                        "from_inf_file": len(outputs)}
     else:
@@ -197,9 +202,10 @@ def run_evaluation(spec: RunSpec) -> dict[str, Any]:
         effective_workers = spec.workers if backend.thread_safe else 1
         transcriber_fingerprints = {lang: get_backend(m, generation_params(m)).fingerprint()
                                     for lang, m in plan.transcribers.items()}
-        outputs, errors, shard_stats = _run_shards(plan, prepared, fingerprint, transcriber_fingerprints,
-                                                   audio_cache_dir(cache_dir), effective_workers, spec.fresh,
-                                                   spec.shard_retries, spec.retry_delay_s, cache_dir, progress_id)
+        outputs, errors, shard_stats, load_s = _run_shards(plan, prepared, fingerprint, transcriber_fingerprints,
+                                                           audio_cache_dir(cache_dir), effective_workers, spec.fresh,
+                                                           spec.shard_retries, spec.retry_delay_s, cache_dir,
+                                                           progress_id)
     timings["infer"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -213,19 +219,20 @@ def run_evaluation(spec: RunSpec) -> dict[str, Any]:
     options = spec.model_dump(mode="json", exclude={"run_id", "parent"})
     timings["total"] = time.perf_counter() - started
     peak_rss["total"] = peak_rss_mb()
-    summary = redact_strings(build_summary(  # secret parameters, URL credentials and known keys masked
+    summary = build_summary(
         run_id=run_id, parent_run_id=spec.parent and spec.parent.run_id, identity=identity, plan=plan.redacted(),
         dataset=chosen, prepared=prepared, model_fingerprint=redact(fingerprint), scored=scored,
         failed_shards=failed_shards, shard_stats=shard_stats,
         timings={k: round(v, 3) for k, v in timings.items()}, peak_rss_mb=peak_rss, options=redact(options),
         command=os.environ.get("AUDIO_EVALS_COMMAND") or shlex.join(["audio-evals", "run", "--dataset", spec.dataset,
                                                                       "--model", spec.model]),
-    ))
+        model_load_s=round(load_s, 3),
+    ).redacted()  # secret parameters, URL credentials and known keys masked
     paths = report(folder, summary)
     progress.publish("end", {"folder": folder})
-    summary["paths"] = paths
-    if spec.strict and (failed_shards or scored.counts["failed"]):
+    summary = summary.model_copy(update={"paths": paths})
+    if spec.strict and (failed_shards or scored.counts.failed):
         raise StrictModeFailure(
-            f"{scored.counts['failed']} samples and {len(failed_shards)} shards failed (strict); summary: {paths['summary']}"
+            f"{scored.counts.failed} samples and {len(failed_shards)} shards failed (strict); summary: {paths['summary']}"
         )
     return summary

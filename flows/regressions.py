@@ -7,8 +7,6 @@ their own stage tasks, so each evaluation is one flow run in the UI.
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -16,6 +14,7 @@ from prefect.events import emit_event
 
 from audio_evals.regression import REGRESSION_DETECTED, check, mark_report, render_section
 from audio_evals.spec import RunSpec
+from audio_evals.summary import Regression, RunSummary
 from audio_evals.watch import model_resource
 from flows.evaluate import run_evaluation, run_name
 from flows.redacted import redacting_flow
@@ -23,29 +22,28 @@ from tasks.report import artifact_key
 
 
 @task(name="check-regressions", cache_policy=NO_CACHE)
-def check_regressions(summary: dict[str, Any], output: str) -> list[dict[str, Any]]:
+def check_regressions(summary: RunSummary, output: str) -> list[Regression]:
     """Compare with the previous revision's run; mark the report, publish and announce what got worse."""
     logger = get_run_logger()
-    model, dataset = summary["model"]["name"], summary["dataset"]["name"]
+    model, dataset = summary.model.name, summary.dataset.name
     result = check(output, summary)
     if result.previous is None:
         logger.info("no earlier run of another revision of %s on %s: nothing to compare", model, dataset)
         return []
-    mark_report(summary["paths"]["report"], result.regressions)
+    mark_report(summary.paths["report"], result.regressions)
     if result.regressions:
         create_markdown_artifact(key=artifact_key("regressions", model, dataset), markdown=render_section(result.regressions),
-                                 description=f"Regressions of run {summary['run_id']}")
+                                 description=f"Regressions of run {summary.run_id}")
     for regression in result.regressions:
         logger.warning("regression: %s %s on %s %.2f -> %.2f (noise %.2f)%s", model, regression.metric, dataset,
                        regression.old, regression.new, regression.threshold, "" if result.announce else " (announced before)")
         if result.announce:
-            emit_event(REGRESSION_DETECTED, resource=model_resource(model), payload=regression.to_dict())
-    return [r.to_dict() for r in result.regressions]
+            emit_event(REGRESSION_DETECTED, resource=model_resource(model), payload=regression.model_dump())
+    return result.regressions
 
 
 @redacting_flow(name="evaluate-and-check", flow_run_name=run_name, validate_parameters=True)
-def evaluate_and_check(spec: RunSpec = RunSpec()) -> dict[str, Any]:
+def evaluate_and_check(spec: RunSpec = RunSpec()) -> RunSummary:
     """Evaluate (as ``evaluate``, in this one flow run), then flag regressions; the summary gains ``regressions``."""
     summary = run_evaluation(spec)
-    summary["regressions"] = check_regressions(summary, spec.output)
-    return summary
+    return summary.model_copy(update={"regressions": check_regressions(summary, spec.output)})

@@ -21,11 +21,11 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from audio_evals import storage
-from audio_evals.regression import Regression, render_section
-from audio_evals.report import render_html, render_suite_chart, render_suite_report
-from audio_evals.report.markdown import metric_key
+from audio_evals.regression import render_section
+from audio_evals.report import render_html, render_suite_chart, render_suite_report, suite_leaderboard
 from audio_evals.spec import RunOptions
 from audio_evals.suites import Suite, SuiteRow, find_suite, load_suite
+from audio_evals.summary import RunSummary
 from flows.credentials import apply_store_credentials
 from flows.regressions import evaluate_and_check
 from tasks.report import artifact_key
@@ -54,54 +54,26 @@ def select_models(suite: Suite, models: list[str] | None) -> Suite:
     return suite.model_copy(update={"sections": sections})
 
 
-def _not_run(evaluation: Evaluation, error: BaseException) -> dict[str, Any]:
-    """A stand-in summary: the suite report shows its ``error`` in the row's note."""
-    dataset, model, prompt = evaluation
-    return {"dataset": {"name": dataset}, "model": {"name": model}, "prompt": {"name": prompt}, "metrics": [],
-            "error": f"not run: {type(error).__name__}: {error}"}
-
-
-def _mark_unrunnable(summary: dict[str, Any]) -> dict[str, Any]:
-    """Every shard failed and nothing was scored (a model that cannot load here): the row did not run."""
-    if summary.get("failed_shards") and not summary["counts"]["scored"]:
-        return {**summary, "error": f"not run: {summary['failed_shards'][0]['error']}"}
-    return summary
-
-
-def leaderboard(suite: Suite, summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Models as rows, one column per dataset and measure: the figures a reader compares."""
-    table: dict[str, dict[str, Any]] = {}
-    for _, row in suite.rows():
-        summary = next((s for s in summaries if s["dataset"]["name"] == row.dataset and s["model"]["name"] == row.model
-                        and (row.prompt is None or s["prompt"]["name"] == row.prompt)), None)
-        metric = next((m for m in (summary or {}).get("metrics", []) if metric_key(m["name"]) == metric_key(row.measure)), None)
-        value = "not run" if summary and "error" in summary else (metric["value"] if metric else None)
-        table.setdefault(row.model, {"model": row.model})[f"{row.label or row.dataset} ({row.measure})"] = (
-            round(value, 2) if isinstance(value, float) else value)
-    return list(table.values())
-
-
 @task(name="suite-report", cache_policy=NO_CACHE)
-def suite_report(suite: Suite, name: str, summaries: list[dict[str, Any]], output: str) -> dict[str, Any]:
+def suite_report(suite: Suite, name: str, summaries: list[RunSummary], output: str) -> dict[str, Any]:
     """Write report.md, chart.png and report.html under ``<output>/suites/<name>/<time>/``; publish artifacts."""
     folder = storage.join(output, "suites", name, dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
-    regressions = [Regression(**r) for s in summaries for r in s.get("regressions", [])]
+    regressions = [r for s in summaries for r in s.regressions]
     markdown = render_suite_report(summaries, suite)
     if regressions:
         markdown = markdown.rstrip("\n") + "\n\n" + render_section(regressions)
-    scored = [s for s in summaries if "error" not in s]
     paths = {"report": storage.join(folder, "report.md"), "chart": storage.join(folder, "chart.png"),
              "html": storage.join(folder, "report.html")}
     with tempfile.TemporaryDirectory() as tmp:
-        chart = render_suite_chart(scored, os.path.join(tmp, "chart.png"))
+        chart = render_suite_chart([s for s in summaries if s.ran], os.path.join(tmp, "chart.png"))
         storage.write_bytes(paths["chart"], Path(chart).read_bytes())
         storage.write_text(paths["html"], render_html(markdown, chart, suite.title))
     storage.write_text(paths["report"], markdown)
-    table = leaderboard(suite, summaries)
+    table = suite_leaderboard(suite, summaries).records()
     create_markdown_artifact(key=artifact_key("suite", name), markdown=markdown, description=f"{suite.title}: {folder}")
     create_table_artifact(key=artifact_key("leaderboard", name), table=table, description=f"{suite.title} leaderboard")
     return {"folder": folder, "paths": paths, "leaderboard": table,
-            "regressions": [r.to_dict() for r in regressions]}
+            "regressions": [r.model_dump() for r in regressions]}
 
 
 @flow(name="suite", flow_run_name="suite {suite_file}", validate_parameters=True)
@@ -121,23 +93,23 @@ def suite(
     name = path.stem
     evaluations: list[Evaluation] = list(dict.fromkeys((row.dataset, row.model, row.prompt) for _, row in spec.rows()))
 
-    def run(evaluation: Evaluation) -> dict[str, Any]:
+    def run(evaluation: Evaluation) -> RunSummary:
         dataset, model, prompt = evaluation
         try:
             row = options.spec(dataset, model, prompt)
             row.plan()  # a misspelt name is "not run" without a failed subflow
-            return _mark_unrunnable(evaluate_and_check(row))
+            return evaluate_and_check(row).mark_unrunnable()
         except Exception as e:  # noqa: BLE001 (one evaluation that cannot run must not stop the suite)
             logger.warning("%s on %s not run: %s: %s", model, dataset, type(e).__name__, e)
-            return _not_run(evaluation, e)
+            return RunSummary.not_run(dataset, model, prompt, e)
 
     # Each thread gets its own copy of this flow's context, so the evaluations are its subflows.
     with ThreadPoolExecutor(max_workers=max(1, max_parallel)) as pool:
         futures = [pool.submit(contextvars.copy_context().run, run, e) for e in evaluations]
         summaries = [f.result() for f in futures]
     report = suite_report(spec, name, summaries, options.output)
-    runs = [{"dataset": d, "model": m, "prompt": p, "run_id": s.get("run_id"), "error": s.get("error"),
-             "summary": (s.get("paths") or {}).get("summary")} for (d, m, p), s in zip(evaluations, summaries)]
+    runs = [{"dataset": d, "model": m, "prompt": p, "run_id": s.run_id, "error": s.error, "summary": s.paths.get("summary")}
+            for (d, m, p), s in zip(evaluations, summaries)]
     logger.info("suite %s: %d evaluations (%d not run); report %s", name, len(runs),
                 sum(bool(r["error"]) for r in runs), report["paths"]["report"])
     return {"suite": spec.title, "name": name, "runs": runs, **report}

@@ -14,6 +14,6 @@ from audio_evals.registry import DatasetEntry
 def download(dataset: DatasetEntry, cache_dir: str, limit: int | None = None, fresh: bool = False) -> DatasetRef:
     """Reuse is decided by the library's cache, verified on every read, not by Prefect's.
 
-    Not retried here: hub and store clients retry their own requests, and a wrong column or
-    config is the same on every try."""
+    Not retried here: hub and store clients retry their own requests (audio_evals.hub retries the
+    hub's 5xx), and a wrong column, a config or an unreachable hub is the same on every try."""
     return data.download(dataset, cache_dir, limit, fresh)

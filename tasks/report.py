@@ -14,7 +14,8 @@ from audio_evals import storage
 from audio_evals.report import render_run_report
 from audio_evals.report.samples import read_run
 from audio_evals.report.view import render_view
-from audio_evals.results import VIEW_FILE, write_run
+from audio_evals.results import write_run
+from audio_evals.summary import VIEW_FILE, RunSummary
 
 
 def artifact_key(*parts: str) -> str:
@@ -22,21 +23,11 @@ def artifact_key(*parts: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")[:100]
 
 
-def metrics_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = []
-    for m in summary["metrics"]:
-        ci = m.get("ci95")
-        rows.append({
-            "dataset": summary["dataset"]["name"],
-            "model": summary["model"]["name"],
-            "metric": m["name"] + (f" ({m['group']})" if m.get("group") else ""),
-            "value": None if m["value"] is None else round(m["value"], 2),
-            "ci95": None if not ci else f"[{ci[0]:.2f}, {ci[1]:.2f}]",
-            "n": m["n"],
-            "failed": m["failed"],
-            "unparsed": m["unparsed"],
-        })
-    return rows
+def metrics_table(summary: RunSummary) -> list[dict[str, Any]]:
+    """One row per metric: the run's figures as the UI's table artifact shows them."""
+    return [{"dataset": summary.dataset.name, "model": summary.model.name, "metric": m.label,
+             "value": None if m.value is None else round(m.value, 2), "ci95": m.ci_text if m.ci95 else None,
+             "n": m.n, "failed": m.failed, "unparsed": m.unparsed} for m in summary.metrics]
 
 
 def _linked_view(markdown: str, view_path: str) -> str:
@@ -46,11 +37,11 @@ def _linked_view(markdown: str, view_path: str) -> str:
 
 
 @task(name="report", cache_policy=NO_CACHE)
-def report(folder: str, summary: dict[str, Any]) -> dict[str, str]:
+def report(folder: str, summary: RunSummary) -> dict[str, str]:
     markdown = render_run_report(summary)
     paths = write_run(folder, summary, markdown, render_view(read_run(folder, summary), folder))
-    key = artifact_key("eval", summary["model"]["name"], summary["dataset"]["name"])
-    create_table_artifact(key=key, table=metrics_table(summary), description=f"Metrics of run {summary['run_id']}")
+    key = artifact_key("eval", summary.model.name, summary.dataset.name)
+    create_table_artifact(key=key, table=metrics_table(summary), description=f"Metrics of run {summary.run_id}")
     create_markdown_artifact(key=key + "-report", markdown=_linked_view(markdown, paths["view"]),
-                             description=f"Report of run {summary['run_id']}")
+                             description=f"Report of run {summary.run_id}")
     return paths

@@ -59,15 +59,15 @@ def test_flaky_endpoint_recovers_and_a_dead_one_leaves_failed_shards_listed(pref
     openai_server.fail_next(1, 429, retry_after="1")
     flaky = evaluate(**params, cache_dir=str(tmp_path / "cache-a"),
                      registry_paths=[_endpoint_registry(tmp_path / "a", openai_server.base_url, max_retries=4)])
-    assert flaky["failed_shards"] == [] and flaky["counts"]["failed"] == 0
+    assert flaky.failed_shards == [] and flaky.counts.failed == 0
     assert openai_server.request_count == 6 + 4  # every fault cost one extra request, nothing more
 
     openai_server.fail_next(10_000, 503)  # down for good
     dead = evaluate(**params, cache_dir=str(tmp_path / "cache-b"),
                     registry_paths=[_endpoint_registry(tmp_path / "b", openai_server.base_url, max_retries=1)])
-    assert [s["index"] for s in dead["failed_shards"]] == [0, 1] and dead["counts"]["failed"] == 6
-    assert all("503" in s["error"] for s in dead["failed_shards"])
-    assert {m["name"]: m["failed"] for m in dead["metrics"]} == {"wer": 6}
+    assert [s.index for s in dead.failed_shards] == [0, 1] and dead.counts.failed == 6
+    assert all("503" in s.error for s in dead.failed_shards)
+    assert {m.name: m.failed for m in dead.metrics} == {"wer": 6}
 
 
 def test_persistent_rate_limit_costs_the_client_retry_budget_per_request(prefect_api, openai_server, monkeypatch,
@@ -81,8 +81,8 @@ def test_persistent_rate_limit_costs_the_client_retry_budget_per_request(prefect
     run = evaluate(dataset="speech-sample-en", model="endpoint", limit=6, shard_size=3, shard_retries=2,
                    retry_delay_s=0.0, output=str(tmp_path / "results"), cache_dir=str(tmp_path / "cache"),
                    registry_paths=[_endpoint_registry(tmp_path / "r", openai_server.base_url, max_retries=2)])
-    assert [s["index"] for s in run["failed_shards"]] == [0, 1]
-    assert all("429" in s["error"] for s in run["failed_shards"])
+    assert [s.index for s in run.failed_shards] == [0, 1]
+    assert all("429" in s.error for s in run.failed_shards)
     assert openai_server.request_count == 6 * (2 + 1)
 
 
@@ -96,7 +96,7 @@ def test_answered_requests_of_a_failed_shard_are_not_sent_again(prefect_api, ope
                   registry_paths=[_endpoint_registry(tmp_path / "r", openai_server.base_url, max_retries=0)])
     openai_server.fail_next(1, 429)
     first = evaluate(**params)
-    assert [s["index"] for s in first["failed_shards"]] == [0] and openai_server.request_count == 3
+    assert [s.index for s in first.failed_shards] == [0] and openai_server.request_count == 3
     second = evaluate(**params)
-    assert second["failed_shards"] == [] and second["counts"]["failed"] == 0
+    assert second.failed_shards == [] and second.counts.failed == 0
     assert openai_server.request_count == 3 + 1  # only the sample the 429 hit

@@ -65,7 +65,7 @@ def test_every_bad_input_gets_a_clear_cause(prefect_api, tmp_path, scripted_regi
     summary = evaluate(dataset="bad-corpus", model="scripted", registry_paths=[scripted_registry["path"]],
                        cache_dir=str(tmp_path / "cache"), output=str(tmp_path / "out"), max_duration_s=600,
                        retry_delay_s=0.0)
-    rows = list(storage.read_jsonl(summary["paths"]["samples"]))
+    rows = list(storage.read_jsonl(summary.paths["samples"]))
     by_id: dict[str, list[dict]] = {}
     for r in rows:
         by_id.setdefault(r["id"], []).append(r)
@@ -90,5 +90,5 @@ def test_every_bad_input_gets_a_clear_cause(prefect_api, tmp_path, scripted_regi
         assert by_id[sample_id][0]["status"] == "ok", by_id[sample_id]
     good = by_id["good"]
     assert [r["status"] for r in good] == ["ok", "failed"] and "duplicate id" in good[1]["error"]
-    assert summary["counts"]["samples"] == len(rows) == 16
-    assert summary["counts"]["scored"] == 3
+    assert summary.counts.samples == len(rows) == 16
+    assert summary.counts.scored == 3

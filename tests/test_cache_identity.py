@@ -24,18 +24,19 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from audio_evals import results, storage
+from audio_evals.summary import RunSummary
 from tests.conftest import SAMPLE_DIR, calls_made
 from tests.test_pipeline import _evaluate, _rows
 
 runner = CliRunner()
 
 
-def _wer(summary: dict) -> float:
-    return next(m["value"] for m in summary["metrics"] if m["name"] == "wer")
+def _wer(summary: RunSummary) -> float:
+    return next(m.value for m in summary.metrics if m.name == "wer")
 
 
-def _metrics(summary: dict) -> list:
-    return [(m["name"], m["value"], m["n"]) for m in summary["metrics"]]
+def _metrics(summary: RunSummary) -> list:
+    return [(m.name, m.value, m.n) for m in summary.metrics]
 
 
 def _said_once(log: list[str], path: Path) -> str:
@@ -96,7 +97,7 @@ def test_audio_replaced_behind_an_unchanged_manifest_is_recomputed(prefect_api, 
     after = evaluate(**params)
     truth = evaluate(**params, fresh=True)
     assert _wer(before) < 25 and _wer(after) == _wer(truth) > 50
-    assert after["shards"]["computed"] == 1 and after["dataset"]["fingerprint"] != before["dataset"]["fingerprint"]
+    assert after.shards.computed == 1 and after.dataset.fingerprint != before.dataset.fingerprint
 
 
 def test_audio_identity_is_recorded_and_a_replaced_file_rebuilds_the_dataset(prefect_api, tmp_path, scripted_registry,
@@ -109,7 +110,7 @@ def test_audio_identity_is_recorded_and_a_replaced_file_rebuilds_the_dataset(pre
 
     second = _evaluate(tmp_path, scripted_registry, dataset=str(manifest))
     assert calls_made(scripted_registry["calls"])[calls:] == ["a", "b"]  # the shard holding b ran again
-    assert second["shards"]["computed"] == 1 and second["dataset"]["fingerprint"] != first["dataset"]["fingerprint"]
+    assert second.shards.computed == 1 and second.dataset.fingerprint != first.dataset.fingerprint
     assert "changed" in _said_once(log, clip)
 
 
@@ -122,8 +123,8 @@ def test_a_prepared_shard_cut_short_is_rebuilt_and_said_once(prefect_api, tmp_pa
     shard.write_bytes(b"".join(lines[:2]) + (lines[2][:40] if cut == "mid-line" else b""))
 
     second = _evaluate(tmp_path, scripted_registry, dataset="speech-sample-en")
-    assert len(_rows(second)) == 26 and second["counts"]["failed"] == 0
-    assert _metrics(second) == _metrics(first) and second["shards"]["cached"] == 6
+    assert len(_rows(second)) == 26 and second.counts.failed == 0
+    assert _metrics(second) == _metrics(first) and second.shards.cached == 6
     _said_once(log, shard)
 
 
@@ -150,7 +151,7 @@ def test_decoded_audio_cut_short_is_decoded_again(prefect_api, tmp_path, scripte
     change = {"generation": {"beam_size": 1}} if reader == "infer" else {"shard_size": 4}
     second = _evaluate(tmp_path, scripted_registry, dataset="speech-sample-en", **change)
     assert np.array_equal(sf.read(decoded, dtype="float32")[0], samples)  # decoded again, whole
-    assert second["audio_seconds"] == first["audio_seconds"]
+    assert second.audio_seconds == first.audio_seconds
     assert _metrics(second) == _metrics(first)
     _said_once(log, decoded)
 
@@ -168,7 +169,7 @@ def test_a_corrupt_shard_result_is_recomputed_and_said_once(prefect_api, tmp_pat
         entries[0].write_text(json.dumps(entry), encoding="utf-8")
 
     second = _evaluate(tmp_path, scripted_registry, dataset="speech-sample-en")
-    assert second["shards"]["computed"] == 1 and second["shards"]["cached"] == 5
+    assert second.shards.computed == 1 and second.shards.cached == 5
     assert _metrics(second) == _metrics(first)
     _said_once(log, entries[0])
 
@@ -193,7 +194,7 @@ def test_fresh_recomputes_every_stage(prefect_api, tmp_path, scripted_registry):
               next((cache / "audio").rglob("*.wav")), next((cache / "entries").rglob("*.json"))]
     written = [p.stat().st_mtime_ns for p in stages]
     again = _evaluate(tmp_path, scripted_registry, dataset="speech-sample-en", fresh=True)
-    assert again["shards"]["computed"] == 6
+    assert again.shards.computed == 6
     assert all(p.stat().st_mtime_ns > t for p, t in zip(stages, written))  # download, preprocess, decode, infer
 
 
@@ -234,7 +235,7 @@ def test_a_poisoned_shard_cache_is_never_unpickled(prefect_api, tmp_path, script
 
     second = _evaluate(tmp_path, scripted_registry, dataset="speech-sample-en")
     assert not marker.exists()
-    assert second["shards"]["computed"] == 6 and _metrics(second) == _metrics(first)
+    assert second.shards.computed == 6 and _metrics(second) == _metrics(first)
     for entry in entries:
         _said_once(log, entry)
     assert not list(cache.rglob("*.pkl")) and all(json.loads(e.read_text())["payload"] for e in entries)
@@ -262,7 +263,7 @@ def test_a_poisoned_shared_store_is_never_unpickled(prefect_api, tmp_path, monke
 
     monkeypatch.setenv("AUDIO_EVALS_LOCAL_CACHE", str(tmp_path / "machine-b"))
     second = evaluate(**params)
-    assert not marker.exists() and second["shards"]["computed"] == 2 and _metrics(second) == _metrics(first)
+    assert not marker.exists() and second.shards.computed == 2 and _metrics(second) == _metrics(first)
 
 
 # --- 3. run records: unique, immutable, checked --------------------------------------------------
@@ -272,13 +273,13 @@ def test_runs_in_the_same_instant_keep_separate_folders(prefect_api, tmp_path, s
     instant = results._utcnow()
     monkeypatch.setattr(results, "_utcnow", lambda: instant)
     runs = [_evaluate(tmp_path, scripted_registry, dataset="speech-sample-en") for _ in range(2)]
-    assert runs[0]["run_id"] != runs[1]["run_id"] and runs[0]["run_id"][:23] == runs[1]["run_id"][:23]
+    assert runs[0].run_id != runs[1].run_id and runs[0].run_id[:23] == runs[1].run_id[:23]
     for summary in runs:
-        assert storage.read_json(summary["paths"]["summary"])["run_id"] == summary["run_id"]
+        assert storage.read_json(summary.paths["summary"])["run_id"] == summary.run_id
         assert len(_rows(summary)) == 26
 
     with pytest.raises(ValueError, match="already exists"):
-        _evaluate(tmp_path, scripted_registry, dataset="speech-sample-en", run_id=runs[0]["run_id"])
+        _evaluate(tmp_path, scripted_registry, dataset="speech-sample-en", run_id=runs[0].run_id)
     assert len(_rows(runs[0])) == 26
 
 
@@ -310,14 +311,14 @@ def _cli_app():
     return app
 
 
-def _failed_run(tmp_path, registry, sample_manifest, **kwargs) -> tuple[dict, Path, str]:
+def _failed_run(tmp_path, registry, sample_manifest, **kwargs) -> tuple[RunSummary, Path, str]:
     """A run whose shard 1 failed; the fault is then cleared. Returns (summary, folder, victim id)."""
     victim = [r["id"] for r in sample_manifest if r["lang"] == "en"][7]
     registry["faults"].write_text(json.dumps({"fail_shard_ids": [victim]}), encoding="utf-8")
     first = _evaluate(tmp_path, registry, shard_retries=0, **kwargs)
     registry["faults"].write_text("{}", encoding="utf-8")
-    assert len(first["failed_shards"]) == 1
-    return first, Path(first["paths"]["summary"]).parent, victim
+    assert len(first.failed_shards) == 1
+    return first, Path(first.paths["summary"]).parent, victim
 
 
 def test_retry_after_the_manifest_shrank_is_refused_saying_what_changed(prefect_api, tmp_path, scripted_registry,
@@ -333,7 +334,7 @@ def test_retry_after_the_manifest_shrank_is_refused_saying_what_changed(prefect_
     result = runner.invoke(_cli_app(), ["retry", str(folder)])
     message = result.output.strip()
     assert result.exit_code == 2 and len(message.splitlines()) == 1, result.output
-    assert f"run {first['run_id']} cannot be retried" in message and "dataset.samples 24 → 12" in message
+    assert f"run {first.run_id} cannot be retried" in message and "dataset.samples 24 → 12" in message
     assert _snapshot(folder) == before and len(list(folder.parent.iterdir())) == 1
 
 
@@ -381,7 +382,7 @@ def test_retry_of_a_copied_run_from_another_directory_writes_a_new_run_beside_th
     assert len(list(folder.parent.iterdir())) == 1 and not list((tmp_path / "cwd").iterdir())
     (new,) = [p for p in copy.parent.iterdir() if p != copy]
     retried = json.loads((new / "summary.json").read_text(encoding="utf-8"))
-    assert retried["parent_run_id"] == first["run_id"] and retried["run_id"] == new.name != first["run_id"]
-    assert retried["failed_shards"] == [] and retried["identity"] == first["identity"]
+    assert retried["parent_run_id"] == first.run_id and retried["run_id"] == new.name != first.run_id
+    assert retried["failed_shards"] == [] and retried["identity"] == first.identity
     assert sorted(r["id"] for r in storage.read_jsonl(str(new / "samples.jsonl"))) == sorted(
         r["id"] for r in sample_manifest)

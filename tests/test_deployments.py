@@ -21,7 +21,8 @@ import httpx
 import pytest
 
 from audio_evals import storage, watch
-from audio_evals.regression import Check, Regression, check, compare, mark_report, previous_run
+from audio_evals.regression import Check, check, compare, mark_report, previous_run
+from audio_evals.summary import Regression, RunSummary
 from tests.conftest import SAMPLE_DIR
 from tests.processes import REPO, free_port, start_process, stop_process, wait_for
 
@@ -326,11 +327,11 @@ def test_watch_flow_emits_to_the_prefect_api(prefect_api, tmp_path):
 
 def _summary(run_id: str, revision: str | None, value: float, ci: list[float] | None, *, higher: bool = False,
              created: str = "2026-01-01T00:00:00+00:00", prompt: str = "asr", fingerprint: str = "data-1",
-             group: str | None = None) -> dict[str, Any]:
-    return {"run_id": run_id, "created_at": created, "model": {"name": "m", "revision": revision},
+             group: str | None = None) -> RunSummary:
+    return RunSummary.model_validate({"run_id": run_id, "created_at": created, "model": {"name": "m", "revision": revision},
             "dataset": {"name": "d", "fingerprint": fingerprint}, "prompt": {"name": prompt},
             "metrics": [{"name": "acc" if higher else "wer", "group": group, "value": value, "ci95": ci,
-                         "higher_is_better": higher}]}
+                         "higher_is_better": higher}]})
 
 
 @pytest.mark.parametrize(("old", "new", "regressed"), [
@@ -358,8 +359,8 @@ def test_regression_rule_higher_is_better_and_groups():
 
 
 def test_previous_run_is_the_latest_of_another_revision_on_the_same_data(tmp_path):
-    def write(summary: dict[str, Any]) -> None:
-        storage.write_json(str(tmp_path / "m" / "d" / summary["run_id"] / "summary.json"), summary)
+    def write(summary: RunSummary) -> None:
+        storage.write_json(str(tmp_path / "m" / "d" / summary.run_id / "summary.json"), summary.model_dump(mode="json"))
 
     write(_summary("a", "r1", 10.0, None, created="2026-01-01T00:00:00+00:00"))
     write(_summary("b", "r1", 11.0, None, created="2026-01-02T00:00:00+00:00"))
@@ -368,24 +369,24 @@ def test_previous_run_is_the_latest_of_another_revision_on_the_same_data(tmp_pat
     write(_summary("e", "r2", 14.0, None, created="2026-01-05T00:00:00+00:00"))
     write(_summary("now", "r3", 15.0, None, created="2026-01-06T00:00:00+00:00"))
     found = previous_run(str(tmp_path), "m", "d", "asr", "now", "r3", dataset_fingerprint="data-1")
-    assert found["run_id"] == "e"
-    assert previous_run(str(tmp_path), "m", "d", "asr", "now", "r2", dataset_fingerprint="data-1")["run_id"] == "b"
-    assert previous_run(str(tmp_path), "m", "d", "asr", "now", "r1", dataset_fingerprint="data-1")["run_id"] == "e"
-    assert previous_run(str(tmp_path), "m", "d", "asr", "e", "r2")["run_id"] == "now"
+    assert found.run_id == "e"
+    assert previous_run(str(tmp_path), "m", "d", "asr", "now", "r2", dataset_fingerprint="data-1").run_id == "b"
+    assert previous_run(str(tmp_path), "m", "d", "asr", "now", "r1", dataset_fingerprint="data-1").run_id == "e"
+    assert previous_run(str(tmp_path), "m", "d", "asr", "e", "r2").run_id == "now"
     assert previous_run(str(tmp_path), "m", "other-dataset", "asr", "now", "r3") is None
 
 
 def test_check_announces_a_regression_once_per_revision(tmp_path):
-    def write(summary: dict[str, Any]) -> dict[str, Any]:
-        storage.write_json(str(tmp_path / "m" / "d" / summary["run_id"] / "summary.json"), summary)
+    def write(summary: RunSummary) -> RunSummary:
+        storage.write_json(str(tmp_path / "m" / "d" / summary.run_id / "summary.json"), summary.model_dump(mode="json"))
         return summary
 
     assert check(str(tmp_path), write(_summary("a", "r1", 10.0, [9.0, 11.0], created="2026-01-01T00:00:00+00:00"))) \
         == Check(None, [], False)
     first = check(str(tmp_path), write(_summary("b", "r2", 20.0, [19.0, 21.0], created="2026-01-02T00:00:00+00:00")))
-    assert first.previous["run_id"] == "a" and [r.new_run_id for r in first.regressions] == ["b"] and first.announce
+    assert first.previous.run_id == "a" and [r.new_run_id for r in first.regressions] == ["b"] and first.announce
     again = check(str(tmp_path), write(_summary("c", "r2", 20.0, [19.0, 21.0], created="2026-01-03T00:00:00+00:00")))
-    assert again.previous["run_id"] == "a" and len(again.regressions) == 1 and not again.announce
+    assert again.previous.run_id == "a" and len(again.regressions) == 1 and not again.announce
 
 
 def test_mark_report_appends_one_regressions_section(tmp_path):
@@ -407,24 +408,24 @@ def test_new_revision_that_got_worse_is_flagged_end_to_end(prefect_api, tmp_path
     params = dict(dataset="speech-sample-en", model="scripted", limit=8, cache_dir=str(tmp_path / "cache"),
                   output=str(tmp_path / "results"), registry_paths=[scripted_registry["path"]], retry_delay_s=0.0)
     good = evaluate_and_check(RunSpec(**params, model_revision="rev-1"))
-    assert good["regressions"] == []
+    assert good.regressions == []
     # rev-2 answers nothing: a 100% WER (different answers, so a different fingerprint and no cache hit).
     scripted_registry["responses"].write_text("{}", encoding="utf-8")
     bad = evaluate_and_check(RunSpec(**params, model_revision="rev-2"))
-    (regression,) = bad["regressions"]
-    assert regression["metric"] == "wer" and regression["old"] == 0.0 and regression["new"] == 100.0
-    assert regression["old_run_id"] == good["run_id"] and regression["new_run_id"] == bad["run_id"]
-    report = Path(bad["paths"]["report"]).read_text(encoding="utf-8")
+    (regression,) = bad.regressions
+    assert regression.metric == "wer" and regression.old == 0.0 and regression.new == 100.0
+    assert regression.old_run_id == good.run_id and regression.new_run_id == bad.run_id
+    report = Path(bad.paths["report"]).read_text(encoding="utf-8")
     assert "## Regressions" in report and "+100.00" in report
     events = wait_for("the regression event", lambda: _read_events("audio_evals.regression.detected", "audio-evals.model.scripted"), 30)
-    assert any(e.payload["new_run_id"] == bad["run_id"] and e.payload["dataset"] == "speech-sample-en" for e in events)
+    assert any(e.payload["new_run_id"] == bad.run_id and e.payload["dataset"] == "speech-sample-en" for e in events)
 
     # The same revision again (a nightly re-run): still in its report, not announced again.
     emitted = []
     monkeypatch.setattr("flows.regressions.emit_event", lambda *args, **kwargs: emitted.append((args, kwargs)))
     again = evaluate_and_check(RunSpec(**params, model_revision="rev-2"))
-    assert [r["old_run_id"] for r in again["regressions"]] == [good["run_id"]] and emitted == []
-    assert "## Regressions" in Path(again["paths"]["report"]).read_text(encoding="utf-8")
+    assert [r.old_run_id for r in again.regressions] == [good.run_id] and emitted == []
+    assert "## Regressions" in Path(again.paths["report"]).read_text(encoding="utf-8")
 
 
 def test_suite_reports_an_evaluation_that_cannot_run(prefect_api, tmp_path, scripted_registry):
@@ -436,8 +437,9 @@ def test_suite_reports_an_evaluation_that_cannot_run(prefect_api, tmp_path, scri
     result = suite(_suite_file(tmp_path, "scripted", "no-such-model"), max_parallel=2, options=options)
     errors = {run["model"]: run["error"] for run in result["runs"]}
     assert errors["scripted"] is None and errors["no-such-model"].startswith("not run: UnknownName")
-    assert result["leaderboard"] == [{"model": "scripted", "speech-sample-en (wer)": 0.0},
-                                     {"model": "no-such-model", "speech-sample-en (wer)": "not run"}]
+    scripted, not_run = result["leaderboard"]
+    assert scripted["model"] == "scripted" and scripted["speech-sample-en wer⬇️"] == 0.0 and scripted["RTFx⬆️"] > 0
+    assert not_run == {"model": "no-such-model", "RTFx⬆️": None, "speech-sample-en wer⬇️": "not run"}
     report = Path(result["paths"]["report"]).read_text(encoding="utf-8")
     assert "not run: UnknownName" in report
     assert Path(result["paths"]["chart"]).read_bytes()[:4] == b"\x89PNG"

@@ -196,7 +196,7 @@ def test_killed_dask_worker_mid_shard_loses_and_doubles_no_row(
         "prefect_infer_task_runs": len(task_runs),
         "prefect_infer_task_states": dict(Counter(r.state_name for r in task_runs)),
         "metrics": [m["value"] for m in summary["metrics"]],
-        "metrics_uninterrupted": [m["value"] for m in uninterrupted["metrics"]],
+        "metrics_uninterrupted": [m.value for m in uninterrupted.metrics],
         "test_s": round(time.monotonic() - started, 1),
     }
     print(f"killed dask worker: {json.dumps(figures)}")
@@ -206,9 +206,9 @@ def test_killed_dask_worker_mid_shard_loses_and_doubles_no_row(
     assert dask_cluster.workers[victim_address].returncode == -signal.SIGKILL
     assert set(ids) == expected_ids and figures["duplicate_rows"] == 0, figures
     assert summary["failed_shards"] == [] and figures["shards_failed"] == 0, figures
-    assert figures["shards_computed"] + figures["shards_cached"] == figures["shards"] == uninterrupted["shards"]["total"]
+    assert figures["shards_computed"] + figures["shards_cached"] == figures["shards"] == uninterrupted.shards.total
     assert figures["metrics"] == figures["metrics_uninterrupted"] and figures["metrics"][0] > 0, figures
-    assert summary["counts"] == uninterrupted["counts"], (summary["counts"], uninterrupted["counts"])
+    assert summary["counts"] == uninterrupted.counts.model_dump(), (summary["counts"], uninterrupted.counts)
     # The killed worker's shard was being generated when it died, and was generated again on the survivor.
     assert len(sent_twice) == SHARD_SIZE * len(in_flight), figures
     assert finished[victim_address] == finished_before_kill  # nothing more ran on the dead worker

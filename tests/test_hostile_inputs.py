@@ -161,7 +161,7 @@ def test_a_folder_dataset_with_dangling_and_escaping_symlinks(prefect_api, tmp_p
 
     summary = evaluate(dataset="folder", model="scripted", registry_paths=[scripted_registry["path"]],
                        cache_dir=str(tmp_path / "cache"), output=str(tmp_path / "out"))
-    rows = {r["id"]: r for r in storage.read_jsonl(summary["paths"]["samples"])}
+    rows = {r["id"]: r for r in storage.read_jsonl(summary.paths["samples"])}
     _failed_with(rows, {"dangling": "dangling.wav is a dangling symlink",
                         "outside": "outside.wav is a symlink leaving the dataset folder"})
 
@@ -176,7 +176,7 @@ def test_a_bom_and_crlf_manifest_is_read(prefect_api, tmp_path, scripted_registr
 
     summary = evaluate(dataset=str(manifest), model="scripted", task="asr-en", registry_paths=[scripted_registry["path"]],
                        cache_dir=str(tmp_path / "cache"), output=str(tmp_path / "out"))
-    rows = list(storage.read_jsonl(summary["paths"]["samples"]))
+    rows = list(storage.read_jsonl(summary.paths["samples"]))
     assert [(r["id"], r["status"]) for r in rows] == [("good", "ok"), ("second", "ok")]
 
 

@@ -37,7 +37,7 @@ def _evaluate(tmp_path, registry, **kwargs):
 
 
 def _rows(summary_or_path) -> dict[str, dict]:
-    path = summary_or_path if isinstance(summary_or_path, (str, Path)) else summary_or_path["paths"]["samples"]
+    path = summary_or_path if isinstance(summary_or_path, (str, Path)) else summary_or_path.paths["samples"]
     return {r["id"]: r for r in storage.read_jsonl(str(path))}
 
 
@@ -76,19 +76,19 @@ def test_inf_file_rescores_an_earlier_run_with_zero_model_calls(prefect_api, tmp
 
     # A new cache too: nothing comes from the shard cache, every reply from the file.
     result = runner.invoke(app, ["run", "--dataset", "speech-sample-en", "--model", "scripted",
-                                 "--registry-path", scripted_registry["path"], "--inf_file", first["paths"]["samples"],
+                                 "--registry-path", scripted_registry["path"], "--inf_file", first.paths["samples"],
                                  "--cache-dir", str(tmp_path / "other-cache"), "--output", str(tmp_path / "rescored")])
     assert result.exit_code == 0, result.output
     assert calls_made(scripted_registry["calls"]) == calls and model_calls() == in_process
     assert "(no model calls)" in result.output
     again = _summary_under(tmp_path / "rescored")
     assert [(m["name"], m["value"], m["n"]) for m in again["metrics"]] == [
-        (m["name"], m["value"], m["n"]) for m in first["metrics"]]
-    assert first["metrics"][0]["value"] > 0
+        (m.name, m.value, m.n) for m in first.metrics]
+    assert first.metrics[0].value > 0
     rescored = _rows(next((tmp_path / "rescored").rglob("samples.jsonl")))
     assert {i: r["hypothesis"] for i, r in rescored.items()} == {i: r["hypothesis"] for i, r in _rows(first).items()}
     assert again["model"]["fingerprint"]["backend"] == "inf_file"
-    assert again["options"]["inf_file"] == first["paths"]["samples"]
+    assert again["options"]["inf_file"] == first.paths["samples"]
     assert again["shards"]["from_inf_file"] == again["shards"]["total"] and again["shards"]["computed"] == 0
 
 
@@ -113,8 +113,8 @@ def test_inf_file_reads_the_reference_record_file(prefect_api, tmp_path, scripte
     assert rows[english[1]["id"]]["status"] == "failed"
     assert rows[english[1]["id"]]["error"] == "reference run failed: RuntimeError: CUDA out of memory"
     assert all(rows[r["id"]]["status"] == "ok" and rows[r["id"]]["value"] == 0.0 for i, r in enumerate(english) if i != 1)
-    wer = summary["metrics"][0]
-    assert (wer["value"], wer["n"], wer["failed"]) == (0.0, 25, 1)
+    wer = summary.metrics[0]
+    assert (wer.value, wer.n, wer.failed) == (0.0, 25, 1)
 
 
 def test_rand_scores_a_seeded_subset_recorded_in_the_summary(prefect_api, tmp_path, scripted_registry,
@@ -144,16 +144,16 @@ def test_drop_above_wer_leaves_out_runaway_replies_and_counts_them(prefect_api, 
     scripted_registry["responses"].write_text(json.dumps(answers), encoding="utf-8")
 
     plain = _evaluate(tmp_path, scripted_registry)
-    assert plain["metrics"][0]["value"] > 0 and plain["metrics"][0]["n"] == 26 and plain["counts"]["dropped"] == 0
+    assert plain.metrics[0].value > 0 and plain.metrics[0].n == 26 and plain.counts.dropped == 0
     assert _rows(plain)[victim["id"]]["value"] == pytest.approx(1100.0)
 
     filtered = _evaluate(tmp_path, scripted_registry, drop_above_wer=1000)
     row = _rows(filtered)[victim["id"]]
     assert row["status"] == "dropped" and "wer 1100.0 > 1000" in row["error"] and row["value"] == pytest.approx(1100.0)
-    assert (filtered["metrics"][0]["value"], filtered["metrics"][0]["n"]) == (0.0, 25)
-    assert filtered["counts"]["dropped"] == 1 and filtered["counts"]["scored"] == 25
-    assert filtered["options"]["drop_above_wer"] == 1000
-    assert _evaluate(tmp_path, scripted_registry, drop_above_wer=1200)["counts"]["dropped"] == 0  # exceeds, not reaches
+    assert (filtered.metrics[0].value, filtered.metrics[0].n) == (0.0, 25)
+    assert filtered.counts.dropped == 1 and filtered.counts.scored == 25
+    assert filtered.options["drop_above_wer"] == 1000
+    assert _evaluate(tmp_path, scripted_registry, drop_above_wer=1200).counts.dropped == 0  # exceeds, not reaches
 
 
 @pytest.mark.parametrize("args, message", [

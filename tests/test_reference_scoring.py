@@ -19,6 +19,7 @@ import pytest
 from audio_evals import postprocess
 from audio_evals.metrics import load_metric
 from audio_evals.metrics.base import ScoreItem
+from audio_evals.summary import RunSummary
 from tests.conftest import SAMPLE_DIR
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "reference-scoring"
@@ -137,8 +138,9 @@ def _run(prefect_api, tmp_path: Path, task: str, rows: list[dict[str, Any]], rep
                     cache_dir=str(tmp_path / "cache"), output=str(tmp_path / "results"), shard_size=256)
 
 
-def _headline(summary: dict, name: str) -> dict:
-    return next(m for m in summary["metrics"] if m["name"] == name and m["role"] == "headline")
+def _headline(summary: RunSummary, name: str) -> dict:
+    """The headline metric as summary.json records it."""
+    return next(m for m in summary.metrics if m.name == name and m.role == "headline").model_dump(mode="json")
 
 
 FLOW_CASES = {
@@ -165,11 +167,11 @@ def test_flow_headline_equals_the_reference_protocol(prefect_api, tmp_path, task
     headline = _headline(summary, metric)
     assert headline["n"] == len(picked) and headline["protocol"].startswith("reference protocol: UltraEval-Audio")
     assert headline["value"] == corpus()[key]  # to the last digit
-    report = Path(summary["paths"]["report"]).read_text(encoding="utf-8")
+    report = Path(summary.paths["report"]).read_text(encoding="utf-8")
     assert headline["protocol"] in report
     if task == "speech-mcq":
         # The strict measure stands beside the headline: the default "A" is not credited there.
-        strict = next(m for m in summary["metrics"] if m["role"] == "secondary")
+        strict = next(m for m in summary.metrics if m.role == "secondary").model_dump(mode="json")
         # The reference's last resort takes any option letter anywhere: only replies with none default.
         unparsed = sum(not set("abcd") & set(r["reply"].lower()) for r in picked)
         assert strict["name"] == "strict-acc" and strict["value"] < headline["value"]

@@ -13,6 +13,7 @@ import pytest
 
 from audio_evals.report import render_html, render_run_report, render_suite_chart, render_suite_report
 from audio_evals.suites import SUITES_DIR, Suite, SuiteError, load_suite
+from audio_evals.summary import RunSummary
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = Path(__file__).parent / "seeds"  # copies of ../shared/seeds: the report contract
@@ -24,9 +25,9 @@ ARROWS = ("⬇️", "⬆️")
 
 
 
-def summary(dataset: str = "speech-sample", model: str = "whisper-tiny.en", value: float | None = 3.76,
-            **changes: Any) -> dict[str, Any]:
-    """A run summary shaped like summary.json; ``changes`` replace top-level keys."""
+def record(dataset: str = "speech-sample", model: str = "whisper-tiny.en", value: float | None = 3.76,
+           **changes: Any) -> dict[str, Any]:
+    """A run record shaped like summary.json; ``changes`` replace top-level keys."""
     base = {
         "run_id": "20261122T080000Z-1a2b3c4d", "created_at": "2026-11-22T08:00:00+00:00", "status": "completed",
         "strict": False,
@@ -44,16 +45,21 @@ def summary(dataset: str = "speech-sample", model: str = "whisper-tiny.en", valu
         "audio_seconds": 120.5, "rtfx": 6.3,
         "code": {"version": "0.1.0", "git_commit": "abc123"},
         "eval_cli": f"python audio_evals/main.py --dataset {dataset} --model {model}",
-        "official": None,
     }
     base.update(copy.deepcopy(changes))
     return base
 
 
-def with_metric(run: dict[str, Any], name: str, value: float, higher_is_better: bool = True) -> dict[str, Any]:
+def summary(*args: Any, **changes: Any) -> RunSummary:
+    """``record`` read as summary.json is read (error and paths are known only at run time)."""
+    error = changes.pop("error", None)
+    return RunSummary.model_validate(record(*args, **changes)).model_copy(update={"error": error})
+
+
+def with_metric(run: dict[str, Any], name: str, value: float, higher_is_better: bool = True) -> RunSummary:
     run["metrics"] = [{"name": name, "value": value, "ci95": [value - 1, value + 1], "n": 100,
                        "higher_is_better": higher_is_better, "description": name, "normalization": "", "group": None}]
-    return run
+    return RunSummary.model_validate(run)
 
 
 def cells(line: str) -> list[str]:
@@ -79,7 +85,13 @@ def commands(text: str) -> list[str]:
 
 
 def headings(text: str) -> list[str]:
-    return [h for h in re.findall(r"^## (.+?)\s*$", text, re.M) if h not in ("Evaluation Commands", "Run Details")]
+    return [h for h in re.findall(r"^## (.+?)\s*$", text, re.M)
+            if h not in ("Evaluation Commands", "Run Details", "Models × Datasets")]
+
+
+def seed_format_tables(text: str) -> list[tuple[list[str], list[list[str]]]]:
+    """The tables in the seed format: all but the models × datasets table."""
+    return [table for table in parse_tables(text) if table[0][0] != "model"]
 
 
 def row_identity(row: list[str]) -> tuple[str, ...]:
@@ -125,9 +137,10 @@ def test_run_report_without_any_metric_still_has_a_row() -> None:
 
 
 def test_per_language_metrics_get_their_own_task_label() -> None:
-    run = summary(dataset={"name": "speech-sample", "task": "asr", "task_label": "asr", "family": "ASR"})
+    run = record()
+    run["dataset"] = {"name": "speech-sample", "task": "asr", "task_label": "asr", "family": "ASR"}
     run["metrics"].append({**run["metrics"][0], "name": "cer", "value": 9.5, "group": "zh", "description": "Character Error Rate"})
-    rows = parse_tables(render_run_report(run))[0][1]
+    rows = parse_tables(render_run_report(RunSummary.model_validate(run)))[0][1]
     assert [(r[0], r[2]) for r in rows] == [("asr(en)", "wer⬇️"), ("asr(zh)", "cer⬇️")]
 
 
@@ -174,13 +187,13 @@ def test_load_suite_refuses_non_mapping(tmp_path: Path) -> None:
 # --- suite report ---------------------------------------------------------------------------------
 
 
-def kimi_runs() -> list[dict[str, Any]]:
+def kimi_runs() -> list[RunSummary]:
     """Three of the eighteen Kimi rows ran; one of them twice."""
     asr = summary("librispeech-test-clean", "kimiaudio", 1.5, prompt={"name": "kimi-audio-asr-en"})
     rerun = summary("librispeech-test-clean", "kimiaudio", 1.28, prompt={"name": "kimi-audio-asr-en"},
                     created_at="2026-11-23T09:00:00+00:00")
-    bleu = with_metric(summary("covost2-zh-en", "kimiaudio", prompt={"name": "ast-zh-en"}), "bleu", 18.3)
-    judge = with_metric(summary("speech-alpacaeval", "kimiaudio-speech"), "g_eval", 34.4)
+    bleu = with_metric(record("covost2-zh-en", "kimiaudio", prompt={"name": "ast-zh-en"}), "bleu", 18.3)
+    judge = with_metric(record("speech-alpacaeval", "kimiaudio-speech"), "g_eval", 34.4)
     return [asr, rerun, bleu, judge]
 
 
@@ -192,7 +205,7 @@ def test_suite_report_follows_the_seed_sections_and_rows() -> None:
     assert "**Model**: kimiaudio, kimiaudio-speech" in text
     assert "**Evaluation Date**: 2026/11/22-2026/11/23" in text
     assert "- **G-EVAL⬆️**:" in text and "- **BLEU⬆️**:" in text
-    rows = [row for _, table in parse_tables(text) for row in table]
+    rows = [row for _, table in seed_format_tables(text) for row in table]
     by_dataset = {row[1]: row for row in rows}
     assert by_dataset["librispeech-test-clean"][3] == "1.28"  # the re-run supersedes
     assert by_dataset["covost2-zh-en"][3] == "18.30"
@@ -203,7 +216,7 @@ def test_suite_report_follows_the_seed_sections_and_rows() -> None:
 
 
 def test_suite_report_shows_official_figures_like_the_seed() -> None:
-    mmau = with_metric(summary("mmau-test-mini", "step-audio-r1.1", prompt={"name": "step_audio_r1_mmau"}), "mmau", 73.8)
+    mmau = with_metric(record("mmau-test-mini", "step-audio-r1.1", prompt={"name": "step_audio_r1_mmau"}), "mmau", 73.8)
     text = render_suite_report([mmau], load_suite(suite_path("step-audio-r1.1.yaml")))
     assert "> () indicate the official reported result" in text
     assert "| mmau | mmau-test-mini | acc⬆️ | 73.80(77.7) | [8] |" in text
@@ -217,7 +230,7 @@ def test_suite_report_matches_prompts_and_reports_errors() -> None:
     ]}]})
     other_prompt = summary("a", "m", 1.0, prompt={"name": "q"})
     failed = summary("b", "m", metrics=[], status="failed", error="HTTP 503 from the model server")
-    rows = parse_tables(render_suite_report([other_prompt, failed], suite.model_dump()))[0][1]
+    rows = seed_format_tables(render_suite_report([other_prompt, failed], suite))[0][1]
     assert rows[0][3:] == ["—", "[1]", "not run"]
     assert rows[1][3] == "—(2)" and rows[1][5].startswith("HTTP 503 from the model server")
 
@@ -226,7 +239,7 @@ def test_suite_report_matches_prompts_and_reports_errors() -> None:
 def test_tables_parse_like_the_seed_tables(seed: str) -> None:
     """One parser reads the seed and our report alike: same header, same rows in the same order."""
     seed_tables = parse_tables((SEEDS / seed).read_text(encoding="utf-8"))
-    ours = parse_tables(render_suite_report(kimi_runs(), load_suite(suite_path(SEED_SUITES[seed][0]))))
+    ours = seed_format_tables(render_suite_report(kimi_runs(), load_suite(suite_path(SEED_SUITES[seed][0]))))
     run_tables = parse_tables(render_run_report(summary()))
     assert {tuple(header) for header, _ in seed_tables + ours + run_tables} == {
         ("task", "dataset", "measure", "performance", "eval_cli", "note")}
@@ -242,7 +255,7 @@ def assert_png(path: Path) -> None:
 
 
 @pytest.mark.parametrize("runs", [kimi_runs(), [summary()], []], ids=["suite", "single-run", "no-runs"])
-def test_chart_is_a_png(tmp_path: Path, runs: list[dict[str, Any]]) -> None:
+def test_chart_is_a_png(tmp_path: Path, runs: list[RunSummary]) -> None:
     path = tmp_path / "chart.png"
     assert render_suite_chart(runs, str(path)) == str(path)
     assert_png(path)

@@ -83,11 +83,13 @@ def test_each_evaluation_is_one_flow_run_with_a_readable_name(prefect_api, tmp_p
 
 def test_the_python_api_runs_the_flow_and_returns_the_summary(prefect_api, tmp_path, scripted_registry):
     import audio_evals
+    from audio_evals.summary import RunSummary
 
     summary = audio_evals.evaluate(dataset="speech-sample-en", model="scripted", limit=2,
                                    registry_paths=[scripted_registry["path"]], cache_dir=str(tmp_path / "cache"),
                                    output=str(tmp_path / "results"))
-    assert summary["counts"]["samples"] == 2 and summary["options"]["limit"] == 2
+    assert isinstance(summary, RunSummary)
+    assert summary.counts.samples == 2 and summary.options["limit"] == 2
     with pytest.raises(ValidationError, match="must be at least 1"):
         audio_evals.evaluate(dataset="speech-sample-en", limit=0)
 

@@ -32,10 +32,10 @@ def test_s3_store_second_run_from_fresh_local_state_hits_the_bucket_cache(
     second = evaluate(**params)
 
     assert calls_first == 26 and len(calls_made(scripted_registry["calls"])) == 26  # zero calls the second time
-    assert second["shards"]["cached"] == 4 and second["shards"]["computed"] == 0
-    assert [m["value"] for m in second["metrics"]] == [m["value"] for m in first["metrics"]]
+    assert second.shards.cached == 4 and second.shards.computed == 0
+    assert [m.value for m in second.metrics] == [m.value for m in first.metrics]
     fs = s3fs.S3FileSystem()
-    summary_path = second["paths"]["summary"]
+    summary_path = second.paths["summary"]
     assert summary_path.startswith("s3://") and fs.exists(summary_path)
     assert json.loads(fs.cat_file(summary_path))["counts"]["samples"] == 26
     entries = fs.find(f"{s3_bucket}/audio-evals/cache/entries/infer")  # shard results: JSON in the bucket

@@ -17,6 +17,7 @@ import sacrebleu
 
 from audio_evals import storage
 from audio_evals.data.hub import MIRROR_ENV
+from audio_evals.summary import RunSummary
 from tests.hub_fixture import SAMPLE_DIR, build_hub_repo, manifest_rows
 from tests.openai_server import API_KEY
 
@@ -49,13 +50,14 @@ def family(prefect_api, tmp_path, monkeypatch):
 
         summary = evaluate(dataset=dataset, model="scripted", registry_paths=[str(registry)],
                            cache_dir=str(tmp_path / "cache"), output=str(tmp_path / "results"), **evaluate_args)
-        return summary, list(storage.read_jsonl(summary["paths"]["samples"]))
+        return summary, list(storage.read_jsonl(summary.paths["samples"]))
 
     return run
 
 
-def _metric(summary: dict, name: str) -> dict:
-    return next(m for m in summary["metrics"] if m["name"] == name)
+def _metric(summary: RunSummary, name: str) -> dict:
+    """The metric as summary.json records it."""
+    return next(m for m in summary.metrics if m.name == name).model_dump(mode="json")
 
 
 def test_speech_translation_bleu_equals_sacrebleu(family):
@@ -66,7 +68,7 @@ def test_speech_translation_bleu_equals_sacrebleu(family):
     bleu = _metric(summary, "bleu")
     expected = sacrebleu.corpus_bleu([answers["zh0"], answers["zh1"]], [references], tokenize="13a").score
     assert bleu["value"] == pytest.approx(expected, abs=1e-9) and bleu["n"] == 2
-    assert summary["dataset"]["revision"].startswith("mirror:")
+    assert summary.dataset.revision.startswith("mirror:")
 
 
 def test_speech_qa_accuracy_counts_has_answer_matches(family):
@@ -109,7 +111,7 @@ def test_mmau_official_rule_through_the_step_audio_prompt(family):
                         prompt="step_audio_r1_mmau")
     mmau = _metric(summary, "mmau")
     assert mmau["n"] == 3 and mmau["value"] == pytest.approx(100 / 3)
-    assert summary["prompt"]["name"] == "step_audio_r1_mmau"
+    assert summary.prompt.name == "step_audio_r1_mmau"
 
 
 def test_llm_judge_scores_open_answers_through_a_local_endpoint(family, openai_server, monkeypatch):
@@ -130,7 +132,7 @@ def test_llm_judge_scores_open_answers_through_a_local_endpoint(family, openai_s
     assert any("[Question] question 0 [The Start of Assistant’s Answer] it is reference 0" in p for p in prompts)
     assert not any("reference 1" in p for p in prompts) and all(b["max_tokens"] == 2048 for b in openai_server.bodies)
     assert all(body["temperature"] == 0.0 for body in openai_server.bodies)
-    assert API_KEY not in json.dumps(summary) + json.dumps(out)
+    assert API_KEY not in summary.model_dump_json() + json.dumps(out)
 
 
 def test_speech_to_speech_is_scored_on_the_transcript_of_the_generated_audio(family):
@@ -143,7 +145,7 @@ def test_speech_to_speech_is_scored_on_the_transcript_of_the_generated_audio(fam
                           model_extra="    transcribe_with: whisper-tiny.en\n", audio_answers=audio)
     acc = _metric(summary, "acc")
     assert acc["n"] == 2 and acc["value"] == pytest.approx(100.0)
-    run_folder = Path(summary["paths"]["summary"]).parent
+    run_folder = Path(summary.paths["summary"]).parent
     for row in out:
         assert expected[row["id"]] in row["hypothesis"].lower() and row["model_text"] == ""
         assert (run_folder / row["generated_audio"]).read_bytes() == Path(audio[row["id"]]).read_bytes()

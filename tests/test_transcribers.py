@@ -54,7 +54,7 @@ def speech_run(prefect_api, tmp_path, sample_manifest):
 
         summary = evaluate(dataset=str(manifest), model="speaker", registry_paths=[str(registry)],
                            cache_dir=str(tmp_path / "cache"), output=str(tmp_path / "results"))
-        rows = {r["id"]: r for r in storage.read_jsonl(summary["paths"]["samples"])}
+        rows = {r["id"]: r for r in storage.read_jsonl(summary.paths["samples"])}
         return summary, rows, calls_made(calls)
 
     return run
@@ -66,15 +66,15 @@ def test_each_language_goes_to_its_own_transcriber(speech_run):
     for sample_id, reference in ZH.items():
         assert rows[sample_id]["status"] == "ok" and rows[sample_id]["hypothesis"] == f"{reference}。"
     assert all(rows[i]["status"] == "ok" for i in EN) and "small dog" in rows["spk1_snt1"]["hypothesis"].lower()
-    assert {m["group"]: m["value"] for m in summary["metrics"]}["zh"] == 0.0
-    recorded = summary["model"]["transcribers"]
+    assert {m.group: m.value for m in summary.metrics}["zh"] == 0.0
+    recorded = summary.model.transcribers
     assert {lang: t["name"] for lang, t in recorded.items()} == {"en": "whisper-tiny.en", "zh": "zh-reader"}
     assert recorded["en"]["sent"] == {"beam_size": 5, "language": "en"}
 
 
 def test_answers_no_transcriber_can_read_are_skipped_with_the_reason(speech_run):
     summary, rows, zh_calls = speech_run("whisper-tiny.en")
-    assert zh_calls == [] and summary["counts"]["skipped"] == 2
+    assert zh_calls == [] and summary.counts.skipped == 2
     for sample_id in ZH:
         assert rows[sample_id]["status"] == "skipped"
         assert "transcribed by 'whisper-tiny.en', which supports en only; sample language is 'zh'" in rows[sample_id]["error"]

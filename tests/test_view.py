@@ -24,6 +24,7 @@ from audio_evals.report.compare import compare_runs
 from audio_evals.report.markdown import render_run_report
 from audio_evals.report.samples import FileLinks, alignment, cause, read_run, sample_record
 from audio_evals.report.view import write_comparison, write_view
+from audio_evals.summary import RunSummary
 from tests.synthetic_runs import AUDIO_DIR, asr_row, asr_rows, failed_row, summary, write_run
 
 CHROMIUM = "/usr/bin/chromium"
@@ -113,7 +114,7 @@ def test_clips_are_addressed_from_the_page(tmp_path: Path) -> None:
     (data / "manifest.jsonl").write_text("", encoding="utf-8")
     run_dir = write_run(tmp_path / "results" / "m" / "d" / "run", [asr_row("s1", "a", "a")])
     run = read_run(str(run_dir))
-    run.summary["dataset"]["source"] = {"type": "manifest", "path": str(data / "manifest.jsonl")}
+    run.summary.dataset.source = {"type": "manifest", "path": str(data / "manifest.jsonl")}
     links = FileLinks(run, str(run_dir))
     assert links(str(data / "audio" / "a b#1.wav")) == "../../../../data/audio/a%20b%231.wav"
     assert links("generated/s1.wav") == "generated/s1.wav"
@@ -143,10 +144,10 @@ def test_run_page_holds_every_sample_and_escapes_their_text(tmp_path: Path) -> N
 
 
 def test_report_links_the_view() -> None:
-    run = summary("r1", asr_rows(3))
-    assert "[view.html](view.html)" in render_run_report({**_report_fields(), **run})
-    run["files"].pop("view")
-    assert "view.html" not in render_run_report({**_report_fields(), **run})
+    run = {**summary("r1", asr_rows(3)), **_report_fields()}
+    assert "[view.html](view.html)" in render_run_report(RunSummary.model_validate(run))
+    run["files"] = {**run["files"], "view": None}
+    assert "view.html" not in render_run_report(RunSummary.model_validate(run))
 
 
 def _report_fields() -> dict[str, Any]:
@@ -157,7 +158,7 @@ def _report_fields() -> dict[str, Any]:
 def test_the_ui_artifact_links_the_view_by_its_full_address(tmp_path: Path) -> None:
     from tasks.report import _linked_view
 
-    markdown = render_run_report({**_report_fields(), **summary("r1", asr_rows(3))})
+    markdown = render_run_report(RunSummary.model_validate({**summary("r1", asr_rows(3)), **_report_fields()}))
     linked = _linked_view(markdown, str(tmp_path / "view.html"))
     assert f"]({(tmp_path / 'view.html').as_uri()})" in linked and "](view.html)" not in linked
 
@@ -207,7 +208,7 @@ def test_a_metric_that_cannot_be_rebuilt_here_gets_no_interval(tmp_path: Path,
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     rows = [asr_row("q", "a", "a", metric="g-eval", value=70.0, stats={"score": 7, "asked": 1})]
     run = read_run(str(write_run(tmp_path / "a", rows)))
-    run.summary["metrics"][0].update(name="g-eval", higher_is_better=True)
+    run.summary.metrics[0] = run.summary.metrics[0].model_copy(update={"name": "g-eval", "higher_is_better": True})
     [judged] = compare_runs(run, run).metrics
     assert judged.ci95 is None and "no endpoint configured" in judged.note and judged.n == 1
 
@@ -261,9 +262,9 @@ def test_a_run_writes_its_view_linked_from_the_report(prefect_api, tmp_path: Pat
 
     result = evaluate(dataset="speech-sample-en", model="whisper-tiny.en", limit=3, cache_dir=str(tmp_path / "cache"),
                       output=str(tmp_path / "results"))
-    view = Path(result["paths"]["view"])
-    assert view.parent == Path(result["paths"]["report"]).parent
-    assert "[view.html](view.html)" in Path(result["paths"]["report"]).read_text(encoding="utf-8")
+    view = Path(result.paths["view"])
+    assert view.parent == Path(result.paths["report"]).parent
+    assert "[view.html](view.html)" in Path(result.paths["report"]).read_text(encoding="utf-8")
     data = page_data(view.read_text(encoding="utf-8"))
     assert len(data["rows"]) == 3 and all("al" in r for r in data["rows"])
     # The embedded sample's clips lie in the dataset's folder: addressed relative to the page.

@@ -71,9 +71,22 @@ def source_revision(entry: DatasetEntry) -> str:
 
 
 def check_source(entry: DatasetEntry) -> None:
-    """Fail at once, before any work, when the source cannot be a dataset (a manifest that is not JSONL)."""
+    """Fail at once, before any work, when the source cannot be a dataset (a manifest that is not
+    JSONL, a folder that is not there). Local only: ``check_reachable`` asks the hub."""
     if isinstance(entry.source, ManifestSource):
         check_manifest(resolve_resource(entry.source.path))
+    elif isinstance(entry.source, FolderSource) and not os.path.isdir(entry.source.path):
+        raise FileNotFoundError(f"dataset folder {os.path.abspath(entry.source.path)!r} does not exist")
+
+
+def check_reachable(entry: DatasetEntry) -> None:
+    """``check_source``, and for a hub dataset whether its mirror or the hub can serve it (one
+    request at most, no retry): an unreachable dataset stops a run before it starts."""
+    check_source(entry)
+    if isinstance(entry.source, HubSource):
+        from audio_evals.data.hub import check_reachable as check_hub
+
+        check_hub(entry.source.model_dump())
 
 
 def _rows(entry: DatasetEntry, cache_dir: str, limit: int | None) -> Iterator[Row]:

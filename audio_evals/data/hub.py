@@ -39,6 +39,10 @@ class DatasetUnavailable(RuntimeError):
     """The dataset cannot be read from here: hub unreachable or offline, or the mirror lacks it."""
 
 
+class HubUnreachable(DatasetUnavailable):
+    """The hub did not answer (connection refused, DNS, timeout, 5xx): the one case a retry may fix."""
+
+
 @dataclass(frozen=True)
 class _Mirror:
     """A copy of one hub repo on a local disk or an object store."""
@@ -119,6 +123,22 @@ def iter_hub_samples(
                 _check_columns(source, split, row)
             yield _to_sample(source, split, index, row, audio_dir, seen)
             count += 1
+
+
+def check_reachable(source: dict[str, Any]) -> None:
+    """Raise ``DatasetUnavailable`` (or ``ValueError`` for a config or split it lacks) unless the
+    source can be read from here, as ``iter_hub_samples`` would read it.
+
+    A pre-flight, before any download: the mirror's listing when a mirror covers the repo, else
+    one hub request with a short timeout (none at all in offline mode), never retried. The
+    download cache cannot stand in for either: its key is the commit the hub names.
+    """
+    mirror = _mirror(source["repo"])
+    if mirror is None:
+        _hub_commit(source)
+        return
+    for split in _splits(source):
+        mirror.files(source, split)
 
 
 def hub_revision(source: dict[str, Any]) -> str | None:
@@ -202,14 +222,16 @@ def _hub_commit(source: dict[str, Any]) -> str:
         why = f"not found on the hub or access not granted (log in or set HF_TOKEN): {type(e).__name__}"
         raise _unavailable(source, where, why) from e
     except Exception as e:  # connection refused, DNS, timeout, 5xx: all mean "cannot reach it"
-        raise _unavailable(source, where, f"the hub is unreachable ({type(e).__name__}: {e})") from e
+        why = f"the hub is unreachable ({type(e).__name__}: {e})"
+        raise _unavailable(source, where, why, HubUnreachable) from e
 
 
-def _unavailable(source: dict[str, Any], split: str, why: str) -> DatasetUnavailable:
+def _unavailable(source: dict[str, Any], split: str, why: str,
+                 kind: type[DatasetUnavailable] = DatasetUnavailable) -> DatasetUnavailable:
     repo = source["repo"]
     subset = f"data_dir={source['data_dir']}" if source.get("data_dir") else f"config={source.get('config') or 'default'}"
     revision = f" --revision {source['revision']}" if source.get("revision") else ""
-    return DatasetUnavailable(
+    return kind(
         f"Hugging Face dataset {repo} ({subset}, split={split}) "
         f"is unavailable: {why}. To read it without the hub, set {MIRROR_ENV} to a root holding a "
         f"copy of the repo at <root>/{repo}/ ({MIRROR_ENV}=/data/hf or s3://bucket/hf), or map the repo "

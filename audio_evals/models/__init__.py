@@ -62,8 +62,39 @@ def check_generation(entry: ModelEntry, generation: dict[str, Any]) -> None:
                f"backend {entry.backend} uses: {', '.join(sorted(accepted)) or 'none'}")
     arguments = sorted(set(unused) & {f.name for f in dataclasses.fields(backend)})
     if arguments:
-        message += f" ({', '.join(arguments)}: a backend argument, set under args: in a registry entry)"
+        message += (f" ({', '.join(arguments)}: a backend argument, set with --model-args {arguments[0]}=... "
+                    "or under args: in a registry entry)")
     raise UnusedParameter(message)
+
+
+def backend_arguments(entry: ModelEntry) -> dict[str, dataclasses.Field]:
+    """The arguments the model's backend is built with (its dataclass fields), by name; not
+    ``generation`` (``--param``) nor ``thread_safe``, which is what the backend's code allows."""
+    backend = load_plugin("audio_evals.models", entry.backend, "backend").BACKEND
+    return {f.name: f for f in dataclasses.fields(backend) if f.init and f.name not in ("generation", "thread_safe")}
+
+
+def with_backend_args(entry: ModelEntry, args: dict[str, Any]) -> ModelEntry:
+    """``entry`` with backend arguments given on the command line (``--model-args``, ``--device``,
+    ``--batch-size``) over the registry's.
+
+    An argument the backend does not take, or a value of the wrong type for a numeric or boolean
+    one, is refused here in one line naming the accepted ones; later it would be a TypeError in
+    every shard, or a value the backend silently misreads.
+    """
+    if not args:
+        return entry
+    accepted = backend_arguments(entry)
+    unknown = sorted(set(args) - set(accepted))
+    if unknown:
+        raise ValueError(f"model {entry.name!r} (backend {entry.backend}) takes no argument {', '.join(unknown)}; "
+                         f"it takes: {', '.join(sorted(accepted))}")
+    for key, value in args.items():
+        default = entry.args.get(key, accepted[key].default)
+        if not _fits(default, value):
+            raise ValueError(f"backend argument {key}={value!r}: backend {entry.backend} takes "
+                             f"{type(default).__name__} values for it (default: {key}={default!r})")
+    return entry.model_copy(update={"args": {**entry.args, **args}})
 
 
 def get_backend(entry: ModelEntry, generation: dict[str, Any]) -> Backend:

@@ -56,6 +56,18 @@ class FasterWhisperBackend(Backend):
             "ctranslate2": version("ctranslate2"),
         }
 
+    def check(self) -> None:
+        """A GPU asked for (``device: cuda``) must be there: CTranslate2 would fail only at load."""
+        if not self.device.startswith("cuda"):
+            return
+        try:
+            import ctranslate2
+        except ImportError as e:
+            raise BackendUnavailable(f"faster-whisper is not installed: {e}") from None
+        if ctranslate2.get_cuda_device_count() == 0:
+            raise BackendUnavailable(f"device {self.device!r} was requested but CTranslate2 sees no CUDA device "
+                                     "here (use --device cpu, or run on a machine with a GPU)")
+
     def _load(self) -> Any:
         try:
             from faster_whisper import BatchedInferencePipeline, WhisperModel

@@ -144,6 +144,11 @@ class OpenAIBackend(RequestShape, Backend):
     def endpoint(self) -> str:
         return resolve_base_url(self.base_url, self.base_url_env, f"openai_api model {self.model!r}")
 
+    def check(self) -> None:
+        """An endpoint that is not configured stops the run before any work (the key is read on
+        first use instead: a fully cached run needs none)."""
+        self.endpoint  # noqa: B018  (raises BackendUnavailable naming what to set)
+
     def fingerprint(self) -> dict[str, Any]:
         return {"backend": "openai_api", "base_url": redact_text(self.endpoint), "model": self.model,
                 **self.shape(), "think_tags": list(self.think_tags), "generation": self.request_params}

@@ -11,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from audio_evals.plugins import UnknownName, check_name, suggest
+from audio_evals.redaction import redact
 from audio_evals.registry.entries import DatasetEntry, ModelEntry, PromptEntry, TaskEntry
 
 BUILTIN_DIR = Path(__file__).parent
@@ -33,6 +34,17 @@ class Registry:
         if name not in entries:
             raise UnknownName(f"unknown {section[:-1]} {name!r}{suggest(name, list(entries))}")
         return entries[name]
+
+    def section(self, kind: str) -> dict[str, Any]:
+        """One section's entries by name; ``UnknownName`` for a section that does not exist."""
+        if kind not in SECTIONS:
+            raise UnknownName(f"unknown registry section {kind!r}{suggest(kind, list(SECTIONS))}")
+        return getattr(self, kind)
+
+    def listing(self, kind: str) -> list[dict[str, Any]]:
+        """One section as JSON-able records sorted by name (``audio-evals list KIND --json``),
+        secret-looking values masked as everywhere else this project writes."""
+        return [redact(entry.model_dump(mode="json")) for _, entry in sorted(self.section(kind).items())]
 
     def dataset(self, name: str) -> DatasetEntry:
         return self._get("datasets", name)

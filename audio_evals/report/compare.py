@@ -18,6 +18,7 @@ from audio_evals.metrics.bootstrap import paired_difference_ci
 from audio_evals.models.base import BackendUnavailable
 from audio_evals.plugins import UnknownName
 from audio_evals.report.samples import RunRecord
+from audio_evals.summary import MetricResult, RunSummary
 
 #: Per-sample changes, in the order the page lists them.
 CHANGES = ("better", "worse", "same", "unscored", "only A", "only B")
@@ -73,9 +74,8 @@ class Comparison:
     metrics: list[MetricDifference]
 
 
-def _headline(summary: dict[str, Any], name: str) -> dict[str, Any] | None:
-    headlines = (m for m in summary.get("metrics", []) if m.get("role", "headline") == "headline")
-    return next((m for m in headlines if m["name"] == name), None)
+def _headline(summary: RunSummary, name: str) -> MetricResult | None:
+    return next((m for m in summary.headlines if m.name == name), None)
 
 
 def _scored(row: dict[str, Any] | None) -> bool:
@@ -103,16 +103,16 @@ def _keyed(rows: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
 
 def pair_samples(before: RunRecord, after: RunRecord) -> list[SamplePair]:
     """Every sample of either run: A's in A's order, then those only B has."""
-    higher = {m["name"]: m.get("higher_is_better")
-              for summary in (after.summary, before.summary) for m in summary.get("metrics", [])}
+    higher = {m.name: m.higher_is_better for summary in (after.summary, before.summary) for m in summary.metrics}
     a, b = _keyed(before.rows), _keyed(after.rows)
     return [_pair(a.get(key), b.get(key), higher) for key in [*a, *(k for k in b if k not in a)]]
 
 
-def _metric(name: str, summary: dict[str, Any]) -> Metric:
+def _metric(name: str, summary: RunSummary) -> Metric:
     """The metric as the run aggregated it: the mean over levels when the summary lists them."""
     metric = metric_reported_as(name)
-    levels = (_headline(summary, name) or {}).get("levels")
+    headline = _headline(summary, name)
+    levels = headline.levels if headline else None
     return MacroAverage(metric, f"{len(levels)} levels") if levels and isinstance(metric, StatsMetric) else metric
 
 
@@ -125,8 +125,8 @@ def _counted(metric: Metric, score: SampleScore) -> bool:
 
 
 def _difference(name: str, pairs: list[SamplePair], before: RunRecord, n_resamples: int, seed: int) -> MetricDifference:
-    summary = _headline(before.summary, name) or {}
-    group, higher = summary.get("group"), summary.get("higher_is_better")
+    headline = _headline(before.summary, name)
+    group, higher = (headline.group, headline.higher_is_better) if headline else (None, None)
     scored = [p for p in pairs if p.gain is not None and p.before["metric"] == name]
     try:
         metric = _metric(name, before.summary)

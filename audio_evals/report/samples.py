@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ import jiwer
 
 from audio_evals import storage
 from audio_evals.paths import resolve_resource
-from audio_evals.results import SAMPLES_FILE, SUMMARY_FILE
+from audio_evals.summary import SUMMARY_FILE, RunSummary
 
 #: Characters kept of one text field: long replies would make a 10k page large; samples.jsonl keeps all.
 MAX_TEXT = 2000
@@ -38,19 +40,19 @@ class RunRecord:
     """A finished run as it was written: its folder, its summary and its rows in file order."""
 
     folder: str
-    summary: dict[str, Any]
+    summary: RunSummary
     rows: list[dict[str, Any]]
 
     @property
     def label(self) -> str:
-        return f"{self.summary['model']['name']} on {self.summary['dataset']['name']}"
+        return f"{self.summary.model.name} on {self.summary.dataset.name}"
 
     @property
     def run_id(self) -> str:
-        return self.summary["run_id"]
+        return self.summary.run_id
 
 
-def read_run(path: str, summary: dict[str, Any] | None = None) -> RunRecord:
+def read_run(path: str, summary: RunSummary | None = None) -> RunRecord:
     """The run in folder ``path`` (or whose ``summary.json`` is ``path``).
 
     ``summary`` is given by a caller that holds it before it is written (the report stage).
@@ -61,8 +63,8 @@ def read_run(path: str, summary: dict[str, Any] | None = None) -> RunRecord:
         summary_path = storage.join(folder, SUMMARY_FILE)
         if not storage.exists(summary_path):
             raise FileNotFoundError(f"{folder} is not a run folder: it has no {SUMMARY_FILE}")
-        summary = storage.read_json(summary_path)
-    samples = (summary.get("files") or {}).get("samples", SAMPLES_FILE)
+        summary = RunSummary.model_validate(storage.read_json(summary_path))
+    samples = summary.files.samples
     return RunRecord(folder, summary, list(storage.read_jsonl(storage.join(folder, samples))))
 
 
@@ -101,6 +103,13 @@ def cause(row: dict[str, Any]) -> str | None:
     text = row.get("error") or (row.get("explanation") if row["status"] == "unparsed" else None) or row["status"]
     text = _VARIABLE.sub("…", " ".join(str(text).split()))[:200]
     return f"{row['stage']}: {text}" if row.get("stage") else text
+
+
+def failure_causes(rows: Iterable[dict[str, Any]], top: int = 5) -> tuple[list[tuple[str, int]], int]:
+    """The ``top`` most frequent causes of failed rows with their counts, most frequent first,
+    and how many failed rows the other causes account for: a run's failures at a glance."""
+    ranked = Counter(cause(row) for row in rows if row.get("status") == "failed").most_common()
+    return ranked[:top], sum(n for _, n in ranked[top:])
 
 
 def _text(value: Any) -> str | None:
@@ -183,7 +192,7 @@ class FileLinks:
         self.page_in_run = self.page_dir == self.run_folder
         self.roots = [self.run_folder] if local else []
         self._folders: dict[str, str] = {}
-        source = run.summary["dataset"].get("source") or {}
+        source = run.summary.dataset.source
         if source.get("type") == "manifest" and source.get("path"):
             manifest = resolve_resource(source["path"])
             if not storage.is_remote(manifest):

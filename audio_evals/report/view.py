@@ -19,9 +19,8 @@ from typing import Any
 
 from audio_evals import storage
 from audio_evals.report.compare import Comparison, MetricDifference, compare_runs
-from audio_evals.report.markdown import MetricInfo
 from audio_evals.report.samples import FileLinks, RunRecord, read_run, sample_record
-from audio_evals.results import VIEW_FILE
+from audio_evals.summary import VIEW_FILE, Measure, format_value
 
 _ASSETS = Path(__file__).with_name("view_assets")
 _LEGEND = ('<p class="legend">Edits on the metric\'s tokens: <span class="sub">substituted</span> '
@@ -31,10 +30,6 @@ _LEGEND = ('<p class="legend">Edits on the metric\'s tokens: <span class="sub">s
 def _legend(records: list[dict[str, Any]]) -> str:
     """The colours of the edits, where some sample has edits to colour."""
     return _LEGEND if any("al" in r for r in records) else ""
-
-
-def _fmt(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}"
 
 
 def _ci(ci: list[float] | tuple[float, float] | None) -> str:
@@ -48,20 +43,19 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return f'<table class="summary"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _measure(metric: dict[str, Any]) -> str:
-    group = f" ({metric['group']})" if metric.get("group") else ""
-    return html.escape(MetricInfo.of_run(metric).measure + group)
+def _measure(name: str, higher_is_better: bool | None, group: str | None) -> str:
+    return html.escape(Measure(name=name, higher_is_better=higher_is_better).measure + (f" ({group})" if group else ""))
 
 
 def _run_line(run: RunRecord, links: FileLinks, tag: str | None = None) -> str:
     """Which run (``tag``ged and named in a comparison), and links to the files it wrote."""
-    files = [(name, links(f)) for name, f in (run.summary.get("files") or {}).items() if name != "view"]
+    files = [(name, links(f)) for name, f in run.summary.files.model_dump().items() if f and name != "view"]
     anchors = " · ".join(f'<a href="{html.escape(url)}">{html.escape(name)}</a>' for name, url in files if url)
     name = f"<span class=\"tag\">{tag}</span><b>{html.escape(run.label)}</b> — " if tag else ""
-    generation = ", ".join(f"{k}={v}" for k, v in (run.summary["model"].get("generation") or {}).items())
+    generation = ", ".join(f"{k}={v}" for k, v in run.summary.model.generation.items())
     settings = f" · {html.escape(generation)}" if generation else ""
     return (f"<p class=\"run\">{name}run <code>{html.escape(run.run_id)}</code>, "
-            f"{html.escape(str(run.summary.get('created_at') or ''))}{settings} · {anchors}</p>")
+            f"{html.escape(str(run.summary.created_at or ''))}{settings} · {anchors}</p>")
 
 
 def _counts(rows: list[dict[str, Any]]) -> str:
@@ -70,17 +64,17 @@ def _counts(rows: list[dict[str, Any]]) -> str:
 
 
 def _run_header(run: RunRecord, links: FileLinks, legend: str) -> str:
-    metrics = [[_measure(m), _fmt(m.get("value")), _ci(m.get("ci95")), str(m.get("n", 0)), str(m.get("failed", 0)),
-                str(m.get("unparsed", 0))] for m in run.summary.get("metrics", [])]
+    metrics = [[html.escape(m.measure_label), m.value_text, m.ci_text, str(m.n), str(m.failed), str(m.unparsed)]
+               for m in run.summary.metrics]
     return (f"<h1>{html.escape(run.label)}</h1>{_run_line(run, links)}"
             + _table(["measure", "performance", "95% CI", "n", "failed", "unparsed"], metrics)
             + f"<p>{html.escape(_counts(run.rows))}</p>{legend}")
 
 
 def _difference_row(d: MetricDifference) -> list[str]:
-    measure = _measure({"name": d.name, "group": d.group, "higher_is_better": d.higher_is_better})
+    measure = _measure(d.name, d.higher_is_better, d.group)
     changes = d.changes or {}
-    return [measure, _fmt(d.before), _fmt(d.after), _fmt(d.difference), _ci(d.ci95), html.escape(d.note or d.verdict),
+    return [measure, format_value(d.before), format_value(d.after), format_value(d.difference), _ci(d.ci95), html.escape(d.note or d.verdict),
             str(d.n), *(str(changes.get(c, "—")) for c in ("better", "worse", "same"))]
 
 

@@ -10,8 +10,9 @@ raises a transient error), ``fail_once_ids`` (the first call holding one of them
 others, then raises a transient error carrying those answers, as a backend dying mid-shard does,
 and drops the ids from the file so the retry succeeds) and ``error_ids`` (per-sample errors). ``audio_responses_file`` maps
 sample ids to audio files returned as generated speech, to test speech-out scoring.
-``loads_file`` gets one line (the process id) when an instance first generates, which is when a
-real backend loads its weights: tests count loads per worker process. The faults are deliberately
+``loads_file`` gets one line (the process id) when an instance first loads (``_load``, on the
+first generate, as a real backend loads its weights): tests count loads per worker process;
+``load_s`` is how long that load takes. The faults are deliberately
 not part of the fingerprint: removing a fault must not invalidate cached shards.
 """
 
@@ -43,6 +44,7 @@ class ScriptedBackend(Backend):
     loads_file: str | None = None
     default_answer: str = ""
     delay_s: float = 0.0
+    load_s: float = 0.0
     thread_safe: bool = True
 
     #: A stand-in for any model: every generation key is taken (and recorded), none used.
@@ -54,6 +56,8 @@ class ScriptedBackend(Backend):
                 "default_answer": self.default_answer, "generation": self.generation}
 
     def _load(self) -> bool:
+        """The stand-in for loading weights: once per instance (the base class locks it), taking ``load_s``."""
+        time.sleep(self.load_s)
         if self.loads_file:
             with open(self.loads_file, "a", encoding="utf-8") as f:
                 f.write(f"{os.getpid()}\n")
