@@ -22,7 +22,7 @@ from audio_evals.plan import EvalPlan
 from audio_evals.provenance import code_version
 from audio_evals.redaction import redact_strings
 from audio_evals.scoring import Scored
-from audio_evals.summary import (REPORT_FILE, SAMPLES_FILE, SUMMARY_FILE, DatasetInfo, ModelInfo, PromptInfo, RunSummary,
+from audio_evals.summary import (SAMPLES_FILE, DatasetInfo, ModelInfo, PromptInfo, RunSummary,
                                  ShardStats, speed)
 
 

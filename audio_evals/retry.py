@@ -16,8 +16,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from audio_evals import storage
-from audio_evals.results import SUMMARY_FILE, _safe, check_run_id
+from audio_evals.results import _safe, check_run_id
 from audio_evals.spec import ParentRun, RunSpec
+from audio_evals.summary import SUMMARY_FILE
 
 
 class RunRecordError(ValueError):

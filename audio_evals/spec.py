@@ -14,17 +14,22 @@ command-line option either: ``retry``, deployments and tests set them.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, GetJsonSchemaHandler, StrictBool, ValidationInfo,
+                      field_validator)
 from pydantic.fields import FieldInfo
 from pydantic.json_schema import SkipJsonSchema
 from typing_extensions import Self
 
 from audio_evals.overrides import with_overrides
 from audio_evals.plan import EvalPlan, is_manifest_path, manifest_stem, resolve
+from audio_evals.redaction import redact
 from audio_evals.registry import load_registry
 from audio_evals.results import check_run_id
+from audio_evals.storage import stable_hash
 
 
 def _at_least_one(value: int) -> int:
@@ -72,18 +77,31 @@ Count = Annotated[int, AfterValidator(_at_least_one), Field(json_schema_extra={"
 Seconds = Annotated[float, AfterValidator(_positive_seconds), Field(json_schema_extra={"exclusiveMinimum": 0})]
 
 
-def _registry_names(section: str) -> Any:
-    """The built-in registry's names as the form's examples (a choice, never a limit: manifests
-    and extra registry folders name others)."""
-    def extra(schema: dict[str, Any]) -> None:
-        schema["examples"] = sorted(getattr(load_registry(), section))
-    return extra
+@dataclass(frozen=True)
+class Choices:
+    """Names a form offers as examples, listed when the schema is made (a choice, never a limit:
+    manifests and extra registry folders name others). Annotating a type with it composes with
+    the flow parameters' own schema extras, which a ``json_schema_extra`` function does not."""
+
+    names: Callable[[], list[str]]
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        return {**handler(core_schema), "examples": self.names()}
+
+
+def registry_choices(section: str) -> Choices:
+    """The built-in registry's ``section`` names (datasets, models, prompts, tasks) as a form's examples."""
+    return Choices(lambda: sorted(getattr(load_registry(), section)))
 
 
 def _form(schema: dict[str, Any]) -> None:
     """The form lists what a person sets; fields it leaves out still pass the server's check of a
-    deployment run's parameters (pydantic then refuses unknown names when the flow starts)."""
+    deployment run's parameters (pydantic then refuses unknown names when the flow starts). The
+    Prefect UI shows descriptions but not examples, so a field's choices join its description."""
     schema.pop("additionalProperties", None)
+    for field in schema.get("properties", {}).values():
+        if field.get("examples") and field.get("description"):
+            field["description"] += " Registry names: " + ", ".join(field["examples"]) + "."
 
 
 def _what_first(schema: dict[str, Any]) -> None:
@@ -140,22 +158,37 @@ class RunOptions(BaseModel):
         return self.model_dump(include={"limit", "shard_size", "max_duration_s", "strict", "rand", "seed",
                                         "drop_above_wer"})
 
+    def numbers(self) -> dict[str, Any]:
+        """Every field that changes the numbers, secrets masked: what ``variant`` hashes."""
+        return {**self.shaping(), "model_revision": self.model_revision}
+
+    @property
+    def variant(self) -> str:
+        """A short hash of ``numbers``: it ends a run's artifact keys, so a ``--limit 2`` smoke run or
+        other parameters never replace a full run's artifacts."""
+        return stable_hash(self.numbers())[:8]
+
+    def title_parts(self) -> list[str]:
+        """The readable part of the title these options add: revision and limit."""
+        return ([f"revision {self.model_revision}"] if self.model_revision else []) + \
+            ([f"limit {self.limit}"] if self.limit else [])
+
 
 class RunSpec(RunOptions):
     """One evaluation: which model on which dataset, with which prompt and scoring, and its options."""
 
     model_config = ConfigDict(json_schema_extra=_what_first)
 
-    dataset: str = Field("speech-sample", min_length=1, json_schema_extra=_registry_names("datasets"),
-                         description="Registry name, or a JSONL manifest path/URL.")
+    dataset: Annotated[str, registry_choices("datasets")] = Field(
+        "speech-sample", min_length=1, description="Registry name, or a JSONL manifest path/URL.")
     name: str | None = Field(None, min_length=1, description="The dataset's name when it is a manifest path "
                                                              "(default: the file name without .jsonl).")
-    model: str = Field("whisper-tiny.en", min_length=1, json_schema_extra=_registry_names("models"),
-                       description="Registry model name.")
-    prompt: str | None = Field(None, json_schema_extra=_registry_names("prompts"),
-                               description="Registry prompt (default: the task's).")
-    task: str | None = Field(None, json_schema_extra=_registry_names("tasks"),
-                             description="Override the dataset's task (how its samples are scored).")
+    model: Annotated[str, registry_choices("models")] = Field("whisper-tiny.en", min_length=1,
+                                                               description="Registry model name.")
+    prompt: Annotated[str | None, registry_choices("prompts")] = Field(
+        None, description="Registry prompt (default: the task's).")
+    task: Annotated[str | None, registry_choices("tasks")] = Field(
+        None, description="Override the dataset's task (how its samples are scored).")
     generation: dict[str, Any] = Field({}, description="Generation parameter overrides, e.g. {beam_size: 1}.")
     model_args: dict[str, Any] = Field(
         {}, description="Backend arguments replacing the registry entry's, e.g. {device: cuda, batch_size: 8} "
@@ -200,11 +233,14 @@ class RunSpec(RunOptions):
     @property
     def title(self) -> str:
         """A readable flow-run name: ``whisper-tiny.en · speech-sample-en · limit 26``."""
-        parts = [self.model, self.dataset_name]
-        parts += [f"prompt {self.prompt}"] if self.prompt else []
-        parts += [f"revision {self.model_revision}"] if self.model_revision else []
-        parts += [f"limit {self.limit}"] if self.limit else []
-        return " · ".join(parts)
+        prompt = [f"prompt {self.prompt}"] if self.prompt else []
+        return " · ".join([self.model, self.dataset_name, *prompt, *self.title_parts()])
+
+    def numbers(self) -> dict[str, Any]:
+        """The options' fields that change the numbers, and what names the evaluation and scores it."""
+        named = self.model_dump(mode="json", include={"dataset", "name", "model", "prompt", "task", "generation",
+                                                      "model_args", "post_process", "evaluator", "inf_file"})
+        return {**super().numbers(), **redact(named)}
 
     def plan(self) -> EvalPlan:
         """Every name looked up and checked (``audio_evals.plan.resolve``), the scoring overrides applied."""

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from audio_evals.summary import MISSING, RunSummary
+from audio_evals.summary import RunSummary
 from flows import progress
 
 console = Console(stderr=False)

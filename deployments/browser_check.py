@@ -1,9 +1,11 @@
 """Screenshot a flow run's page in the Prefect UI with headless Chromium: proof the UI shows the run.
 
     python -m deployments.browser_check FLOW_RUN_ID --out run.png [--artifacts artifacts.png]
-                                        [--ui-url http://127.0.0.1:4200]
+                                        [--page PATH PNG ...] [--ui-url http://127.0.0.1:4200]
 
-``--artifacts`` also captures the UI's artifacts page (tables, reports, progress, leaderboards).
+``--artifacts`` also captures the UI's artifacts page (tables, reports, progress, leaderboards);
+``--page`` any other page, e.g. ``artifacts/artifact/ID table.png`` (one artifact, such as the
+headline table) or ``deployments/deployment/ID/run form.png`` (a deployment's run form).
 
 The UI address defaults to ``PREFECT_UI_URL``, else ``PREFECT_API_URL`` without its ``/api``.
 """
@@ -46,12 +48,16 @@ def main() -> None:
     parser.add_argument("flow_run_id")
     parser.add_argument("--out", default="flow-run.png")
     parser.add_argument("--artifacts", help="Also capture the artifacts page into this PNG.")
+    parser.add_argument("--page", nargs=2, action="append", default=[], metavar=("PATH", "PNG"),
+                        help="Also capture the UI page PATH into PNG (repeatable).")
     parser.add_argument("--ui-url")
     args = parser.parse_args()
     ui = ui_url(args.ui_url)
     print(screenshot(f"runs/flow-run/{args.flow_run_id}", args.out, ui))
     if args.artifacts:
         print(screenshot("artifacts", args.artifacts, ui))
+    for page, out in args.page:
+        print(screenshot(page, out, ui))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from flows.redacted import redacting_flow
 from tasks.download import download
 from tasks.infer import infer
 from tasks.preprocess import preprocess
-from tasks.report import artifact_key, report
+from tasks.report import report, run_key
 from tasks.score import score
 
 
@@ -169,6 +169,8 @@ def run_evaluation(spec: RunSpec) -> RunSummary:
     timings["download"] = time.perf_counter() - t
     peak_rss["download"] = peak_rss_mb()
 
+    # Artifact keys name the run as it was asked for, before the defaults below fill it in.
+    keys = {kind: run_key(kind, spec) for kind in ("progress", "eval", "eval-report")}
     t = time.perf_counter()
     requirements = backend.requirements
     # The cap in force is recorded with the options, and so are the absolute folders.
@@ -196,8 +198,8 @@ def run_evaluation(spec: RunSpec) -> RunSummary:
         shard_stats = {"computed": 0, "cached": 0, "failed": 0, "inference_s": 0.0, "audio_seconds": 0.0,
                        "from_inf_file": len(outputs)}
     else:
-        key = artifact_key("progress", plan.model.name, plan.dataset.name)
-        progress_id = create_progress_artifact(progress=0.0, key=key, description=f"Shards of {run_id}")
+        progress_id = create_progress_artifact(progress=0.0, key=keys["progress"],
+                                               description=f"Shards of {run_id}")
         progress.publish("start", {"total": len(prepared.shards), "samples": prepared.n_prepared})
         effective_workers = spec.workers if backend.thread_safe else 1
         transcriber_fingerprints = {lang: get_backend(m, generation_params(m)).fingerprint()
@@ -228,7 +230,7 @@ def run_evaluation(spec: RunSpec) -> RunSummary:
                                                                       "--model", spec.model]),
         model_load_s=round(load_s, 3),
     ).redacted()  # secret parameters, URL credentials and known keys masked
-    paths = report(folder, summary)
+    paths = report(folder, summary, keys["eval"], keys["eval-report"])
     progress.publish("end", {"folder": folder})
     summary = summary.model_copy(update={"paths": paths})
     if spec.strict and (failed_shards or scored.counts.failed):

@@ -18,11 +18,11 @@ from audio_evals.summary import Regression, RunSummary
 from audio_evals.watch import model_resource
 from flows.evaluate import run_evaluation, run_name
 from flows.redacted import redacting_flow
-from tasks.report import artifact_key
+from tasks.report import run_key
 
 
 @task(name="check-regressions", cache_policy=NO_CACHE)
-def check_regressions(summary: RunSummary, output: str) -> list[Regression]:
+def check_regressions(summary: RunSummary, output: str, key: str) -> list[Regression]:
     """Compare with the previous revision's run; mark the report, publish and announce what got worse."""
     logger = get_run_logger()
     model, dataset = summary.model.name, summary.dataset.name
@@ -32,7 +32,7 @@ def check_regressions(summary: RunSummary, output: str) -> list[Regression]:
         return []
     mark_report(summary.paths["report"], result.regressions)
     if result.regressions:
-        create_markdown_artifact(key=artifact_key("regressions", model, dataset), markdown=render_section(result.regressions),
+        create_markdown_artifact(key=key, markdown=render_section(result.regressions),
                                  description=f"Regressions of run {summary.run_id}")
     for regression in result.regressions:
         logger.warning("regression: %s %s on %s %.2f -> %.2f (noise %.2f)%s", model, regression.metric, dataset,
@@ -46,4 +46,5 @@ def check_regressions(summary: RunSummary, output: str) -> list[Regression]:
 def evaluate_and_check(spec: RunSpec = RunSpec()) -> RunSummary:
     """Evaluate (as ``evaluate``, in this one flow run), then flag regressions; the summary gains ``regressions``."""
     summary = run_evaluation(spec)
-    return summary.model_copy(update={"regressions": check_regressions(summary, spec.output)})
+    regressions = check_regressions(summary, spec.output, run_key("regressions", spec))
+    return summary.model_copy(update={"regressions": regressions})

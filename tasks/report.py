@@ -15,12 +15,26 @@ from audio_evals.report import render_run_report
 from audio_evals.report.samples import read_run
 from audio_evals.report.view import render_view
 from audio_evals.results import write_run
+from audio_evals.spec import RunSpec
 from audio_evals.summary import VIEW_FILE, RunSummary
 
 
-def artifact_key(*parts: str) -> str:
-    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
-    return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")[:100]
+def artifact_key(*parts: str, variant: str = "") -> str:
+    """Prefect artifact keys allow lowercase letters, digits and dashes only, 100 at most; ``variant``
+    (a hash of what changes the numbers) is kept whole however long the readable part is."""
+    suffix = f"-{variant}" if variant else ""
+    readable = re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
+    return readable[:100 - len(suffix)].rstrip("-") + suffix
+
+
+def run_key(kind: str, spec: RunSpec) -> str:
+    """The key of one evaluation's ``kind`` artifact: ``eval-whisper-tiny-en-speech-sample-en-limit-26-<hash>``."""
+    return artifact_key(kind, spec.title, variant=spec.variant)
+
+
+def file_url(path: str) -> str:
+    """An address the UI can link: remote URLs as they are, local paths as absolute file URLs."""
+    return path if storage.is_remote(path) else Path(path).resolve().as_uri()
 
 
 def metrics_table(summary: RunSummary) -> list[dict[str, Any]]:
@@ -32,16 +46,15 @@ def metrics_table(summary: RunSummary) -> list[dict[str, Any]]:
 
 def _linked_view(markdown: str, view_path: str) -> str:
     """The report's relative link to the sample viewer, made absolute: the UI shows the report elsewhere."""
-    url = view_path if storage.is_remote(view_path) else Path(view_path).resolve().as_uri()
-    return markdown.replace(f"]({VIEW_FILE})", f"]({url})")
+    return markdown.replace(f"]({VIEW_FILE})", f"]({file_url(view_path)})")
 
 
 @task(name="report", cache_policy=NO_CACHE)
-def report(folder: str, summary: RunSummary) -> dict[str, str]:
+def report(folder: str, summary: RunSummary, table_key: str, report_key: str) -> dict[str, str]:
+    """Write the run folder; publish the metrics table and the report (``run_key`` makes the keys)."""
     markdown = render_run_report(summary)
     paths = write_run(folder, summary, markdown, render_view(read_run(folder, summary), folder))
-    key = artifact_key("eval", summary.model.name, summary.dataset.name)
-    create_table_artifact(key=key, table=metrics_table(summary), description=f"Metrics of run {summary.run_id}")
-    create_markdown_artifact(key=key + "-report", markdown=_linked_view(markdown, paths["view"]),
+    create_table_artifact(key=table_key, table=metrics_table(summary), description=f"Metrics of run {summary.run_id}")
+    create_markdown_artifact(key=report_key, markdown=_linked_view(markdown, paths["view"]),
                              description=f"Report of run {summary.run_id}")
     return paths

@@ -163,6 +163,25 @@ def test_published_model_runs_the_suite_with_the_event_parameters(served, publis
     assert "speech-sample-en" in report.read_text(encoding="utf-8")
 
 
+def test_the_triggered_run_carries_the_headline_table_and_report_links(served, published_run):
+    """Before: the results were subflows down (``model-published → suite → ...``), keyed without revision
+    or limit."""
+    run = published_run["run"]
+    body = {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}}
+    artifacts = {a["key"].split("-suite-scripted-revision-rev-2-limit-4-")[0]: a  # the suite file is suite.yaml
+                 for a in _api("POST", f"{served['api']}/artifacts/filter", json=body)}
+    assert set(artifacts) >= {"leaderboard", "suite", "suite-html"}, artifacts
+    (row,) = json.loads(artifacts["leaderboard"]["data"])
+    assert row["model"] == "scripted" and 0.0 in row.values(), row
+    (view,) = (served["output"] / "scripted" / "speech-sample-en").glob("*/view.html")
+    assert f"[samples]({view.resolve().as_uri()})" in artifacts["suite"]["data"]
+    (html,) = (served["output"] / "suites" / "suite").glob("*/report.html")
+    assert html.resolve().as_uri() in artifacts["suite-html"]["data"]
+    children = _api("POST", f"{served['api']}/flow_runs/filter",
+                    json={"flow_runs": {"parent_flow_run_id": {"any_": [run["id"]]}}})
+    assert [c["name"] for c in children] == ["scripted · speech-sample-en · revision rev-2 · limit 4"]
+
+
 def test_ui_retry_of_a_failed_run_recomputes_only_its_failed_shard(served):
     """The UI's Retry button puts a failed flow run back to Scheduled; the served runner runs it again."""
     api, tmp = served["api"], served["tmp"]
@@ -202,11 +221,18 @@ def test_nightly_suite_is_scheduled(served):
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed (apt-get install chromium)")
 def test_flow_run_page_renders_in_the_ui(served, published_run, tmp_path):
-    out, artifacts = tmp_path / "run.png", tmp_path / "artifacts.png"
+    """The triggered run's page, its own headline table, the artifacts page and the evaluate run form."""
+    run_id, form = published_run["run"]["id"], served["deployment"]("evaluate-and-check/evaluate")["id"]
+    body = {"artifacts": {"flow_run_id": {"any_": [run_id]}, "type": {"any_": ["table"]}}}
+    (table,) = _api("POST", f"{served['api']}/artifacts/filter", json=body)
+    pngs = {name: tmp_path / f"{name}.png" for name in ("run", "artifacts", "headline", "form")}
     env = _clean_env(PREFECT_API_URL=served["api"])
-    subprocess.run([sys.executable, "-m", "deployments.browser_check", published_run["run"]["id"], "--out", str(out),
-                    "--artifacts", str(artifacts)], env=env, cwd=REPO, check=True, timeout=240)
-    for png in (out, artifacts):
+    subprocess.run([sys.executable, "-m", "deployments.browser_check", run_id, "--out", str(pngs["run"]),
+                    "--artifacts", str(pngs["artifacts"]),
+                    "--page", f"artifacts/artifact/{table['id']}", str(pngs["headline"]),
+                    "--page", f"deployments/deployment/{form}/run", str(pngs["form"])],
+                   env=env, cwd=REPO, check=True, timeout=400)
+    for png in pngs.values():
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 

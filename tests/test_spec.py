@@ -58,7 +58,63 @@ def test_the_deployment_form_shows_what_a_person_sets_with_descriptions_and_regi
     assert all(form["properties"][f].get("description") for f in fields)
     assert "speech-sample-en" in form["properties"]["dataset"]["examples"]
     assert "whisper-tiny.en" in form["properties"]["model"]["examples"]
+    assert "Registry names: " in form["properties"]["model"]["description"]  # the UI shows no examples
     assert set(RunSpec.model_fields) - set(fields) == INTERNAL
+
+
+@pytest.mark.parametrize("flow_name, choices", [("suite", {"suite_file"}), ("model_published", {"model", "suite_file"})])
+def test_the_suite_forms_describe_every_parameter_and_offer_the_names(flow_name, choices):
+    from prefect.utilities.callables import parameter_schema
+
+    import flows.suite
+
+    properties = parameter_schema(getattr(flows.suite, flow_name).fn).model_dump()["properties"]
+    assert all(p.get("description") for p in properties.values()), properties
+    for name in choices:
+        assert {"sample", "whisper-tiny.en"} & set(properties[name]["examples"])
+    assert all(suite in properties["suite_file"]["description"] for suite in properties["suite_file"]["examples"])
+
+
+def test_artifact_keys_change_with_what_changes_the_number_and_only_that():
+    import re
+
+    from tasks.report import run_key
+
+    base = RunSpec(dataset="speech-sample-en")
+    numbers = [base.replace(**change) for change in (
+        {"limit": 2}, {"prompt": "asr"}, {"model_revision": "rev-2"}, {"generation": {"beam_size": 1}},
+        {"model_args": {"device": "cuda"}}, {"strict": True}, {"rand": 5}, {"evaluator": "cer"}, {"task": "asr-zh"})]
+    keys = [run_key("eval", s) for s in (base, *numbers)]
+    assert len(set(keys)) == len(keys), keys
+    assert keys[1] == f"eval-whisper-tiny-en-speech-sample-en-limit-2-{numbers[0].variant}"
+    where = [base.replace(**change) for change in ({"workers": 4}, {"output": "/elsewhere"}, {"fresh": True})]
+    assert {run_key("eval", s) for s in where} == {keys[0]}
+    secret = [run_key("eval", base.replace(generation={"api_key": k})) for k in ("sk-first", "sk-second")]
+    assert secret[0] == secret[1] and "sk" not in secret[0]
+    long = [run_key("eval", base.replace(model="m" * 120 + str(i))) for i in range(2)]
+    assert long[0] != long[1] and all(len(k) <= 100 and re.fullmatch(r"[a-z0-9-]+", k) for k in long)
+
+
+def test_a_smoke_run_keeps_its_own_artifacts_beside_the_full_run(prefect_api, tmp_path, scripted_registry):
+    """Before: ``--limit 2`` replaced the artifact of the full run (both were ``eval-<model>-<dataset>``)."""
+    import json
+
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
+    from flows.regressions import evaluate_and_check
+    from tasks.report import run_key
+
+    full, smoke = (RunSpec(dataset="speech-sample-en", model="scripted", limit=n, cache_dir=str(tmp_path / "cache"),
+                           registry_paths=[scripted_registry["path"]], output=str(tmp_path / "results")) for n in (6, 2))
+    flow_runs = [evaluate_and_check(spec, return_state=True).state_details.flow_run_id for spec in (full, smoke)]
+    with get_client(sync_client=True) as client:
+        tables = {a.key: a for a in client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=[run_key("eval", full), run_key("eval", smoke)])))}
+        assert {json.loads(tables[run_key("eval", s)].data)[0]["n"] for s in (full, smoke)} == {6, 2}
+        mine = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=flow_runs[1:]))
+        own = client.read_artifacts(artifact_filter=mine)
+    assert {a.key for a in own} >= {run_key("eval", smoke), run_key("eval-report", smoke)}
 
 
 def test_the_cli_refuses_with_the_spec_rule_naming_its_option(tmp_path):
