@@ -159,7 +159,7 @@ class RunOptions(BaseModel):
                                         "drop_above_wer"})
 
     def numbers(self) -> dict[str, Any]:
-        """Every field that changes the numbers, secrets masked: what ``variant`` hashes."""
+        """The fields of these options that change the numbers: what ``variant`` hashes."""
         return {**self.shaping(), "model_revision": self.model_revision}
 
     @property
