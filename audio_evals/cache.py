@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from audio_evals import storage
-from audio_evals.schema import FileRecord
+from audio_evals.records import FileRecord
 
 log = logging.getLogger(__name__)
 

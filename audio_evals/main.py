@@ -14,17 +14,17 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from audio_evals.summary import RunSummary
+    from audio_evals.run.summary import RunSummary
 
 
 def evaluate(dataset: str = "speech-sample", model: str = "whisper-tiny.en", **fields: Any) -> RunSummary:
     """Evaluate ``model`` on ``dataset`` as ``audio-evals run`` does; ``fields`` are ``RunSpec``'s
     (``limit=26``, ``prompt=...``, ``generation={"beam_size": 1}``, ``model_args={"device": "cpu"}``).
-    Returns the run's typed summary (``audio_evals.summary.RunSummary``).
+    Returns the run's typed summary (``audio_evals.run.summary.RunSummary``).
 
     Raises pydantic's ``ValidationError`` for an absurd value, before any work.
     """
-    from audio_evals.spec import RunSpec
+    from audio_evals.run.spec import RunSpec
     from flows.evaluate import evaluate as evaluate_flow
 
     return evaluate_flow(RunSpec(dataset=dataset, model=model, **fields))

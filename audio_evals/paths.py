@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 
 ASSETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 
@@ -24,6 +25,12 @@ def resolve_resource(path: str) -> str:
             raise FileNotFoundError(f"{path}: package {package!r} is not installed")
         return os.path.join(list(spec.submodule_search_locations)[0], rest)
     return path
+
+
+def folder_name(name: str) -> str:
+    """A folder name for a model or dataset name: never a separator, never '.' or '..'."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+    return "_" if not safe.strip(".") else safe
 
 
 def default_cache_dir() -> str:

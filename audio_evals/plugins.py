@@ -1,7 +1,8 @@
 """Resolve registry names to modules *inside this project* only.
 
 A registry entry says ``backend: faster_whisper`` or ``metric: wer``; the name must be a module
-of the given package (``audio_evals.models.faster_whisper``). YAML can therefore never make the
+of the given package defining its plugin attribute (``audio_evals.models.faster_whisper`` exposes
+``BACKEND``, a metric module ``build``). YAML can therefore never make the
 program import or run arbitrary code, and a newcomer adds a backend or metric with one module.
 
 Whoever starts the process (never a registry file) may add modules from elsewhere through an
@@ -11,16 +12,20 @@ environment variable: the test suite registers its test-only backends this way
 
 from __future__ import annotations
 
+import ast
 import difflib
+import functools
 import importlib
+import importlib.util
 import os
 import pkgutil
 import re
 from types import ModuleType
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-#: Modules of a plugin package that are infrastructure, not plugins.
-_NOT_PLUGINS = {"base", "bootstrap", "normalize", "http_client", "reasoning"}
+#: Per plugin package, the top-level name a module must define to be a plugin (a backend module
+#: exposes ``BACKEND``, a metric module ``build``); the package's other modules are infrastructure.
+PLUGIN_ATTRIBUTE = {"audio_evals.models": "BACKEND", "audio_evals.metrics": "build"}
 #: Per plugin package, the variable listing extra plugin modules (comma-separated dotted paths;
 #: the plugin's name is the module's last part). Only adds names: a built-in one always wins.
 EXTRA_MODULES_ENV = {"audio_evals.models": "AUDIO_EVALS_EXTRA_BACKENDS"}
@@ -41,11 +46,33 @@ def suggest(name: str, known: list[str]) -> str:
     return f" (known: {', '.join(sorted(known))})"
 
 
-def _builtin(package: str) -> list[str]:
-    """The plugin modules shipped in ``package`` itself."""
+def top_level_names(path: str) -> set[str]:
+    """The names a Python file defines at its top level, read without importing it."""
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), filename=path)
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return names
+
+
+@functools.cache
+def _builtin(package: str) -> tuple[str, ...]:
+    """The plugin modules shipped in ``package`` itself: those defining its ``PLUGIN_ATTRIBUTE``."""
     pkg = importlib.import_module(package)
-    return [m.name for m in pkgutil.iter_modules(pkg.__path__)
-            if not m.name.startswith("_") and m.name not in _NOT_PLUGINS]
+    attribute = PLUGIN_ATTRIBUTE[package]
+    found = []
+    for m in pkgutil.iter_modules(pkg.__path__):
+        if m.ispkg or m.name.startswith("_"):
+            continue
+        origin = importlib.util.find_spec(f"{package}.{m.name}").origin
+        if origin and attribute in top_level_names(origin):
+            found.append(m.name)
+    return tuple(found)
 
 
 def _extra(package: str) -> dict[str, str]:

@@ -16,8 +16,8 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from audio_evals.models.base import Content, Message
+from audio_evals.records import PreparedSample
 from audio_evals.registry.entries import PromptEntry
-from audio_evals.schema import PreparedSample
 
 _ENV = SandboxedEnvironment(undefined=jinja2.StrictUndefined)
 

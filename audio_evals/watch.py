@@ -2,7 +2,7 @@
 
 Sources (a watch config, ``deployments/watch.yaml``) map a location to a registry model name:
 
-- ``hf: owner/repo``: the repo's current commit (``audio_evals.hub.repo_commit``);
+- ``hf: owner/repo``: the repo's current commit (``audio_evals.hf_hub.repo_commit``);
 - ``s3: s3://bucket/prefix`` or ``folder: path``: every sub-folder is a revision of the model,
   named after the folder; it counts once its manifest file exists (write it last), and again
   when the manifest changes (S3 ETag, or the SHA-256 of a local file).
@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import yaml
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from audio_evals import hub, storage
+from audio_evals import hf_hub, storage
 
 MODEL_PUBLISHED = "audio_evals.model.published"
 STATE_FILE = "watch-state.json"
@@ -86,9 +86,9 @@ def load_config(path: str) -> list[WatchSource]:
 
 
 def _hub_revisions(repo: str) -> dict[str, dict[str, Any]]:
-    if hub.offline():
+    if hf_hub.offline():
         raise RuntimeError("hub access is off (HF_HUB_OFFLINE)")
-    sha = hub.repo_commit("model", repo, None)
+    sha = hf_hub.repo_commit("model", repo, None)
     return {sha: {"fingerprint": sha, "path": None}}
 
 

@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from audio_evals.summary import RunSummary
+from audio_evals.records import SampleRow
+from audio_evals.run.summary import RunSummary
 from flows import progress
 
 console = Console(stderr=False)
@@ -78,7 +79,7 @@ def _print_failure_causes(summary: RunSummary) -> None:
     from audio_evals import storage
     from audio_evals.report.samples import failure_causes  # jiwer: imported only when a run has failures
 
-    causes, others = failure_causes(storage.read_jsonl(samples))
+    causes, others = failure_causes(SampleRow.model_validate(r) for r in storage.read_jsonl(samples))
     for why, count in causes:
         console.print(f"  {count} × {why}", style="red", markup=False, soft_wrap=True)
     if others:

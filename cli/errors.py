@@ -7,7 +7,7 @@ from typing import NoReturn
 
 import typer
 
-from audio_evals.data.hub import DatasetUnavailable
+from audio_evals.data.hf_mirror import DatasetUnavailable
 from audio_evals.models.base import BackendUnavailable
 from audio_evals.plugins import UnknownName
 from audio_evals.redaction import redact_text

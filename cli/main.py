@@ -7,9 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from audio_evals import local_server
 from audio_evals.registry import load_registry
 from cli import reference, service
+from cli import server as local_server
 from cli.console import console
 from cli.errors import USER_ERRORS, fail
 from cli.options import registry_paths

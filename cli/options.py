@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Optional, TypeVar, Union, get_args, get_origin
 
 import typer
+import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from audio_evals import storage
-from audio_evals.overrides import parse_assignments
 from audio_evals.redaction import remember_secret_params
-from audio_evals.spec import is_internal
+from audio_evals.run.spec import is_internal
 from cli.errors import fail
 
 Command = TypeVar("Command", bound=Callable[..., Any])
@@ -35,6 +35,21 @@ Command = TypeVar("Command", bound=Callable[..., Any])
 def registry_paths(values: list[str]) -> list[str]:
     """The reference tool takes ``--registry_path "DIR1 DIR2"``; accept both forms."""
     return [p for v in values for p in v.split()]
+
+
+def parse_assignments(items: list[str], option: str) -> dict[str, Any]:
+    """``key=value`` items (``-P beam_size=1``, ``--model-args device=cuda``) as a dict, each value
+    read as YAML (``1`` an int, ``true`` a bool, ``[a, b]`` a list); ValueError names the bad item."""
+    values = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{option} takes key=value, got {item!r}")
+        try:
+            values[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise ValueError(f"{option} {key.strip()}: cannot read the value {raw!r} ({type(e).__name__})") from None
+    return values
 
 
 def assignments(option: str) -> Callable[[list[str]], dict[str, Any]]:

@@ -10,7 +10,7 @@ refused in one line; ``--save`` keeps its meaning, a file.
 from __future__ import annotations
 
 from audio_evals import storage
-from audio_evals.summary import RunSummary
+from audio_evals.run.summary import RunSummary
 
 #: Options whose value may be left out, with the value argparse gives them then (``const``).
 OPTIONAL_VALUE = {"-r": "latest", "--resume": "latest", "--use_model_pool": "on"}

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 from typing import Annotated, Any, Optional
 
 import typer
 
-from audio_evals.data import check_source
-from audio_evals.plan import preflight
+from audio_evals.pipeline.download import check_source
+from audio_evals.pipeline.preflight import preflight
 from audio_evals.redaction import MARK, redact, redact_text
-from audio_evals.spec import RunSpec
-from audio_evals.summary import RunSummary
+from audio_evals.run.plan import plan_of
+from audio_evals.run.spec import RunSpec
+from audio_evals.run.summary import RunSummary
 from cli import reference
 from cli.console import ShardProgress, console, hide_prefect_failures, print_summary
 from cli.errors import USER_ERRORS, fail, verbose_logs
@@ -50,7 +50,7 @@ def run(
     if shortcuts:  # spellings of two model_args entries
         spec = spec.replace(model_args={**spec.model_args, **shortcuts})
     try:
-        plan = spec.plan()
+        plan = plan_of(spec)
         accepted = reference.notes(resume, use_model_pool, two_phase, agg, dataset_ref_col)
         check_source(plan.dataset)
     except USER_ERRORS as e:
@@ -73,7 +73,7 @@ def run(
         fail(str(e), 2)
     if verbose or debug_mode:
         verbose_logs()
-    os.environ["AUDIO_EVALS_COMMAND"] = shlex.join(["audio-evals", *sys.argv[1:]])
+    spec = spec.replace(command=shlex.join(["audio-evals", *sys.argv[1:]]))
     if store:
         from audio_evals import storage
 
@@ -155,7 +155,7 @@ def retry(
     Completed shards come from the cache. The earlier run's folder is never changed; the retry
     is refused when the dataset or options changed since that run.
     """
-    from audio_evals import retry as retries
+    from audio_evals.run import rerun as retries
 
     try:
         earlier = retries.load(run)
@@ -166,7 +166,8 @@ def retry(
              "with them instead of retrying it", 2)
     if verbose:
         verbose_logs()
-    summary = _run_flow(f"retry {earlier.run_id}", earlier.spec, verbose)
+    spec = earlier.spec.replace(command=shlex.join(["audio-evals", *sys.argv[1:]]))
+    summary = _run_flow(f"retry {earlier.run_id}", spec, verbose)
     console.print(f"retried {earlier.failed_shards} failed shard(s) of run {earlier.run_id} as run "
                   f"{summary.run_id}; now {len(summary.failed_shards)} failed")
     print_summary(summary)

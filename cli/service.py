@@ -11,10 +11,10 @@ from typing import Annotated, Any
 
 import typer
 
-from audio_evals import local_server
-from audio_evals.spec import RunOptions
-from audio_evals.suites import load_suite
+from audio_evals.run.spec import RunOptions
+from audio_evals.run.suites import load_suite
 from audio_evals.watch import DEFAULT_CONFIG, MODEL_PUBLISHED, load_config, model_resource, poll, state_path
+from cli import server as local_server
 from cli.console import console, hide_prefect_failures
 from cli.errors import USER_ERRORS, fail, verbose_logs
 from cli.options import spec_options
@@ -52,7 +52,7 @@ def _print_table(title: str, records: list[dict[str, Any]]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from audio_evals.summary import format_value
+    from audio_evals.run.summary import format_value
 
     table = Table(title=escape(title))
     columns = list(dict.fromkeys(k for row in records for k in row))

@@ -22,8 +22,8 @@ from prefect.schedules import Cron
 from prefect.types.entrypoint import EntrypointType
 
 from audio_evals import storage
-from audio_evals.spec import RunOptions
-from audio_evals.suites import find_suite
+from audio_evals.run.spec import RunOptions
+from audio_evals.run.suites import find_suite
 from audio_evals.watch import DEFAULT_CONFIG, MODEL_PUBLISHED
 from flows.regressions import evaluate_and_check
 from flows.suite import DEFAULT_SUITE, model_published, suite

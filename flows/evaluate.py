@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import resource
 import shlex
 import time
@@ -12,19 +11,21 @@ from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, as_completed
 
-from audio_evals import predictions, storage
-from audio_evals.data import PreparedRef
+from audio_evals import storage
 from audio_evals.data.audio import DEFAULT_MAX_DURATION_S
-from audio_evals.data.subset import draw_subset
 from audio_evals.models import generation_params, get_backend
 from audio_evals.models.base import BackendUnavailable
 from audio_evals.paths import audio_cache_dir, default_cache_dir
-from audio_evals.plan import EvalPlan, preflight
+from audio_evals.pipeline import predictions
+from audio_evals.pipeline.preflight import preflight
+from audio_evals.pipeline.subset import draw_subset
+from audio_evals.records import ModelOutput, PreparedRef, ShardResult
 from audio_evals.redaction import install_log_redaction, redact, remember_secret_params
-from audio_evals.results import build_summary, create_run_dir, new_run_id, run_dir, run_identity
-from audio_evals.retry import check_unchanged
-from audio_evals.spec import RunSpec
-from audio_evals.summary import RunSummary
+from audio_evals.run.folder import build_summary, create_run_dir, new_run_id, run_dir, run_identity
+from audio_evals.run.plan import EvalPlan, plan_of
+from audio_evals.run.rerun import check_unchanged
+from audio_evals.run.spec import RunSpec
+from audio_evals.run.summary import FailedShard, RunSummary, ShardStats
 from flows import progress
 from flows.credentials import apply_store_credentials
 from flows.redacted import redacting_flow
@@ -33,7 +34,6 @@ from tasks.infer import infer
 from tasks.preprocess import preprocess
 from tasks.report import report, run_key
 from tasks.score import score
-
 
 install_log_redaction()  # Prefect's log records (console and API) of this process are masked
 
@@ -62,8 +62,8 @@ def _release_remote_result(future: PrefectFuture) -> None:
 
 def _run_shards(plan: EvalPlan, prepared: PreparedRef, fingerprint: dict, transcriber_fingerprints: dict,
                 audio_dir: str, workers: int, fresh: bool, retries: int, retry_delay_s: float, cache_dir: str,
-                progress_id: Any) -> tuple[dict, dict, dict, float]:
-    """Submit shards with at most ``workers`` in flight; collect outputs, failures, shard stats
+                progress_id: Any) -> tuple[dict[int, list[ModelOutput]], list[FailedShard], ShardStats, float]:
+    """Submit shards with at most ``workers`` in flight; collect outputs, failed shards, shard stats
     and the longest model load of one shard (loads of shards running at once overlap).
 
     ``retries`` re-run a shard whose whole backend failed for a while (``infer``'s retry condition);
@@ -75,11 +75,11 @@ def _run_shards(plan: EvalPlan, prepared: PreparedRef, fingerprint: dict, transc
     )
     queue = list(prepared.shards)
     pending: dict[PrefectFuture, Any] = {}
-    outputs: dict[int, list[dict]] = {}
-    errors: dict[int, str] = {}
-    stats = {"computed": 0, "cached": 0, "failed": 0, "inference_s": 0.0, "audio_seconds": 0.0, "model_load_s": 0.0}
-    longest_load_s = 0.0
+    outputs: dict[int, list[ModelOutput]] = {}
+    failed: list[FailedShard] = []
     total = len(queue)
+    stats = ShardStats(total=total)
+    longest_load_s = 0.0
 
     def submit() -> None:
         if queue:
@@ -95,29 +95,30 @@ def _run_shards(plan: EvalPlan, prepared: PreparedRef, fingerprint: dict, transc
         future.wait()
         state = future.state
         if state.is_completed():
-            result = future.result()
-            outputs[shard.index] = result["outputs"]
-            cached = state.name == "Cached"
-            stats["cached" if cached else "computed"] += 1
-            if not cached:
-                stats["inference_s"] += result["inference_s"]
-                stats["audio_seconds"] += result["audio_seconds"]
-                stats["model_load_s"] += result["model_load_s"]
-                longest_load_s = max(longest_load_s, result["model_load_s"])
+            result: ShardResult = future.result()
+            outputs[shard.index] = result.outputs
+            if state.name == "Cached":
+                stats.cached += 1
+            else:
+                stats.computed += 1
+                stats.inference_s += result.inference_s
+                stats.audio_seconds += result.audio_seconds
+                stats.model_load_s += result.model_load_s
+                longest_load_s = max(longest_load_s, result.model_load_s)
         else:
             error = future.result(raise_on_failure=False)
             if isinstance(error, BackendUnavailable):
                 # The model cannot run here at all (no GPU, weights, extra): stop, don't try every shard.
                 raise error
-            errors[shard.index] = f"{type(error).__name__}: {error}"
-            stats["failed"] += 1
+            failed.append(FailedShard(index=shard.index, error=f"{type(error).__name__}: {error}"))
+            stats.failed += 1
         _release_remote_result(future)
-        done = len(outputs) + len(errors)
+        done = len(outputs) + len(failed)
         update_progress_artifact(progress_id, progress=100.0 * done / total)
         progress.publish("shard", {"index": shard.index, "ok": shard.index in outputs, "n": shard.n,
                                    "done": done, "total": total})
         submit()
-    return outputs, errors, stats, longest_load_s
+    return outputs, sorted(failed, key=lambda f: f.index), stats, longest_load_s
 
 
 def run_name(parameters: dict[str, Any]) -> str:
@@ -153,7 +154,7 @@ def run_evaluation(spec: RunSpec) -> RunSummary:
     started = time.perf_counter()
     timings: dict[str, float] = {}
     peak_rss: dict[str, float] = {}
-    plan = spec.plan()
+    plan = plan_of(spec)
     # A model (or transcriber) this machine cannot run, or a dataset it cannot reach, stops the run
     # before any download; replies read from a file need no model.
     preflight(plan, model=not spec.inf_file)
@@ -193,10 +194,9 @@ def run_evaluation(spec: RunSpec) -> RunSummary:
     if spec.inf_file:
         outputs = predictions.shard_outputs(predictions.read_predictions(spec.inf_file, dataset_ref.samples_path),
                                             prepared.shards, spec.inf_file)
-        errors: dict[int, str] = {}
+        failed_shards: list[FailedShard] = []
         load_s = 0.0
-        shard_stats = {"computed": 0, "cached": 0, "failed": 0, "inference_s": 0.0, "audio_seconds": 0.0,
-                       "from_inf_file": len(outputs)}
+        shard_stats = ShardStats(total=len(prepared.shards), from_inf_file=len(outputs))
     else:
         progress_id = create_progress_artifact(progress=0.0, key=keys["progress"],
                                                description=f"Shards of {run_id}")
@@ -204,7 +204,7 @@ def run_evaluation(spec: RunSpec) -> RunSummary:
         effective_workers = spec.workers if backend.thread_safe else 1
         transcriber_fingerprints = {lang: get_backend(m, generation_params(m)).fingerprint()
                                     for lang, m in plan.transcribers.items()}
-        outputs, errors, shard_stats, load_s = _run_shards(plan, prepared, fingerprint, transcriber_fingerprints,
+        outputs, failed_shards, shard_stats, load_s = _run_shards(plan, prepared, fingerprint, transcriber_fingerprints,
                                                            audio_cache_dir(cache_dir), effective_workers, spec.fresh,
                                                            spec.shard_retries, spec.retry_delay_s, cache_dir,
                                                            progress_id)
@@ -212,13 +212,13 @@ def run_evaluation(spec: RunSpec) -> RunSummary:
 
     t = time.perf_counter()
     create_run_dir(folder)
-    scored = score(plan.task, prepared, outputs, errors, folder, spec.strict, plan.post_process,
+    scored = score(plan.task, prepared, outputs, {f.index: f.error for f in failed_shards}, folder, spec.strict,
+                   plan.post_process,
                    plan.dataset.macro_over, spec.drop_above_wer)
     timings["score"] = time.perf_counter() - t
 
-    failed_shards = [{"index": i, "error": e} for i, e in sorted(errors.items())]
     # Everything ``audio-evals retry`` needs to re-run this exact evaluation (a retry is a new run of its own).
-    options = spec.model_dump(mode="json", exclude={"run_id", "parent"})
+    options = spec.model_dump(mode="json", exclude={"run_id", "parent", "command"})
     timings["total"] = time.perf_counter() - started
     peak_rss["total"] = peak_rss_mb()
     summary = build_summary(
@@ -226,8 +226,7 @@ def run_evaluation(spec: RunSpec) -> RunSummary:
         dataset=chosen, prepared=prepared, model_fingerprint=redact(fingerprint), scored=scored,
         failed_shards=failed_shards, shard_stats=shard_stats,
         timings={k: round(v, 3) for k, v in timings.items()}, peak_rss_mb=peak_rss, options=redact(options),
-        command=os.environ.get("AUDIO_EVALS_COMMAND") or shlex.join(["audio-evals", "run", "--dataset", spec.dataset,
-                                                                      "--model", spec.model]),
+        command=spec.command or shlex.join(["audio-evals", "run", "--dataset", spec.dataset, "--model", spec.model]),
         model_load_s=round(load_s, 3),
     ).redacted()  # secret parameters, URL credentials and known keys masked
     paths = report(folder, summary, keys["eval"], keys["eval-report"])

@@ -12,9 +12,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
-from audio_evals.regression import REGRESSION_DETECTED, check, mark_report, render_section
-from audio_evals.spec import RunSpec
-from audio_evals.summary import Regression, RunSummary
+from audio_evals.run.regression import REGRESSION_DETECTED, check, mark_report, render_section
+from audio_evals.run.spec import RunSpec
+from audio_evals.run.summary import Regression, RunSummary
 from audio_evals.watch import model_resource
 from flows.evaluate import run_evaluation, run_name
 from flows.redacted import redacting_flow

@@ -24,17 +24,18 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 
 from audio_evals import storage
-from audio_evals.regression import render_section
 from audio_evals.report import render_html, render_suite_chart, render_suite_report, suite_leaderboard
-from audio_evals.spec import Choices, RunOptions, registry_choices
+from audio_evals.run.plan import plan_of
+from audio_evals.run.regression import render_section
+from audio_evals.run.spec import Choices, RunOptions, registry_choices
+from audio_evals.run.suites import Suite, SuiteRow, bundled_suites, find_suite, load_suite
+from audio_evals.run.summary import RunSummary
 from audio_evals.storage import stable_hash
-from audio_evals.suites import Suite, SuiteRow, bundled_suites, find_suite, load_suite
-from audio_evals.summary import RunSummary
 from flows.credentials import apply_store_credentials
 from flows.regressions import evaluate_and_check
 from tasks.report import artifact_key, file_url
 
-DEFAULT_SUITE = "sample"  # bundled with the package (audio_evals.suites.find_suite)
+DEFAULT_SUITE = "sample"  # bundled with the package (audio_evals.run.suites.find_suite)
 Evaluation = tuple[str, str, str | None]  # dataset, model, prompt
 
 
@@ -125,7 +126,7 @@ def run_suite(suite_file: str, models: list[str] | None, max_parallel: int, opti
         dataset, model, prompt = evaluation
         try:
             row = options.spec(dataset, model, prompt)
-            row.plan()  # a misspelt name is "not run" without a failed subflow
+            plan_of(row)  # a misspelt name is "not run" without a failed subflow
             return evaluate_and_check(row).mark_unrunnable()
         except Exception as e:  # noqa: BLE001 (one evaluation that cannot run must not stop the suite)
             logger.warning("%s on %s not run: %s: %s", model, dataset, type(e).__name__, e)

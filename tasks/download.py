@@ -1,12 +1,12 @@
-"""The download stage task: a dataset entry into a cached manifest (``audio_evals.data.download``)."""
+"""The download stage task: a dataset entry into a cached manifest (``audio_evals.pipeline.download``)."""
 
 from __future__ import annotations
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from audio_evals import data
-from audio_evals.data import DatasetRef
+from audio_evals.pipeline import download as stage
+from audio_evals.records import DatasetRef
 from audio_evals.registry import DatasetEntry
 
 
@@ -14,6 +14,6 @@ from audio_evals.registry import DatasetEntry
 def download(dataset: DatasetEntry, cache_dir: str, limit: int | None = None, fresh: bool = False) -> DatasetRef:
     """Reuse is decided by the library's cache, verified on every read, not by Prefect's.
 
-    Not retried here: hub and store clients retry their own requests (audio_evals.hub retries the
+    Not retried here: hub and store clients retry their own requests (audio_evals.hf_hub retries the
     hub's 5xx), and a wrong column, a config or an unreachable hub is the same on every try."""
-    return data.download(dataset, cache_dir, limit, fresh)
+    return stage.download(dataset, cache_dir, limit, fresh)

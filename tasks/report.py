@@ -1,4 +1,5 @@
-"""The report stage task: write the run folder and publish the results as Prefect artifacts."""
+"""The report stage task: write the run folder (``audio_evals.pipeline.report``) and publish the
+results as Prefect artifacts."""
 
 from __future__ import annotations
 
@@ -11,12 +12,9 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from audio_evals import storage
-from audio_evals.report import render_run_report
-from audio_evals.report.samples import read_run
-from audio_evals.report.view import render_view
-from audio_evals.results import write_run
-from audio_evals.spec import RunSpec
-from audio_evals.summary import VIEW_FILE, RunSummary
+from audio_evals.pipeline import report as stage
+from audio_evals.run.spec import RunSpec
+from audio_evals.run.summary import VIEW_FILE, RunSummary
 
 
 def artifact_key(*parts: str, variant: str = "") -> str:
@@ -52,8 +50,7 @@ def _linked_view(markdown: str, view_path: str) -> str:
 @task(name="report", cache_policy=NO_CACHE)
 def report(folder: str, summary: RunSummary, table_key: str, report_key: str) -> dict[str, str]:
     """Write the run folder; publish the metrics table and the report (``run_key`` makes the keys)."""
-    markdown = render_run_report(summary)
-    paths = write_run(folder, summary, markdown, render_view(read_run(folder, summary), folder))
+    paths, markdown = stage.report(folder, summary)
     create_table_artifact(key=table_key, table=metrics_table(summary), description=f"Metrics of run {summary.run_id}")
     create_markdown_artifact(key=report_key, markdown=_linked_view(markdown, paths["view"]),
                              description=f"Report of run {summary.run_id}")

@@ -1,25 +1,23 @@
-"""The score stage task: normalise and score every sample, with bootstrap confidence intervals."""
+"""The score stage task: normalise and score every sample, with bootstrap CIs (``audio_evals.pipeline.score``)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from audio_evals import storage
-from audio_evals.data import PreparedRef
+from audio_evals.pipeline.score import score_run
+from audio_evals.records import ModelOutput, PreparedRef, SampleFailure
 from audio_evals.registry import TaskEntry
-from audio_evals.results import write_rows
-from audio_evals.schema import SampleFailure
-from audio_evals.scoring import Scored, score_run
+from audio_evals.run.folder import write_rows
+from audio_evals.run.summary import Scored
 
 
 @task(name="score", cache_policy=NO_CACHE)
 def score(
     task_entry: TaskEntry,
     prepared: PreparedRef,
-    shard_outputs: dict[int, list[dict[str, Any]]],
+    shard_outputs: dict[int, list[ModelOutput]],
     shard_errors: dict[int, str],
     folder: str,
     strict: bool = False,

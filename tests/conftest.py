@@ -20,6 +20,7 @@ os.environ.setdefault("AUDIO_EVALS_EXTRA_BACKENDS", "tests.backends.scripted")
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
 from audio_evals.paths import ASSETS_DIR  # noqa: E402
+
 # Servers shared by the whole session: defined here once, so every module gets the same instance.
 from tests.openai_server import openai_server, openai_server_session  # noqa: E402, F401
 from tests.s3_server import moto_server, s3_bucket  # noqa: E402, F401

@@ -23,8 +23,9 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from audio_evals import results, storage
-from audio_evals.summary import RunSummary
+from audio_evals import storage
+from audio_evals.run import folder as results
+from audio_evals.run.summary import RunSummary
 from tests.conftest import SAMPLE_DIR, calls_made
 from tests.test_pipeline import _evaluate, _rows
 
@@ -176,8 +177,8 @@ def test_a_corrupt_shard_result_is_recomputed_and_said_once(prefect_api, tmp_pat
 
 def test_a_shard_changed_during_a_run_fails_naming_the_file(tmp_path):
     from audio_evals import cache
-    from audio_evals.infer import ShardChanged, infer_shard
-    from audio_evals.schema import ShardRef
+    from audio_evals.pipeline.infer import ShardChanged, infer_shard
+    from audio_evals.records import ShardRef
 
     path = tmp_path / "shard-00000.jsonl"
     record = cache.write_jsonl(str(path), [{"sample": {"id": "a"}}, {"sample": {"id": "b"}}])

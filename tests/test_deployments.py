@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from audio_evals import storage, watch
-from audio_evals.regression import Check, check, compare, mark_report, previous_run
-from audio_evals.summary import Regression, RunSummary
+from audio_evals.run.regression import Check, check, compare, mark_report, previous_run
+from audio_evals.run.summary import Regression, RunSummary
 from tests.conftest import SAMPLE_DIR
 from tests.processes import REPO, free_port, start_process, stop_process, wait_for
 
@@ -428,7 +428,7 @@ def test_mark_report_appends_one_regressions_section(tmp_path):
 
 
 def test_new_revision_that_got_worse_is_flagged_end_to_end(prefect_api, tmp_path, scripted_registry, monkeypatch):
-    from audio_evals.spec import RunSpec
+    from audio_evals.run.spec import RunSpec
     from flows.regressions import evaluate_and_check
 
     params = dict(dataset="speech-sample-en", model="scripted", limit=8, cache_dir=str(tmp_path / "cache"),
@@ -455,7 +455,7 @@ def test_new_revision_that_got_worse_is_flagged_end_to_end(prefect_api, tmp_path
 
 
 def test_suite_reports_an_evaluation_that_cannot_run(prefect_api, tmp_path, scripted_registry):
-    from audio_evals.spec import RunOptions
+    from audio_evals.run.spec import RunOptions
     from flows.suite import suite
 
     options = RunOptions(output=str(tmp_path / "results"), cache_dir=str(tmp_path / "cache"), limit=4,

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from audio_evals.data.hub import MIRROR_ENV
+from audio_evals.data.hf_mirror import MIRROR_ENV
 from audio_evals.registry import load_registry
 from audio_evals.report.samples import failure_causes
 from cli.main import app

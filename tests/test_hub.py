@@ -24,10 +24,11 @@ import datasets
 import pytest
 import soundfile as sf
 
-from audio_evals.data.hub import MIRROR_ENV, DatasetUnavailable, hub_revision, iter_hub_samples
+from audio_evals.data.hf_datasets import hub_revision, iter_hub_samples
+from audio_evals.data.hf_mirror import MIRROR_ENV, DatasetUnavailable
+from audio_evals.records import Sample, SampleFailure
 from audio_evals.registry import load_registry
 from audio_evals.registry.entries import HubSource
-from audio_evals.schema import Sample, SampleFailure
 from tests.hub_fixture import SAMPLE_DIR, build_hub_repo, build_seed_repo, manifest_rows
 
 LIBRISPEECH = {"type": "hf", "repo": "TwinkStart/librispeech", "config": None, "data_dir": None,
@@ -106,7 +107,7 @@ def hub_api(monkeypatch) -> Iterator[list[str]]:
 
 
 def _load(source: dict, audio_dir: Path, limit: int | None = None) -> list[Sample | SampleFailure]:
-    return list(iter_hub_samples(source, str(audio_dir), limit=limit))
+    return list(iter_hub_samples(HubSource.model_validate(source), str(audio_dir), limit=limit))
 
 
 def _sha256(path: str | Path) -> str:
@@ -213,16 +214,16 @@ def test_revision_tracks_mirror_content(manifest, tmp_path, monkeypatch):
     rows = [{"id": r["id"], "audio": r["audio"], "text": r["text"]} for r in manifest.values()]
     repo = build_hub_repo(tmp_path / "m", "TwinkStart/librispeech", None, "test_clean", rows[:2])
     monkeypatch.setenv(MIRROR_ENV, str(tmp_path / "m"))
-    before = hub_revision(LIBRISPEECH)
-    assert before.startswith(f"mirror:{repo}@") and hub_revision(LIBRISPEECH) == before
+    before = hub_revision(HubSource.model_validate(LIBRISPEECH))
+    assert before.startswith(f"mirror:{repo}@") and hub_revision(HubSource.model_validate(LIBRISPEECH)) == before
     build_hub_repo(tmp_path / "m", "TwinkStart/librispeech", None, "test_clean", rows[:3])
-    assert hub_revision(LIBRISPEECH) != before
+    assert hub_revision(HubSource.model_validate(LIBRISPEECH)) != before
 
 
 def test_download_reads_a_registry_entry_through_the_mirror(mirror, manifest, tmp_path, monkeypatch):
-    from audio_evals.data.download import download
-    from audio_evals.registry.entries import DatasetEntry
     from audio_evals import storage
+    from audio_evals.pipeline.download import download
+    from audio_evals.registry.entries import DatasetEntry
 
     monkeypatch.setenv(MIRROR_ENV, str(mirror))
     entry = DatasetEntry(name="librispeech-test-clean", task="asr-en",
@@ -256,7 +257,7 @@ def test_s3_mirror_gives_the_same_samples(mirror, manifest, tmp_path, monkeypatc
             (s.id, s.reference, Path(s.audio).name, s.fields) for s in local
         ]
     _assert_matches_manifest(_load(LIBRISPEECH, tmp_path / "s3"), manifest)
-    revision = hub_revision(LIBRISPEECH)
+    revision = hub_revision(HubSource.model_validate(LIBRISPEECH))
     assert revision.startswith(f"mirror:s3://{s3_bucket}/hf/TwinkStart/librispeech@")
     assert "testing" not in revision  # credentials never end up in results
 
@@ -290,15 +291,15 @@ def test_offline_without_mirror_fails_fast_and_says_how_to_fix(tmp_path):
     assert "google/fleurs" in message and "en_us" in message and "test" in message
     assert "HF_HUB_OFFLINE" in message and f"{MIRROR_ENV}=" in message
     assert "--revision refs/convert/parquet" in message
-    assert hub_revision({**FLEURS, "revision": None}) is None
-    assert hub_revision(FLEURS) == "refs/convert/parquet"
+    assert hub_revision(HubSource.model_validate({**FLEURS, "revision": None})) is None
+    assert hub_revision(HubSource.model_validate(FLEURS)) == "refs/convert/parquet"
 
 
 def test_unresponsive_hub_is_bounded_by_the_timeout(tmp_path, monkeypatch):
     """A hub host that accepts connections but never answers costs one short timeout, no retries."""
     import huggingface_hub.constants
 
-    from audio_evals import hub as audio_hub
+    from audio_evals import hf_hub as audio_hub
 
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
@@ -356,8 +357,8 @@ def _fleurs_parquet_branch(root: Path) -> None:
 
 
 def test_fleurs_loads_through_datasets_with_data_dir(hub_api, tmp_path, monkeypatch):
-    from audio_evals.data.download import download
     from audio_evals import storage
+    from audio_evals.pipeline.download import download
 
     _fleurs_parquet_branch(tmp_path / "hub")
     monkeypatch.chdir(tmp_path / "hub")  # datasets.load_dataset("google/fleurs") reads ./google/fleurs
@@ -385,8 +386,8 @@ def _hub_entries() -> list[str]:
 def test_registry_entry_reads_its_real_layout(name, tmp_path, monkeypatch):
     """Each hub entry's columns, splits and folder exist in its repo's real layout, and every
     prompt field the entry builds is filled."""
-    from audio_evals.data.download import download
     from audio_evals import storage
+    from audio_evals.pipeline.download import download
 
     entry = load_registry([]).dataset(name)
     source = entry.source
@@ -407,8 +408,8 @@ def test_registry_entry_reads_its_real_layout(name, tmp_path, monkeypatch):
 
 
 def test_speech_hsk_is_its_six_levels(tmp_path, monkeypatch):
-    from audio_evals.data.download import download
     from audio_evals import storage
+    from audio_evals.pipeline.download import download
 
     registry = load_registry([])
     levels = [f"hsk{n}" for n in range(1, 7)]

@@ -67,3 +67,30 @@ def test_no_import_cycle():
     for module in sorted(graph):
         visit(module)
     assert cycles == []
+
+
+STAGES = ("download", "preprocess", "infer", "score", "report")
+
+
+def test_each_stage_task_wraps_its_library_stage_one_to_one():
+    """``tasks/X.py`` imports ``audio_evals/pipeline/X.py`` (the stage's code and cache), for each stage."""
+    modules = _modules()
+    for stage in STAGES:
+        assert f"audio_evals.pipeline.{stage}" in modules, stage
+        wrapped = {n for n in _imports(modules[f"tasks.{stage}"], modules) if n.startswith("audio_evals.pipeline.")}
+        assert wrapped == {f"audio_evals.pipeline.{stage}"}, (stage, wrapped)
+
+
+def test_inside_the_library_sources_sit_below_the_stages_and_the_spec_below_the_plan():
+    """``data/`` (where samples come from) never imports the stages, the spine or the reports; the
+    run's spec imports no plan, stage or report (it is the input record); the records import no
+    other part of the library."""
+    modules = _modules()
+    rules = {"audio_evals.data": ("audio_evals.pipeline", "audio_evals.run", "audio_evals.report"),
+             "audio_evals.run.spec": ("audio_evals.run.", "audio_evals.pipeline", "audio_evals.report",
+                                      "audio_evals.models", "audio_evals.metrics"),
+             "audio_evals.records": ("audio_evals.",)}
+    found = [f"{module} imports {name}" for module, path in modules.items()
+             for owner, banned in rules.items() if module == owner or module.startswith(owner + ".")
+             for name in _imports(path, modules) if name.startswith(banned) and name != module]
+    assert found == []

@@ -19,7 +19,7 @@ import psutil
 import pytest
 from typer.testing import CliRunner
 
-from audio_evals import local_server
+from cli import server as local_server
 from cli.main import app
 from tests.conftest import scripted_run_command
 from tests.processes import REPO, free_port

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from audio_evals import storage
-from audio_evals.infer import model_calls
+from audio_evals.pipeline.infer import model_calls
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from audio_evals import storage
-from audio_evals.infer import model_calls
+from audio_evals.pipeline.infer import model_calls
 from cli.main import app
 from cli.reference import normalise_argv, save_target
 from tests.conftest import calls_made

@@ -19,7 +19,7 @@ import pytest
 from audio_evals import postprocess
 from audio_evals.metrics import load_metric
 from audio_evals.metrics.base import ScoreItem
-from audio_evals.summary import RunSummary
+from audio_evals.run.summary import RunSummary
 from tests.conftest import SAMPLE_DIR
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "reference-scoring"

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from audio_evals.report import render_html, render_run_report, render_suite_chart, render_suite_report
-from audio_evals.suites import SUITES_DIR, Suite, SuiteError, load_suite
-from audio_evals.summary import RunSummary
+from audio_evals.run.suites import SUITES_DIR, Suite, SuiteError, load_suite
+from audio_evals.run.summary import RunSummary
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = Path(__file__).parent / "seeds"  # copies of ../shared/seeds: the report contract
@@ -278,6 +278,6 @@ def test_html_escapes_markup_inside_the_report() -> None:
 
 
 def test_library_report_code_does_not_import_prefect() -> None:
-    code = ("import sys, audio_evals.report, audio_evals.suites; "
+    code = ("import sys, audio_evals.report, audio_evals.run.suites; "
             "sys.exit(any(m == 'prefect' or m.startswith('prefect.') for m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0

@@ -29,10 +29,10 @@ from typer.testing import CliRunner
 
 from audio_evals.models import get_backend
 from audio_evals.models.base import ModelRequest
-from audio_evals.plan import EvalPlan, resolve
 from audio_evals.prompts import render
+from audio_evals.records import PreparedSample, Sample
 from audio_evals.registry import load_registry
-from audio_evals.schema import PreparedSample, Sample
+from audio_evals.run.plan import EvalPlan, resolve
 from cli.main import app
 from tests import kimia_stand_in
 from tests.conftest import SAMPLE_DIR

@@ -6,10 +6,10 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from audio_evals.spec import RunOptions, RunSpec
+from audio_evals.run.spec import RunOptions, RunSpec
 from cli.main import app
 
-INTERNAL = {"run_id", "shard_retries", "retry_delay_s", "parent", "max_fail_rate"}
+INTERNAL = {"run_id", "shard_retries", "retry_delay_s", "parent", "command", "max_fail_rate"}
 
 
 @pytest.mark.parametrize("field, value, said", [
@@ -139,7 +139,7 @@ def test_each_evaluation_is_one_flow_run_with_a_readable_name(prefect_api, tmp_p
 
 def test_the_python_api_runs_the_flow_and_returns_the_summary(prefect_api, tmp_path, scripted_registry):
     import audio_evals
-    from audio_evals.summary import RunSummary
+    from audio_evals.run.summary import RunSummary
 
     summary = audio_evals.evaluate(dataset="speech-sample-en", model="scripted", limit=2,
                                    registry_paths=[scripted_registry["path"]], cache_dir=str(tmp_path / "cache"),
@@ -154,7 +154,7 @@ def test_importing_the_library_does_not_import_prefect():
     import subprocess
     import sys
 
-    code = "import sys, audio_evals, audio_evals.spec; assert 'prefect' not in sys.modules, 'prefect imported'"
+    code = "import sys, audio_evals, audio_evals.run.spec; assert 'prefect' not in sys.modules, 'prefect imported'"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
 
 

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from audio_evals.report import render_suite_chart, render_suite_report, suite_leaderboard
 from audio_evals.report.chart import HEADROOM, _axis_top, _bars
-from audio_evals.suites import load_suite
-from audio_evals.summary import MetricResult, RunSummary, json_schema
+from audio_evals.run.suites import load_suite
+from audio_evals.run.summary import MetricResult, RunSummary, json_schema
 from tests.conftest import slow_scripted
 from tests.test_pipeline import _evaluate
 from tests.test_report import record, suite_path, with_metric
@@ -22,7 +22,7 @@ SCHEMA = ROOT / "schemas" / "summary.schema.json"
 
 
 def test_committed_schema_is_the_generated_one() -> None:
-    """Regenerate with ``python -m audio_evals.summary > schemas/summary.schema.json``."""
+    """Regenerate with ``python -m audio_evals.run.summary > schemas/summary.schema.json``."""
     assert json.loads(SCHEMA.read_text(encoding="utf-8")) == json_schema()
 
 

@@ -16,8 +16,8 @@ import pytest
 import sacrebleu
 
 from audio_evals import storage
-from audio_evals.data.hub import MIRROR_ENV
-from audio_evals.summary import RunSummary
+from audio_evals.data.hf_mirror import MIRROR_ENV
+from audio_evals.run.summary import RunSummary
 from tests.hub_fixture import SAMPLE_DIR, build_hub_repo, manifest_rows
 from tests.openai_server import API_KEY
 

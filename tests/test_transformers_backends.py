@@ -25,7 +25,12 @@ import pytest
 import soundfile as sf
 
 from audio_evals.models.base import (
-    BackendOutOfMemory, BackendUnavailable, Content, Message, ModelRequest, TransientBackendError,
+    BackendOutOfMemory,
+    BackendUnavailable,
+    Content,
+    Message,
+    ModelRequest,
+    TransientBackendError,
 )
 from tests import kimia_stand_in
 from tests.conftest import SAMPLE_DIR

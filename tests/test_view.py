@@ -17,14 +17,15 @@ import pytest
 from typer.testing import CliRunner
 
 from audio_evals.metrics import load_metric
-from audio_evals.metrics.base import ScoreItem, SampleScore
+from audio_evals.metrics.base import SampleScore, ScoreItem
 from audio_evals.metrics.bootstrap import bootstrap_ci
 from audio_evals.metrics.wer import WER
+from audio_evals.records import SampleRow
 from audio_evals.report.compare import compare_runs
 from audio_evals.report.markdown import render_run_report
 from audio_evals.report.samples import FileLinks, alignment, cause, read_run, sample_record
 from audio_evals.report.view import write_comparison, write_view
-from audio_evals.summary import RunSummary
+from audio_evals.run.summary import RunSummary
 from tests.synthetic_runs import AUDIO_DIR, asr_row, asr_rows, failed_row, summary, write_run
 
 CHROMIUM = "/usr/bin/chromium"
@@ -89,7 +90,8 @@ def test_every_task_family_gets_its_record(tmp_path: Path) -> None:
                        secondary={"choice": {"value": 0.0, "parsed": True, "explanation": "chose B"}})
     unparsed = _verdict_row("first_option", ScoreItem("q2", "hmm", "C"))
     bleu = _verdict_row("bleu", ScoreItem("t1", "the cat sat on a mat", ["the cat sat on the mat"]))
-    records = [sample_record(r, links, causes) for r in (read_run(str(run)).rows[0], mcq, unparsed, bleu)]
+    rows = [read_run(str(run)).rows[0], *(SampleRow.model_validate(r) for r in (mcq, unparsed, bleu))]
+    records = [sample_record(r, links, causes) for r in rows]
     wer, acc, guess, translation = records
     assert wer["al"] == ["four of", ["s", "clubs", "clothes"]] and wer["d"].startswith("edits 1 of 3 reference tokens")
     assert acc["d"] == "wrong" and acc["nh"] == "B" and acc["sec"] == [["choice", 0.0, "chose B"]]
@@ -100,12 +102,12 @@ def test_every_task_family_gets_its_record(tmp_path: Path) -> None:
 
 
 def test_rows_failing_alike_share_one_cause() -> None:
-    first = failed_row("a", "failed", "preprocess", "cannot decode /data/a.flac: Format not recognised")
-    second = failed_row("b", "failed", "preprocess", "cannot decode /data/sub/b.flac: Format not recognised")
-    shard = failed_row("c", "failed", "infer", "shard 3 failed: timeout after 120.5 s")
+    first = SampleRow.model_validate(failed_row("a", "failed", "preprocess", "cannot decode /data/a.flac: Format not recognised"))
+    second = SampleRow.model_validate(failed_row("b", "failed", "preprocess", "cannot decode /data/sub/b.flac: Format not recognised"))
+    shard = SampleRow.model_validate(failed_row("c", "failed", "infer", "shard 3 failed: timeout after 120.5 s"))
     assert cause(first) == cause(second) == "preprocess: cannot decode … Format not recognised"
     assert cause(shard) == "infer: shard … failed: timeout after … s"
-    assert cause(asr_row("d", "a b", "a b")) is None
+    assert cause(SampleRow.model_validate(asr_row("d", "a b", "a b"))) is None
 
 
 def test_clips_are_addressed_from_the_page(tmp_path: Path) -> None:
@@ -174,7 +176,7 @@ def test_samples_are_joined_by_id_and_changes_counted(tmp_path: Path) -> None:
              asr_row("dup", "x y", "x y"), asr_row("dup", "x y", "x"), asr_row("f", "q", "q"), asr_row("new", "n", "n")]
     comparison = compare_runs(read_run(str(write_run(tmp_path / "a", before))),
                               read_run(str(write_run(tmp_path / "b", after))))
-    assert [(p.before and p.before["id"], p.after and p.after["id"], p.change) for p in comparison.pairs] == [
+    assert [(p.before and p.before.id, p.after and p.after.id, p.change) for p in comparison.pairs] == [
         ("a", "a", "worse"), ("b", "b", "better"), ("dup", "dup", "same"), ("dup", "dup", "same"),
         ("gone", None, "only A"), ("f", "f", "unscored"), (None, "new", "only B")]
     [wer] = comparison.metrics
@@ -197,7 +199,7 @@ def test_paired_interval_of_the_corpus_difference(tmp_path: Path) -> None:
     [same] = compare_runs(a, a).metrics
     assert same.difference == 0 and tuple(same.ci95) == (0.0, 0.0) and same.verdict == "no clear difference"
     # Pairing removes the variance the runs share: narrower than either run's own interval.
-    scores = [SampleScore(r["id"], "wer", r["value"], r["stats"]) for r in a.rows if r.get("stats")]
+    scores = [SampleScore(r.id, "wer", r.value, r.stats) for r in a.rows if r.stats]
     low, high = bootstrap_ci(WER(), scores)
     assert better.ci95[1] - better.ci95[0] < high - low
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from audio_evals.suites import SUITES_DIR, SuiteError, bundled_suites, find_suite
+from audio_evals.run.suites import SUITES_DIR, SuiteError, bundled_suites, find_suite
 from cli.main import app
 from tests.processes import REPO
 
@@ -53,7 +53,7 @@ def test_a_suite_runs_by_name_from_another_directory(wheel, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(PYTHONPATH=str(site), PREFECT_HOME=str(tmp_path / "prefect-home"),
                AUDIO_EVALS_LOCAL_CACHE=str(tmp_path / "local-cache"))
-    code = ("import audio_evals.suites as s, sys; assert s.__file__.startswith(sys.argv[1]), s.__file__; "
+    code = ("import audio_evals.run.suites as s, sys; assert s.__file__.startswith(sys.argv[1]), s.__file__; "
             "print(s.find_suite('suites/sample.yaml') == s.find_suite('sample'), s.load_suite('kimi-audio').title)")
     resolved = subprocess.run([sys.executable, "-c", code, str(site)], cwd=elsewhere, env=env, capture_output=True,
                               text=True, timeout=60)

@@ -14,8 +14,8 @@ import posixpath
 from collections.abc import Iterator
 
 from audio_evals import storage
+from audio_evals.records import Sample, SampleFailure
 from audio_evals.registry.entries import FolderSource, ManifestSource
-from audio_evals.schema import Sample, SampleFailure
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aiff", ".aif")
 Row = Sample | SampleFailure

@@ -15,6 +15,9 @@ import regex
 
 from audio_evals.metrics.base import AccuracyMetric, SampleScore, ScoreItem, text_list
 
+#: The name this metric reports in summaries, rows and reports.
+NAME = "acc"
+
 _TOKEN = regex.compile(r"([\p{L}\p{N}\p{M}]+)|([^\p{Z}\p{C}])", regex.IGNORECASE | regex.UNICODE | regex.MULTILINE)
 
 
@@ -30,7 +33,7 @@ def contains_run(tokens: list[str], run: list[str]) -> bool:
 
 
 class HasAnswer(AccuracyMetric):
-    name = "acc"
+    name = NAME
     description = "Has-answer accuracy: a reference answer occurs in the reply (higher is better)"
     normalization = "NFD, lowercase, DPR tokens (letter/digit runs; each punctuation character a token), contiguous match."
     protocol = "reference protocol: UltraEval-Audio qa-exist-match (DPR has_answer)"

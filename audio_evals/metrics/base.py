@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -66,6 +66,10 @@ class Metric(abc.ABC):
     #: Whose scoring protocol the figure follows, in one line, e.g. "reference protocol:
     #: UltraEval-Audio compute_wer, 13a" (seed headlines), or what this project adds instead.
     protocol: str = ""
+    #: Whether a sample is scored against one reference text (a list of answers is an input error).
+    one_reference: ClassVar[bool] = False
+    #: Whether the per-sample value is an error rate in percent (what ``--drop-above-wer`` filters).
+    error_rate: ClassVar[bool] = False
 
     def params(self) -> dict[str, Any]:
         """Parameters this metric was built with, recorded in results."""

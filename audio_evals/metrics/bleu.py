@@ -16,6 +16,9 @@ from sacrebleu.metrics.bleu import BLEU, MAX_NGRAM_ORDER
 
 from audio_evals.metrics.base import SampleScore, ScoreItem, StatsMetric, text_list, unscorable
 
+#: The name this metric reports in summaries, rows and reports.
+NAME = "bleu"
+
 _ORDERS = range(1, MAX_NGRAM_ORDER + 1)
 #: sacrebleu's statistics layout: [hyp_len, ref_len, correct_1..4, total_1..4].
 STAT_KEYS = ("hyp_len", "ref_len", *(f"correct_{n}" for n in _ORDERS), *(f"total_{n}" for n in _ORDERS))
@@ -35,7 +38,7 @@ def target_tokenizer(item: ScoreItem) -> str:
 
 
 class Bleu(StatsMetric):
-    name = "bleu"
+    name = NAME
     higher_is_better = True
     description = "BLEU, sacrebleu corpus score (higher is better)"
     stat_keys = STAT_KEYS

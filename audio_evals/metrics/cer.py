@@ -12,9 +12,12 @@ from __future__ import annotations
 from audio_evals.metrics import normalize
 from audio_evals.metrics.wer import REFERENCE_PROTOCOL, EditRate
 
+#: The name this metric reports in summaries, rows and reports.
+NAME = "cer"
+
 
 class CER(EditRate):
-    name = "cer"
+    name = NAME
     ref_key = "ref_chars"
     stat_keys = ("edits", ref_key)
     description = "Character Error Rate for Mandarin, corpus-level (lower is better)"

@@ -19,6 +19,9 @@ from typing import Any
 
 from audio_evals.metrics.base import AccuracyMetric, SampleScore, ScoreItem, text_list, unscorable
 
+#: The name this metric reports in summaries, rows and reports.
+NAME = "strict-acc"
+
 _LETTER = r"[(\[]?([A-Z])(?![A-Za-z])"
 #: After an answer marker, a hedge naming a second letter ("A or B", "A或B") makes it ambiguous.
 _OR_LETTER = r"(?:\s*(?:或者|或|和|/|,|、|(?i:or|and))\s*" + _LETTER + ")?"
@@ -107,7 +110,7 @@ def reference_letter(reference: str, opts: dict[str, str]) -> str | None:
 
 
 class Choice(AccuracyMetric):
-    name = "strict-acc"
+    name = NAME
     description = "Strict multiple-choice accuracy: no default answer, unparseable answers count as wrong (higher is better)"
     normalization = "NFKC; the chosen option is extracted from a letter, an answer phrase or one option's text."
     protocol = "audio-evals strict extraction (beside the reference headline, never instead of it)"

@@ -17,6 +17,9 @@ from typing import Any
 
 from audio_evals.metrics.base import AccuracyMetric, SampleScore, ScoreItem, text_list, unscorable
 
+#: The name this metric reports in summaries, rows and reports.
+NAME = "acc"
+
 #: The reference's patterns in its order; ``{o}`` is the option character class (e.g. ``[ABCD]``).
 #: Two entries are one pattern in the reference (a missing comma joins "故选" and "只有选项…是对").
 PATTERNS: tuple[str, ...] = (
@@ -67,7 +70,7 @@ def first_option(reply: str, options: str = "ABCD") -> str | None:
 
 
 class FirstOption(AccuracyMetric):
-    name = "acc"
+    name = NAME
     description = "Multiple-choice accuracy, the reference's first-option extraction with default A (higher is better)"
     normalization = "First matching answer pattern (case-insensitive, Chinese and English), else option A; exact letter match."
     protocol = "reference protocol: UltraEval-Audio first_option_with_default_a + em"

@@ -20,6 +20,9 @@ from typing import Any
 from audio_evals.metrics.base import Metric, SampleScore, ScoreItem
 from audio_evals.models.http_client import ApiError, OpenAIClient, Secret, resolve_base_url
 
+#: The name this metric reports in summaries, rows and reports.
+NAME = "g-eval"
+
 JUDGE_PROMPT_V1 = (
     "[Instruction]\n"
     "Please act as an impartial judge and evaluate the quality of the response provided by an AI "
@@ -63,7 +66,7 @@ def parse_rating(reply: str, prompt_version: str = "ultraeval-chatbot") -> float
 
 
 class GEval(Metric):
-    name = "g-eval"
+    name = NAME
     higher_is_better = True
     description = "LLM-judge rating 1-10, mean x10 (0-100, higher is better)"
 

@@ -11,6 +11,9 @@ import re
 
 from audio_evals.metrics.base import AccuracyMetric, SampleScore, ScoreItem, text_list, unscorable
 
+#: The name this metric reports in summaries, rows and reports.
+NAME = "mmau"
+
 _WORD = re.compile(r"\b\w+\b")
 
 
@@ -25,7 +28,7 @@ def wrong_choice_tokens(answer: set[str], choices: list[str]) -> set[str]:
 
 
 class MMAU(AccuracyMetric):
-    name = "mmau"
+    name = NAME
     description = "MMAU accuracy, official string match (higher is better)"
     normalization = "Lowercase word-token sets; answer tokens present, no token unique to a wrong choice."
     protocol = "reference protocol: UltraEval-Audio choice-strings-match (MMAU string_match)"

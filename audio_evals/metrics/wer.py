@@ -18,6 +18,9 @@ import numpy as np
 from audio_evals.metrics import normalize
 from audio_evals.metrics.base import SampleScore, ScoreItem, StatsMetric, unscorable
 
+#: The name this metric reports in summaries, rows and reports.
+NAME = "wer"
+
 REFERENCE_PROTOCOL = "reference protocol: UltraEval-Audio compute_wer, {tokenizer}"
 
 
@@ -25,6 +28,8 @@ class EditRate(StatsMetric):
     """An edit rate: tokenise both sides, align tokens with jiwer, sum edits over reference tokens."""
 
     higher_is_better = False
+    one_reference = True
+    error_rate = True
     #: Stats key for the number of reference tokens ("ref_words", "ref_chars").
     ref_key: str
     #: Tokenisers by name: text -> tokens. The first is the default.
@@ -75,7 +80,7 @@ class EditRate(StatsMetric):
 
 
 class WER(EditRate):
-    name = "wer"
+    name = NAME
     ref_key = "ref_words"
     stat_keys = ("edits", ref_key)
     description = "Word Error Rate, corpus-level (lower is better)"

@@ -11,7 +11,8 @@ in the same order. Backends *classify* errors; each kind has one owner of its re
 * ``BackendOutOfMemory`` fails the shard with what to change (a retry would run out again);
 * ``BackendUnavailable`` (no GPU, missing weights, missing extra) stops the run before any work.
 
-``Backend`` owns loading (lazily, once, under a lock), closing, OOM classification and
+A backend returns ``ModelOutput`` records (``audio_evals.records``: they travel on to the score
+stage). ``Backend`` owns loading (lazily, once, under a lock), closing, OOM classification and
 duration-sorted batching; a backend implements ``_load``, ``_generate`` and, if it holds more
 than memory, ``_release``.
 """
@@ -23,10 +24,12 @@ import gc
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+
+from audio_evals.records import ModelOutput
 
 
 class BackendUnavailable(RuntimeError):
@@ -112,6 +115,28 @@ class ModelRequest:
         data, _ = sf.read(self.audio_path, dtype="float32", always_2d=False)
         return data
 
+    def conversation(self) -> list[dict[str, Any]]:
+        """The messages in the content-parts form chat templates expect."""
+        return [
+            {"role": m.role, "content": [
+                {"type": "audio", "audio_url": c.value} if c.type == "audio" else {"type": "text", "text": c.value}
+                for c in m.contents
+            ]}
+            for m in self.messages
+        ]
+
+    def audio_arrays(self) -> list[np.ndarray]:
+        """The audio of every audio part of the prompt, in order (float32 mono at ``sample_rate``)."""
+        import soundfile as sf
+
+        arrays = []
+        for c in (c for m in self.messages for c in m.contents if c.type == "audio"):
+            data, rate = sf.read(c.value, dtype="float32", always_2d=False)
+            if rate != self.sample_rate:
+                raise ValueError(f"{c.value}: sample rate {rate} Hz, expected {self.sample_rate} Hz")
+            arrays.append(data if data.ndim == 1 else data.mean(axis=1))
+        return arrays
+
     def text(self) -> str:
         """All text parts of the prompt joined, for backends that take one instruction string."""
         return "\n".join(
@@ -119,29 +144,6 @@ class ModelRequest:
         )
 
 
-@dataclass
-class ModelOutput:
-    """One sample's result: text (and generated audio for speech-out models) or an error.
-
-    ``reasoning`` keeps text a reasoning model produced inside think tags; it is stripped from
-    ``text`` before scoring but stays in the results. Speech-out models set ``audio_path``.
-    """
-
-    sample_id: str
-    text: str | None = None
-    audio_path: str | None = None
-    reasoning: str | None = None
-    error: str | None = None
-    latency_s: float | None = None
-    #: For speech-out models: the ASR transcript of ``audio_path``, which is what gets scored.
-    transcript: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, row: dict[str, Any]) -> "ModelOutput":
-        return cls(**row)
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from audio_evals.models._hf_common import local_weights, version
 from audio_evals.models.base import Backend, BackendUnavailable, ModelOutput, ModelRequest
+from audio_evals.models.weights import local_weights, version
 from audio_evals.paths import resolve_resource
 
 #: Generation keys passed to ``WhisperModel.transcribe``.

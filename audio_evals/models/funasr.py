@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from audio_evals.models._hf_common import HubWeights, version
 from audio_evals.models.base import Backend, BackendUnavailable, ModelOutput, ModelRequest, Requirements, is_cuda_oom
+from audio_evals.models.weights import HubWeights, version
 
 FUNASR_EXTRA = "pip install 'audio-evals[funasr]'"
 

@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from audio_evals.models._hf_common import HubWeights, version
 from audio_evals.models.base import Backend, BackendUnavailable, ModelOutput, ModelRequest, Requirements, is_cuda_oom
+from audio_evals.models.weights import HubWeights, version
 from audio_evals.paths import local_cache_dir
 from audio_evals.storage import stable_hash
 

@@ -16,8 +16,8 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from audio_evals.models._hf_common import HFBackend
 from audio_evals.models.base import ModelRequest
+from audio_evals.models.hf_base import HFBackend
 
 
 def _window(processor: Any) -> int | None:

@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from audio_evals.models._hf_common import HFBackend, audio_parts, chat_conversation, generate_kwargs
 from audio_evals.models.base import ModelOutput, ModelRequest
+from audio_evals.models.hf_base import HFBackend, generate_kwargs
 from audio_evals.models.reasoning import DEFAULT_TAGS, split_reasoning
 
 #: ``generate`` stops after 20 tokens by default; a chat answer needs room unless told otherwise.
@@ -44,9 +44,9 @@ class TransformersChatBackend(HFBackend):
 
     def prepare(self, processor: Any, request: ModelRequest) -> tuple[str, list[np.ndarray]]:
         prompt = processor.apply_chat_template(
-            chat_conversation(request), chat_template=self.chat_template, add_generation_prompt=True, tokenize=False
+            request.conversation(), chat_template=self.chat_template, add_generation_prompt=True, tokenize=False
         )
-        return prompt, audio_parts(request)
+        return prompt, request.audio_arrays()
 
     @staticmethod
     def duration(prepared: tuple[str, list[np.ndarray]]) -> int:

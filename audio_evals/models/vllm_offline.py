@@ -11,10 +11,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from audio_evals import hub
-from audio_evals.models._hf_common import HubWeights, audio_parts, chat_conversation, version
+from audio_evals import hf_hub
 from audio_evals.models.base import Backend, BackendUnavailable, ModelOutput, ModelRequest, Requirements, is_cuda_oom
 from audio_evals.models.reasoning import DEFAULT_TAGS, split_reasoning
+from audio_evals.models.weights import HubWeights, version
 
 VLLM_EXTRA = "pip install 'audio-evals[vllm]'"
 
@@ -85,7 +85,7 @@ class VLLMOfflineBackend(HubWeights, Backend):
                 trust_remote_code=self.trust_remote_code, **self.engine_args,
             )
         except OSError as e:
-            offline = " (HF_HUB_OFFLINE is set)" if hub.offline() else ""
+            offline = " (HF_HUB_OFFLINE is set)" if hf_hub.offline() else ""
             raise BackendUnavailable(f"vllm_offline: cannot load weights at {self.model!r}{offline}: {e}") from None
 
     def sent_parameters(self) -> dict[str, Any]:
@@ -94,9 +94,9 @@ class VLLMOfflineBackend(HubWeights, Backend):
 
     def _prompt(self, tokenizer: Any, request: ModelRequest) -> dict[str, Any]:
         text = tokenizer.apply_chat_template(
-            chat_conversation(request), chat_template=self.chat_template, add_generation_prompt=True, tokenize=False
+            request.conversation(), chat_template=self.chat_template, add_generation_prompt=True, tokenize=False
         )
-        audio = [(array, request.sample_rate) for array in audio_parts(request)]
+        audio = [(array, request.sample_rate) for array in request.audio_arrays()]
         return {"prompt": text, "multi_modal_data": {"audio": audio}} if audio else {"prompt": text}
 
     def _output(self, sample_id: str, completion: Any, latency: float) -> ModelOutput:

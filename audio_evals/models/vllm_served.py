@@ -23,7 +23,13 @@ from typing import Any
 import httpx
 
 from audio_evals.models.base import (
-    Backend, BackendUnavailable, ModelOutput, ModelRequest, Requirements, RequestsFailed, TransientBackendError,
+    Backend,
+    BackendUnavailable,
+    ModelOutput,
+    ModelRequest,
+    RequestsFailed,
+    Requirements,
+    TransientBackendError,
 )
 from audio_evals.models.openai_api import OpenAIBackend, RequestShape
 from audio_evals.models.vllm_offline import VLLM_EXTRA

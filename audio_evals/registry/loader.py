@@ -108,19 +108,26 @@ def _load_file(path: Path, registry: Registry, seen: dict[tuple[str, str], Path]
             getattr(registry, section)[str(name)] = entry
 
 
-def load_registry(extra_paths: list[str] | tuple[str, ...] = ()) -> Registry:
-    """Built-in entries, then each extra folder in order (later entries override earlier ones).
-
-    ``AUDIO_EVALS_REGISTRY_PATH`` (os.pathsep-separated) adds folders too.
-    """
+def registry_files(extra_paths: list[str] | tuple[str, ...] = ()) -> list[Path]:
+    """The YAML files ``load_registry`` reads, in order: built-in, ``AUDIO_EVALS_REGISTRY_PATH``
+    (os.pathsep-separated), then each extra folder."""
     folders = [BUILTIN_DIR]
     env = os.environ.get("AUDIO_EVALS_REGISTRY_PATH", "")
     folders += [Path(p) for p in env.split(os.pathsep) if p]
     folders += [Path(p) for p in extra_paths]
+    return [path for folder in folders for path in _yaml_files(folder)]
+
+
+def registry_version(extra_paths: list[str] | tuple[str, ...] = ()) -> tuple[tuple[str, int, int], ...]:
+    """What identifies the registry's content without reading it: each file's path, size and mtime."""
+    return tuple((str(p), (st := p.stat()).st_size, st.st_mtime_ns) for p in registry_files(extra_paths))
+
+
+def load_registry(extra_paths: list[str] | tuple[str, ...] = ()) -> Registry:
+    """Built-in entries, then each extra folder in order (later entries override earlier ones)."""
     registry = Registry()
     seen: dict[tuple[str, str], Path] = {}
-    for folder in folders:
-        for path in _yaml_files(folder):
-            _load_file(path, registry, seen)
+    for path in registry_files(extra_paths):
+        _load_file(path, registry, seen)
     registry.validate()
     return registry

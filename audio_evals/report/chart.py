@@ -12,7 +12,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from audio_evals.summary import MetricResult, RunSummary
+from audio_evals.run.summary import MetricResult, RunSummary
 
 # Matplotlib's default font has the plain arrows, not the emoji the markdown legend uses.
 _DIRECTION = {True: "↑ higher is better", False: "↓ lower is better", None: ""}

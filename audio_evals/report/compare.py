@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
 
 from audio_evals.metrics import metric_reported_as
 from audio_evals.metrics.base import MacroAverage, Metric, SampleScore, StatsMetric
 from audio_evals.metrics.bootstrap import paired_difference_ci
 from audio_evals.models.base import BackendUnavailable
 from audio_evals.plugins import UnknownName
+from audio_evals.records import SampleRow
 from audio_evals.report.samples import RunRecord
-from audio_evals.summary import MetricResult, RunSummary
+from audio_evals.run.summary import MetricResult, RunSummary
 
 #: Per-sample changes, in the order the page lists them.
 CHANGES = ("better", "worse", "same", "unscored", "only A", "only B")
@@ -28,8 +28,8 @@ CHANGES = ("better", "worse", "same", "unscored", "only A", "only B")
 class SamplePair:
     """One sample in both runs (or in one); ``gain`` is how much B improved on A, in score units."""
 
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
+    before: SampleRow | None
+    after: SampleRow | None
     change: str
     gain: float | None = None
 
@@ -78,26 +78,26 @@ def _headline(summary: RunSummary, name: str) -> MetricResult | None:
     return next((m for m in summary.headlines if m.name == name), None)
 
 
-def _scored(row: dict[str, Any] | None) -> bool:
-    return row is not None and row.get("value") is not None and row.get("status") != "dropped"
+def _scored(row: SampleRow | None) -> bool:
+    return row is not None and row.value is not None and row.status != "dropped"
 
 
-def _pair(before: dict[str, Any] | None, after: dict[str, Any] | None, higher: dict[str, bool | None]) -> SamplePair:
+def _pair(before: SampleRow | None, after: SampleRow | None, higher: dict[str, bool | None]) -> SamplePair:
     if before is None or after is None:
         return SamplePair(before, after, "only A" if after is None else "only B")
-    metric = before.get("metric")
-    if not (_scored(before) and _scored(after)) or metric != after.get("metric") or higher.get(metric) is None:
+    metric = before.metric
+    if not (_scored(before) and _scored(after)) or metric != after.metric or higher.get(metric) is None:
         return SamplePair(before, after, "unscored")
-    gain = (after["value"] - before["value"]) * (1 if higher[metric] else -1)
+    gain = (after.value - before.value) * (1 if higher[metric] else -1)
     return SamplePair(before, after, "better" if gain > 1e-9 else "worse" if gain < -1e-9 else "same", gain)
 
 
-def _keyed(rows: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
+def _keyed(rows: list[SampleRow]) -> dict[tuple[str, int], SampleRow]:
     seen: Counter[str] = Counter()
     keyed = {}
     for row in rows:
-        keyed[(row["id"], seen[row["id"]])] = row
-        seen[row["id"]] += 1
+        keyed[(row.id, seen[row.id])] = row
+        seen[row.id] += 1
     return keyed
 
 
@@ -116,8 +116,8 @@ def _metric(name: str, summary: RunSummary) -> Metric:
     return MacroAverage(metric, f"{len(levels)} levels") if levels and isinstance(metric, StatsMetric) else metric
 
 
-def _score(row: dict[str, Any]) -> SampleScore:
-    return SampleScore(row["id"], row["metric"], row.get("value"), row.get("stats") or {})
+def _score(row: SampleRow) -> SampleScore:
+    return SampleScore(row.id, row.metric, row.value, row.stats)
 
 
 def _counted(metric: Metric, score: SampleScore) -> bool:
@@ -127,7 +127,7 @@ def _counted(metric: Metric, score: SampleScore) -> bool:
 def _difference(name: str, pairs: list[SamplePair], before: RunRecord, n_resamples: int, seed: int) -> MetricDifference:
     headline = _headline(before.summary, name)
     group, higher = (headline.group, headline.higher_is_better) if headline else (None, None)
-    scored = [p for p in pairs if p.gain is not None and p.before["metric"] == name]
+    scored = [p for p in pairs if p.gain is not None and p.before.metric == name]
     try:
         metric = _metric(name, before.summary)
     except (UnknownName, BackendUnavailable) as e:
@@ -146,5 +146,5 @@ def _difference(name: str, pairs: list[SamplePair], before: RunRecord, n_resampl
 def compare_runs(before: RunRecord, after: RunRecord, n_resamples: int = 1000, seed: int = 0) -> Comparison:
     """Run B (``after``) against run A (``before``), sample by sample and per headline metric."""
     pairs = pair_samples(before, after)
-    names = dict.fromkeys(p.before["metric"] for p in pairs if p.gain is not None)
+    names = dict.fromkeys(p.before.metric for p in pairs if p.gain is not None)
     return Comparison(before, after, pairs, [_difference(n, pairs, before, n_resamples, seed) for n in names])

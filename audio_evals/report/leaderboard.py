@@ -12,21 +12,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from audio_evals import storage
-from audio_evals.suites import Suite, SuiteRow
-from audio_evals.summary import (ARROW, Measure, MetricResult, RunSummary, format_value, read_summary, speed,
-                                 summaries_under)
+from audio_evals.metrics import metric_class, reported_names
+from audio_evals.run.suites import Suite, SuiteRow
+from audio_evals.run.summary import (
+    ARROW,
+    Measure,
+    MetricResult,
+    RunSummary,
+    format_value,
+    read_summary,
+    speed,
+    summaries_under,
+)
 
 NOT_RUN = "not run"
-
-# Direction and wording for measures a suite names before any run of them exists.
-_KNOWN_METRICS: dict[str, tuple[str, bool]] = {
-    "wer": ("Word Error Rate", False),
-    "cer": ("Character Error Rate", False),
-    "bleu": ("BLEU Score", True),
-    "acc": ("Accuracy", True),
-    "g-eval": ("G-Eval score of an LLM judge", True),
-}
-
 
 def metric_key(name: str) -> str:
     """Measures compare case- and separator-insensitively: seeds write ``G-EVAL``, modules ``g_eval``."""
@@ -34,9 +33,15 @@ def metric_key(name: str) -> str:
 
 
 def known_measure(name: str) -> Measure:
-    """A measure as a suite names it, described from the names we know (direction unknown otherwise)."""
-    description, higher = _KNOWN_METRICS.get(metric_key(name), (name, None))
-    return Measure(name=name, description=description, higher_is_better=higher)
+    """A measure as a suite names it, described by the metrics that report it (direction unknown otherwise)."""
+    wanted = metric_key(name)
+    modules = next((m for reported, m in reported_names().items() if metric_key(reported) == wanted), ())
+    classes = [metric_class(m) for m in modules]
+    if not classes:
+        return Measure(name=name, description=name)
+    higher = {c.higher_is_better for c in classes}
+    description = classes[0].description if len(classes) == 1 else f"{name}: " + "; or ".join(c.description for c in classes)
+    return Measure(name=name, description=description, higher_is_better=higher.pop() if len(higher) == 1 else None)
 
 
 def latest(summaries: Iterable[RunSummary]) -> RunSummary | None:

@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from audio_evals.report.leaderboard import known_measure, metric_key, row_result, suite_leaderboard
-from audio_evals.suites import Suite, SuiteRow, SuiteSection
-from audio_evals.summary import MISSING, Measure, MetricResult, RunSummary, format_value
+from audio_evals.run.suites import Suite, SuiteRow, SuiteSection
+from audio_evals.run.summary import MISSING, Measure, MetricResult, RunSummary, format_value
 
 HEADER = ("task", "dataset", "measure", "performance", "eval_cli", "note")
 LEADERBOARD_TITLE = "## Models × Datasets"

@@ -21,7 +21,8 @@ import jiwer
 
 from audio_evals import storage
 from audio_evals.paths import resolve_resource
-from audio_evals.summary import SUMMARY_FILE, RunSummary
+from audio_evals.records import SampleRow
+from audio_evals.run.summary import SUMMARY_FILE, RunSummary
 
 #: Characters kept of one text field: long replies would make a 10k page large; samples.jsonl keeps all.
 MAX_TEXT = 2000
@@ -41,7 +42,7 @@ class RunRecord:
 
     folder: str
     summary: RunSummary
-    rows: list[dict[str, Any]]
+    rows: list[SampleRow]
 
     @property
     def label(self) -> str:
@@ -65,7 +66,7 @@ def read_run(path: str, summary: RunSummary | None = None) -> RunRecord:
             raise FileNotFoundError(f"{folder} is not a run folder: it has no {SUMMARY_FILE}")
         summary = RunSummary.model_validate(storage.read_json(summary_path))
     samples = summary.files.samples
-    return RunRecord(folder, summary, list(storage.read_jsonl(storage.join(folder, samples))))
+    return RunRecord(folder, summary, [SampleRow.model_validate(r) for r in storage.read_jsonl(storage.join(folder, samples))])
 
 
 def _joined(tokens: list[str]) -> str:
@@ -95,20 +96,20 @@ def alignment(reference: str, hypothesis: str) -> list[Segment]:
     return segments
 
 
-def cause(row: dict[str, Any]) -> str | None:
+def cause(row: SampleRow) -> str | None:
     """Why a row is not a plain scored sample (failure, skip, drop, unparsed answer), without
     the paths and numbers that differ from row to row; None for an ``ok`` row."""
-    if row.get("status", "ok") == "ok":
+    if row.status == "ok":
         return None
-    text = row.get("error") or (row.get("explanation") if row["status"] == "unparsed" else None) or row["status"]
+    text = row.error or (row.explanation if row.status == "unparsed" else None) or row.status
     text = _VARIABLE.sub("…", " ".join(str(text).split()))[:200]
-    return f"{row['stage']}: {text}" if row.get("stage") else text
+    return f"{row.stage}: {text}" if row.stage else text
 
 
-def failure_causes(rows: Iterable[dict[str, Any]], top: int = 5) -> tuple[list[tuple[str, int]], int]:
+def failure_causes(rows: Iterable[SampleRow], top: int = 5) -> tuple[list[tuple[str, int]], int]:
     """The ``top`` most frequent causes of failed rows with their counts, most frequent first,
     and how many failed rows the other causes account for: a run's failures at a glance."""
-    ranked = Counter(cause(row) for row in rows if row.get("status") == "failed").most_common()
+    ranked = Counter(cause(row) for row in rows if row.status == "failed").most_common()
     return ranked[:top], sum(n for _, n in ranked[top:])
 
 
@@ -146,13 +147,13 @@ def _compact(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if v is not None and v != [] and v != ""}
 
 
-def _texts(row: dict[str, Any]) -> dict[str, Any]:
+def _texts(row: SampleRow) -> dict[str, Any]:
     """Reference and hypothesis: aligned when the metric counted token edits, else as compared."""
-    hypothesis, reference = row.get("hypothesis"), row.get("reference")
-    nh, nr = row.get("normalized_hypothesis"), row.get("normalized_reference")
+    hypothesis, reference = row.hypothesis, row.reference
+    nh, nr = row.normalized_hypothesis, row.normalized_reference
     texts = {"r": _text(reference), "h": _text(hypothesis),
-             "t": _text(row.get("model_text")) if row.get("model_text") != hypothesis else None}
-    if "edits" in (row.get("stats") or {}) and isinstance(nh, str) and isinstance(nr, str):
+             "t": _text(row.model_text) if row.model_text != hypothesis else None}
+    if "edits" in row.stats and isinstance(nh, str) and isinstance(nr, str):
         texts["al"] = alignment(nr, nh)
     else:
         texts["nr"] = _text(nr) if nr != reference else None
@@ -160,17 +161,17 @@ def _texts(row: dict[str, Any]) -> dict[str, Any]:
     return texts
 
 
-def sample_record(row: dict[str, Any], links: "FileLinks", causes: dict[str, int]) -> dict[str, Any]:
+def sample_record(row: SampleRow, links: "FileLinks", causes: dict[str, int]) -> dict[str, Any]:
     """One row as the page holds it; ``causes`` numbers each distinct cause (shared by the page)."""
     why = cause(row)
-    secondary = [[name, _number(verdict.get("value")), _text(verdict.get("explanation"))]
-                 for name, verdict in (row.get("secondary") or {}).items()]
+    secondary = [[name, _number(verdict.value), _text(verdict.explanation)]
+                 for name, verdict in (row.secondary or {}).items()]
     return _compact({
-        "i": str(row["id"]), "s": row.get("status", "ok"), "l": row.get("lang"),
-        "a": links(row.get("audio")), "ga": links(row.get("generated_audio")),
-        "m": row.get("metric"), "v": _number(row.get("value")), "d": _detail(row.get("stats") or {}),
+        "i": row.id, "s": row.status, "l": row.lang,
+        "a": links(row.audio), "ga": links(row.generated_audio),
+        "m": row.metric, "v": _number(row.value), "d": _detail(row.stats),
         "c": causes.setdefault(why, len(causes)) if why else None,
-        **_texts(row), "x": _text(row.get("explanation")), "sec": secondary,
+        **_texts(row), "x": _text(row.explanation), "sec": secondary,
     })
 
 

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from audio_evals import storage
+from audio_evals.records import SampleRow
 from audio_evals.report.compare import Comparison, MetricDifference, compare_runs
 from audio_evals.report.samples import FileLinks, RunRecord, read_run, sample_record
-from audio_evals.summary import VIEW_FILE, Measure, format_value
+from audio_evals.run.summary import VIEW_FILE, Measure, format_value
 
 _ASSETS = Path(__file__).with_name("view_assets")
 _LEGEND = ('<p class="legend">Edits on the metric\'s tokens: <span class="sub">substituted</span> '
@@ -58,8 +59,8 @@ def _run_line(run: RunRecord, links: FileLinks, tag: str | None = None) -> str:
             f"{html.escape(str(run.summary.created_at or ''))}{settings} · {anchors}</p>")
 
 
-def _counts(rows: list[dict[str, Any]]) -> str:
-    statuses = Counter(row.get("status", "ok") for row in rows)
+def _counts(rows: list[SampleRow]) -> str:
+    statuses = Counter(row.status for row in rows)
     return f"{len(rows)} samples: " + ", ".join(f"{status} {n}" for status, n in statuses.most_common())
 
 

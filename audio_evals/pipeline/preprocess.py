@@ -10,35 +10,19 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 
 from audio_evals import storage
 from audio_evals.cache import blob_record, read_index, stale, verified, write_blob, write_jsonl
 from audio_evals.data.audio import AudioError, decode, encode_wav, read_clip
-from audio_evals.data.download import DatasetRef
-from audio_evals.schema import FileRecord, PreparedSample, Sample, SampleFailure, ShardRef
-
-
-@dataclass(frozen=True)
-class PreparedRef:
-    """The shards of a prepared dataset and the samples that did not make it into one."""
-
-    key: str
-    shards: list[ShardRef]
-    failures_path: str
-    failures: FileRecord
-    n_prepared: int
-    n_failed: int
-    n_skipped: int
-    audio_seconds: float
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, row: dict) -> "PreparedRef":
-        return cls(**{**row, "shards": [ShardRef.from_dict(s) for s in row["shards"]],
-                      "failures": FileRecord.from_dict(row["failures"])})
+from audio_evals.records import (
+    DatasetRef,
+    PreparedRef,
+    PreparedSample,
+    Sample,
+    SampleFailure,
+    ShardRef,
+    empty_reference,
+)
 
 
 def shard_hash(samples: list[PreparedSample]) -> str:
@@ -47,17 +31,6 @@ def shard_hash(samples: list[PreparedSample]) -> str:
         [[p.sample.id, p.sample.lang, p.sample.fields, p.audio_sha256, p.sample_rate] for p in samples]
     )
 
-
-def _has_reference(sample: Sample) -> bool:
-    ref = sample.reference
-    if isinstance(ref, list):
-        return any(str(r).strip() for r in ref)
-    return ref is not None and bool(str(ref).strip())
-
-
-def empty_reference(sample: Sample) -> str | None:
-    """Why the sample has nothing to be scored against, else None."""
-    return None if _has_reference(sample) else "empty reference (no transcript or answer to score against)"
 
 
 def decoded_path(audio_dir: str, rate: int, digest: str) -> str:

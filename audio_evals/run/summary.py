@@ -9,12 +9,14 @@ has a default except the dataset and model names, so summaries written by older 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from audio_evals import storage
 from audio_evals.redaction import redact_strings
+from audio_evals.run.spec import check_run_id
 
 MISSING = "—"
 SAMPLES_FILE = "samples.jsonl"
@@ -114,7 +116,7 @@ class MetricResult(Measure):
 
 
 class DatasetInfo(_Record):
-    name: str
+    name: str = Field(min_length=1)
     task: str = ""
     task_label: str = ""
     family: str = ""
@@ -125,7 +127,7 @@ class DatasetInfo(_Record):
 
 
 class ModelInfo(_Record):
-    name: str
+    name: str = Field(min_length=1)
     backend: str | None = None
     args: dict[str, Any] = Field(default_factory=dict)
     #: The resolved revision of the weights (hub commit, weights digest).
@@ -209,13 +211,21 @@ class Regression(BaseModel):
     new_revision: str | None
 
 
+@dataclass
+class Scored:
+    """Metric summaries and counts; the per-sample rows went to the sink, not into memory."""
+
+    metrics: list[MetricResult]
+    counts: Counts
+
+
 Status = Literal["completed", "completed_with_failures", "failed", "not_run"]
 
 
 class RunSummary(_Record):
     """The record of one run, as ``summary.json`` holds it (``model_dump(mode="json")``)."""
 
-    #: None only for a row that never ran (``not_run``).
+    #: None only for a row that never ran (``not_run``). A folder name, checked when read.
     run_id: str | None = None
     #: The run this one retried, if any.
     parent_run_id: str | None = None
@@ -256,6 +266,11 @@ class RunSummary(_Record):
     paths: dict[str, str] = Field(default_factory=dict, exclude=True)
     #: What got worse against the previous model revision.
     regressions: list[Regression] = Field(default_factory=list, exclude=True)
+
+    @field_validator("run_id")
+    @classmethod
+    def _run_id(cls, value: str | None) -> str | None:
+        return value if value is None else check_run_id(value)
 
     @classmethod
     def not_run(cls, dataset: str, model: str, prompt: str | None, error: BaseException | str) -> "RunSummary":
@@ -333,5 +348,5 @@ def json_schema() -> dict[str, Any]:
             **{k: v for k, v in schema.items() if k != "title"}}
 
 
-if __name__ == "__main__":  # python -m audio_evals.summary > schemas/summary.schema.json
+if __name__ == "__main__":  # python -m audio_evals.run.summary > schemas/summary.schema.json
     print(json.dumps(json_schema(), indent=2, ensure_ascii=False))

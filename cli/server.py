@@ -6,6 +6,12 @@ healthy. ``use_running`` points this process at that server when ``PREFECT_API_U
 so a CLI call skips the start of Prefect's ephemeral API and its runs show in the server's UI.
 A state file whose process is gone is stale: it is removed and ignored. No Prefect imports here:
 this runs before Prefect is loaded.
+
+Prefect's own ``prefect server start --background`` / ``stop`` (3.8) is not used: it pipes the
+server's output into a pipe nobody reads (a long-lived server blocks once 64 KiB of log pile up),
+keeps the server in the caller's process group (a Ctrl-C in that terminal ends it), returns
+before the server answers, records only a pid (no address for later calls, no check that the
+pid was not reused), and ``stop`` sends one SIGTERM without waiting or escalating.
 """
 
 from __future__ import annotations

@@ -14,22 +14,49 @@ command-line option either: ``retry``, deployments and tests set them.
 from __future__ import annotations
 
 import math
+import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, GetJsonSchemaHandler, StrictBool, ValidationInfo,
-                      field_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    StrictBool,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic.json_schema import SkipJsonSchema
 from typing_extensions import Self
 
-from audio_evals.overrides import with_overrides
-from audio_evals.plan import EvalPlan, is_manifest_path, manifest_stem, resolve
 from audio_evals.redaction import redact
 from audio_evals.registry import load_registry
-from audio_evals.results import check_run_id
 from audio_evals.storage import stable_hash
+
+#: Run ids are folder names: letters, digits, '.', '_' and '-', never a path or '..'.
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_run_id(run_id: str) -> str:
+    """``run_id`` if it can name a run folder; ``ValueError`` (one line) otherwise."""
+    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id) or ".." in run_id:
+        raise ValueError(f"run id {run_id!r} is not allowed: use letters, digits, '.', '_' and '-' "
+                         "(no path separators, no '..'), at most 128 characters")
+    return run_id
+
+
+def is_manifest_path(dataset: str) -> bool:
+    return dataset.endswith((".jsonl", ".json")) and ("/" in dataset or os.path.exists(dataset))
+
+
+def manifest_stem(path: str) -> str:
+    """A manifest's default dataset name: its file name without ``.jsonl``/``.json``."""
+    return re.sub(r"\.jsonl?$", "", os.path.basename(path.rstrip("/")))
 
 
 def _at_least_one(value: int) -> int:
@@ -203,6 +230,8 @@ class RunSpec(RunOptions):
     max_fail_rate: SkipJsonSchema[Annotated[float, AfterValidator(_share)]] = Field(
         0.5, description="The CLI exits 1 when more than this share of samples failed (0-1).")
     run_id: SkipJsonSchema[str | None] = Field(None, description="Id of this run (default: new); names one run only.")
+    command: SkipJsonSchema[Annotated[str | None, INTERNAL]] = Field(
+        None, description="The command that started the run, as typed (recorded in the summary).")
     parent: SkipJsonSchema[Annotated[ParentRun | None, INTERNAL]] = Field(
         None, description="The run a retry finishes: this run stops before inference if it would not evaluate "
                           "what the parent did.")
@@ -242,9 +271,4 @@ class RunSpec(RunOptions):
                                                       "model_args", "post_process", "evaluator", "inf_file"})
         return {**super().numbers(), **redact(named)}
 
-    def plan(self) -> EvalPlan:
-        """Every name looked up and checked (``audio_evals.plan.resolve``), the scoring overrides applied."""
-        plan = resolve(load_registry(self.registry_paths), self.dataset, self.model, self.prompt, self.generation,
-                       self.task, self.model_revision, name=self.name, model_args=self.model_args)
-        return with_overrides(plan, self.post_process, self.evaluator)
 

@@ -11,23 +11,28 @@ from __future__ import annotations
 import datetime as dt
 import os
 import posixpath
-import re
 import secrets
 from collections.abc import Iterable
 from typing import Any
 
 from audio_evals import storage
-from audio_evals.data import DatasetRef, PreparedRef
-from audio_evals.plan import EvalPlan
+from audio_evals.paths import folder_name
 from audio_evals.provenance import code_version
+from audio_evals.records import DatasetRef, PreparedRef, SampleRow
 from audio_evals.redaction import redact_strings
-from audio_evals.scoring import Scored
-from audio_evals.summary import (SAMPLES_FILE, DatasetInfo, ModelInfo, PromptInfo, RunSummary,
-                                 ShardStats, speed)
-
-
-#: Run ids are folder names: letters, digits, '.', '_' and '-', never a path or '..'.
-RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+from audio_evals.run.plan import EvalPlan
+from audio_evals.run.spec import check_run_id
+from audio_evals.run.summary import (
+    SAMPLES_FILE,
+    DatasetInfo,
+    FailedShard,
+    ModelInfo,
+    PromptInfo,
+    RunSummary,
+    Scored,
+    ShardStats,
+    speed,
+)
 
 
 def _utcnow() -> dt.datetime:
@@ -41,18 +46,8 @@ def new_run_id() -> str:
     return f"{stamp}-{secrets.token_hex(4)}"
 
 
-def check_run_id(run_id: str) -> str:
-    """``run_id`` if it can name a run folder; ``ValueError`` (one line) otherwise."""
-    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id) or ".." in run_id:
-        raise ValueError(f"run id {run_id!r} is not allowed: use letters, digits, '.', '_' and '-' "
-                         "(no path separators, no '..'), at most 128 characters")
-    return run_id
 
 
-def _safe(name: str) -> str:
-    """A folder name for a model or dataset name: never a separator, never '.' or '..'."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
-    return "_" if not safe.strip(".") else safe
 
 
 def _inside(root: str, folder: str) -> bool:
@@ -65,7 +60,7 @@ def _inside(root: str, folder: str) -> bool:
 
 def run_dir(output: str, plan: EvalPlan, run_id: str) -> str:
     """The folder of a new run under the results root ``output``; refuses a used or unsafe run id."""
-    folder = storage.join(output, _safe(plan.model.name), _safe(plan.dataset.name), check_run_id(run_id))
+    folder = storage.join(output, folder_name(plan.model.name), folder_name(plan.dataset.name), check_run_id(run_id))
     if not _inside(output, folder):
         raise ValueError(f"run folder {folder} would leave the results root {output}")
     if storage.exists(folder):
@@ -115,8 +110,8 @@ def build_summary(
     prepared: PreparedRef,
     model_fingerprint: dict[str, Any],
     scored: Scored,
-    failed_shards: list[dict[str, Any]],
-    shard_stats: dict[str, Any],
+    failed_shards: list[FailedShard],
+    shard_stats: ShardStats,
     timings: dict[str, float],
     options: dict[str, Any],
     command: str,
@@ -147,7 +142,7 @@ def build_summary(
         metrics=scored.metrics,
         counts=scored.counts,
         failed_shards=failed_shards,
-        shards=ShardStats(total=len(prepared.shards), **shard_stats),
+        shards=shard_stats,
         timings_s=timings,
         peak_rss_mb=peak_rss_mb or {},
         audio_seconds=round(prepared.audio_seconds, 3),
@@ -161,20 +156,20 @@ def build_summary(
     return summary.model_copy(update={"rtfx": speed(summary.shards.audio_seconds, summary.infer_seconds)})
 
 
-def _keep_generated_audio(folder: str, row: dict[str, Any]) -> dict[str, Any]:
+def _keep_generated_audio(folder: str, row: SampleRow) -> SampleRow:
     """Copy a speech-out model's generated clip into the run folder; the row points at the copy."""
-    source = row.get("generated_audio")
+    source = row.generated_audio
     if source and storage.exists(source):
-        name = f"generated/{_safe(row['id'])}{os.path.splitext(source)[1] or '.wav'}"
+        name = f"generated/{folder_name(row.id)}{os.path.splitext(source)[1] or '.wav'}"
         storage.write_bytes(storage.join(folder, name), storage.read_bytes(source))
-        row["generated_audio"] = name
+        row.generated_audio = name
     return row
 
 
-def write_rows(folder: str, rows: Iterable[dict[str, Any]]) -> int:
+def write_rows(folder: str, rows: Iterable[SampleRow]) -> int:
     """Stream the per-sample rows into the run folder (generated audio copied alongside, secrets masked)."""
     return storage.write_jsonl(storage.join(folder, SAMPLES_FILE),
-                               (redact_strings(_keep_generated_audio(folder, r)) for r in rows))
+                               (redact_strings(_keep_generated_audio(folder, r).to_json()) for r in rows))
 
 
 def write_run(folder: str, summary: RunSummary, report_md: str, view_html: str) -> dict[str, str]:

@@ -1,27 +1,28 @@
-"""Helpers shared by the Hugging Face backends (transformers ASR and chat, vLLM offline, FunASR).
+"""The base of the transformers backends (ASR and chat): device, dtype, generation keywords, batches.
 
-Kept out of the backends so weights identity and pinning, device/dtype choice, generation-parameter
-mapping, chat-message conversion and the batching loop are written once. Nothing here imports
-torch at module import: a backend must be constructible (and fingerprintable) without its extra.
+Kept out of the backends so device/dtype choice, generation-parameter mapping and the batching
+loop are written once. Nothing here imports torch at module import: a backend must be
+constructible (and fingerprintable) without its extra.
 """
 
 from __future__ import annotations
 
 import abc
-import importlib.metadata
-import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import numpy as np
-
-from audio_evals import hub
-from audio_evals.cache import folder_fingerprint
+from audio_evals import hf_hub
 from audio_evals.models.base import (
-    Backend, BackendUnavailable, ModelOutput, ModelRequest, Requirements, by_duration, is_cuda_oom,
+    Backend,
+    BackendUnavailable,
+    ModelOutput,
+    ModelRequest,
+    Requirements,
+    by_duration,
+    is_cuda_oom,
 )
-from audio_evals.paths import file_index_path, local_cache_dir, resolve_resource
+from audio_evals.models.weights import HubWeights, version
 
 TRANSFORMERS_EXTRA = "install the extra: pip install 'audio-evals[transformers]'"
 
@@ -33,14 +34,6 @@ _GENERATE_KEYS = {
 }
 
 
-def version(package: str) -> str | None:
-    """Installed version of ``package`` without importing it (None if absent)."""
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def import_torch_transformers() -> tuple[Any, Any]:
     """``(torch, transformers)``, or BackendUnavailable naming the extra to install."""
     try:
@@ -49,46 +42,6 @@ def import_torch_transformers() -> tuple[Any, Any]:
     except ImportError as e:
         raise BackendUnavailable(f"{e.name or e} is not installed; {TRANSFORMERS_EXTRA}") from None
     return torch, transformers
-
-
-def local_weights(folder: str) -> dict[str, Any]:
-    """What identifies a local folder of weights: its path and the content of its files."""
-    return {"path": os.path.abspath(folder), "files_sha256": folder_fingerprint(folder, file_index_path(local_cache_dir()))}
-
-
-@dataclass(kw_only=True)
-class HubWeights:
-    """Weights named by a hub id or a local folder; hub weights are pinned to one commit.
-
-    The commit is resolved once per backend (from the hub, else the local cache's refs), recorded
-    in the fingerprint and passed as ``revision=`` when loading, so a weights update on the hub
-    is a new identity instead of silently other weights under the old one.
-    """
-
-    model: str
-    revision: str | None = None
-    _commit: tuple[str | None] | None = field(default=None, init=False, repr=False, compare=False)
-
-    @property
-    def source(self) -> str:
-        """Where weights are loaded from: a hub id, or a folder (``package:``/``assets:`` expanded)."""
-        return resolve_resource(self.model)
-
-    def commit(self) -> str | None:
-        """The hub commit the weights are loaded at; None for a local folder or when nobody can say."""
-        if self._commit is None:
-            self._commit = (None if os.path.isdir(self.source) else hub.model_commit(self.source, self.revision),)
-        return self._commit[0]
-
-    def load_revision(self) -> str | None:
-        """The ``revision=`` to load with: the resolved commit, else the revision as given."""
-        return self.commit() or self.revision
-
-    def weights(self) -> dict[str, Any]:
-        """What identifies the weights without loading them."""
-        if os.path.isdir(self.source):
-            return local_weights(self.source)
-        return {"hub_id": self.source, "revision": self.revision, "commit": self.commit()}
 
 
 def resolve_device(torch: Any, device: str) -> str:
@@ -132,30 +85,6 @@ def generate_kwargs(generation: dict[str, Any], extra: tuple[str, ...] = ()) -> 
     else:
         kwargs.setdefault("do_sample", False)
     return kwargs
-
-
-def chat_conversation(request: ModelRequest) -> list[dict[str, Any]]:
-    """The request's messages in the content-parts form chat templates expect."""
-    return [
-        {"role": m.role, "content": [
-            {"type": "audio", "audio_url": c.value} if c.type == "audio" else {"type": "text", "text": c.value}
-            for c in m.contents
-        ]}
-        for m in request.messages
-    ]
-
-
-def audio_parts(request: ModelRequest) -> list[np.ndarray]:
-    """The audio of every audio part of the prompt, in order (float32 mono at the request's rate)."""
-    import soundfile as sf
-
-    arrays = []
-    for c in (c for m in request.messages for c in m.contents if c.type == "audio"):
-        data, rate = sf.read(c.value, dtype="float32", always_2d=False)
-        if rate != request.sample_rate:
-            raise ValueError(f"{c.value}: sample rate {rate} Hz, expected {request.sample_rate} Hz")
-        arrays.append(data if data.ndim == 1 else data.mean(axis=1))
-    return arrays
 
 
 @dataclass(kw_only=True)
@@ -206,7 +135,7 @@ class HFBackend(HubWeights, Backend):
 
     def load_kwargs(self) -> dict[str, Any]:
         """Arguments common to every ``from_pretrained`` call (pinned revision, offline, remote code)."""
-        return {"revision": self.load_revision(), "local_files_only": hub.offline(),
+        return {"revision": self.load_revision(), "local_files_only": hf_hub.offline(),
                 "trust_remote_code": self.trust_remote_code}
 
     def check(self) -> None:
@@ -224,7 +153,7 @@ class HFBackend(HubWeights, Backend):
         try:
             processor, model = self.load(transformers, model_kwargs)
         except (OSError, ValueError) as e:
-            offline = " (HF_HUB_OFFLINE is set: only the local cache is used)" if hub.offline() else ""
+            offline = " (HF_HUB_OFFLINE is set: only the local cache is used)" if hf_hub.offline() else ""
             raise BackendUnavailable(
                 f"{self.backend_name}: cannot load weights at {self.model!r}"
                 f" (revision {self.load_revision() or 'default'}){offline}: {e}"

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from audio_evals import storage
-from audio_evals.results import _safe as folder_name
-from audio_evals.summary import Regression, RunSummary, read_summary, summaries_under
+from audio_evals.paths import folder_name
+from audio_evals.run.summary import Regression, RunSummary, read_summary, summaries_under
 
 REGRESSION_DETECTED = "audio_evals.regression.detected"
 SECTION_TITLE = "## Regressions"

@@ -12,7 +12,7 @@ import random
 from dataclasses import replace
 
 from audio_evals import storage
-from audio_evals.data.download import DatasetRef
+from audio_evals.records import DatasetRef
 
 
 def draw_subset(dataset: DatasetRef, n: int, seed: int, cache_dir: str) -> DatasetRef:

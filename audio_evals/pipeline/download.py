@@ -8,44 +8,15 @@ later use, so audio replaced behind an unchanged manifest is never served stale.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 
 from audio_evals import storage
 from audio_evals.cache import ContentIndex, read_index, stale, verified, write_jsonl
 from audio_evals.data.sources import Row, check_manifest, read_folder, read_manifest
-from audio_evals.paths import file_index_path, resolve_resource
+from audio_evals.paths import file_index_path, folder_name, resolve_resource
+from audio_evals.records import DatasetRef, Sample, SampleFailure
 from audio_evals.registry.entries import DatasetEntry, FolderSource, HubSource, ManifestSource
-from audio_evals.schema import FileRecord, Sample, SampleFailure
-
-
-@dataclass(frozen=True)
-class DatasetRef:
-    """Where a downloaded dataset lives, with the identity recorded in results.
-
-    ``fingerprint`` covers the entry's spec, ``limit``, the source revision and the content of
-    both files (so every audio file's identity); ``samples`` and ``failures`` are the files'
-    records, checked before the cached dataset is used again.
-    """
-
-    name: str
-    samples_path: str
-    failures_path: str
-    fingerprint: str
-    revision: str | None
-    n_samples: int
-    n_failed: int
-    samples: FileRecord
-    failures: FileRecord
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, row: dict) -> "DatasetRef":
-        return cls(**{**row, "samples": FileRecord.from_dict(row["samples"]),
-                      "failures": FileRecord.from_dict(row["failures"])})
 
 
 def _folder_listing_hash(path: str) -> str:
@@ -65,9 +36,9 @@ def source_revision(entry: DatasetEntry) -> str:
         return "sha256:" + storage.sha256(resolve_resource(source.path))
     if isinstance(source, FolderSource):
         return "listing:" + _folder_listing_hash(source.path)
-    from audio_evals.data.hub import hub_revision
+    from audio_evals.data.hf_datasets import hub_revision
 
-    return hub_revision(source.model_dump()) or f"unpinned:{source.repo}"
+    return hub_revision(source) or f"unpinned:{source.repo}"
 
 
 def check_source(entry: DatasetEntry) -> None:
@@ -84,9 +55,9 @@ def check_reachable(entry: DatasetEntry) -> None:
     request at most, no retry): an unreachable dataset stops a run before it starts."""
     check_source(entry)
     if isinstance(entry.source, HubSource):
-        from audio_evals.data.hub import check_reachable as check_hub
+        from audio_evals.data.hf_datasets import check_reachable as check_hub
 
-        check_hub(entry.source.model_dump())
+        check_hub(entry.source)
 
 
 def _rows(entry: DatasetEntry, cache_dir: str, limit: int | None) -> Iterator[Row]:
@@ -96,11 +67,10 @@ def _rows(entry: DatasetEntry, cache_dir: str, limit: int | None) -> Iterator[Ro
     elif isinstance(source, FolderSource):
         yield from read_folder(source, entry.lang)
     elif isinstance(source, HubSource):
-        from audio_evals.data.hub import iter_hub_samples
+        from audio_evals.data.hf_datasets import iter_hub_samples
 
-        spec = source.model_dump()
-        spec["lang"] = source.lang or entry.lang
-        yield from iter_hub_samples(spec, os.path.join(cache_dir, "hub-audio"), limit=limit)
+        source = source.model_copy(update={"lang": source.lang or entry.lang})
+        yield from iter_hub_samples(source, os.path.join(cache_dir, "hub-audio"), limit=limit)
 
 
 def _with_fields(sample: Sample, mapping: dict[str, str]) -> Sample:
@@ -112,10 +82,6 @@ def _with_fields(sample: Sample, mapping: dict[str, str]) -> Sample:
         cols = [c.strip() for c in columns.split(",")]
         fields[name] = [fields.get(c) for c in cols] if len(cols) > 1 else fields.get(cols[0])
     return Sample(id=sample.id, audio=sample.audio, reference=sample.reference, lang=sample.lang, fields=fields)
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
 def _short(identity: str | None) -> str:
@@ -158,7 +124,7 @@ def download(entry: DatasetEntry, cache_dir: str, limit: int | None = None, fres
     """
     revision = source_revision(entry)
     spec = [entry.model_dump(mode="json"), limit, revision]
-    folder = storage.join(cache_dir, "datasets", f"{_safe(entry.name)}-{storage.stable_hash(spec)[:16]}")
+    folder = storage.join(cache_dir, "datasets", f"{folder_name(entry.name)}-{storage.stable_hash(spec)[:16]}")
     samples_path = storage.join(folder, "samples.jsonl")
     failures_path = storage.join(folder, "failures.jsonl")
     meta_path = storage.join(folder, "dataset.json")

@@ -13,12 +13,12 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
 from audio_evals import storage
-from audio_evals.results import _safe, check_run_id
-from audio_evals.spec import ParentRun, RunSpec
-from audio_evals.summary import SUMMARY_FILE
+from audio_evals.paths import folder_name
+from audio_evals.run.spec import ParentRun, RunSpec
+from audio_evals.run.summary import SUMMARY_FILE, RunSummary
 
 
 class RunRecordError(ValueError):
@@ -27,27 +27,6 @@ class RunRecordError(ValueError):
 
 class RunChanged(ValueError):
     """The dataset or options changed since the run being retried; the message says what."""
-
-
-class _Named(BaseModel):
-    name: str = Field(min_length=1)
-    source: dict[str, Any] = {}
-
-
-class _RunRecord(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    run_id: str
-    dataset: _Named
-    model: _Named
-    options: RunSpec
-    identity: dict[str, Any]
-    failed_shards: list[dict[str, Any]]
-
-    @field_validator("run_id")
-    @classmethod
-    def _run_id(cls, value: str) -> str:
-        return check_run_id(value)
 
 
 @dataclass(frozen=True)
@@ -59,19 +38,19 @@ class Retry:
     spec: RunSpec  # what the retry evaluates: the recorded spec, beside the earlier run, naming it as parent
 
 
-def _first_error(path: str, error: ValidationError) -> RunRecordError:
+def _first_error(path: str, error: ValidationError, within: str = "") -> RunRecordError:
     e = error.errors()[0]
-    where = ".".join(str(part) for part in e["loc"]) or "(top level)"
+    where = ".".join([within, *map(str, e["loc"])] if within else map(str, e["loc"])) or "(top level)"
     got = f" (got {e['input']!r:.60})" if "input" in e and not isinstance(e["input"], dict) else ""
     return RunRecordError(f"{path}: {where}: {e['msg'].removeprefix('Value error, ')}{got}")
 
 
-def _results_root(folder: str, record: _RunRecord) -> str:
+def _results_root(folder: str, record: RunSummary) -> str:
     """The results root holding ``<model>/<dataset>/<run>``: the retry goes beside the run named."""
     path = posixpath if storage.is_remote(folder) else os.path
     dataset_dir = path.dirname(folder)
     model_dir = path.dirname(dataset_dir)
-    expected = (_safe(record.model.name), _safe(record.dataset.name))
+    expected = (folder_name(record.model.name), folder_name(record.dataset.name))
     if (path.basename(model_dir), path.basename(dataset_dir)) != expected:
         raise RunRecordError(f"{folder} is not laid out as <results>/{expected[0]}/{expected[1]}/<run>: "
                              "cannot place the retry beside it")
@@ -93,16 +72,22 @@ def load(run: str) -> Retry:
         raise RunRecordError(f"{path} has no identity record (written by an older version): "
                              "start a new run with the same options instead")
     try:
-        record = _RunRecord.model_validate(data)
+        record = RunSummary.model_validate(data)
     except ValidationError as e:
         raise _first_error(path, e) from None
-    dataset = record.options.dataset
+    if record.run_id is None:
+        raise RunRecordError(f"{path}: run_id: is missing (the run never ran)")
+    try:
+        recorded = RunSpec.model_validate(record.options)
+    except ValidationError as e:
+        raise _first_error(path, e, within="options") from None
+    dataset = recorded.dataset
     if record.dataset.source.get("type") == "manifest" and dataset.endswith((".jsonl", ".json")):
         dataset = record.dataset.source.get("path") or dataset  # absolute: any cwd
     folder = (posixpath if storage.is_remote(path) else os.path).dirname(path)
     # Not ``fresh``: completed shards come from the cache.
-    spec = record.options.replace(dataset=dataset, output=_results_root(folder, record), fresh=False,
-                                  parent=ParentRun(run_id=record.run_id, identity=record.identity))
+    spec = recorded.replace(dataset=dataset, output=_results_root(folder, record), fresh=False,
+                            parent=ParentRun(run_id=record.run_id, identity=record.identity))
     return Retry(run_id=record.run_id, failed_shards=len(record.failed_shards), spec=spec)
 
 

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import os
-import re
 import shlex
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from audio_evals.data.download import check_reachable
-from audio_evals.data.preprocess import empty_reference
+from audio_evals import postprocess
+from audio_evals.metrics import metric_class
 from audio_evals.models import check_generation, generation_params, get_backend, with_backend_args
-from audio_evals.models.base import BackendUnavailable
+from audio_evals.plugins import UnknownName, check_name
+from audio_evals.records import Sample, empty_reference
 from audio_evals.redaction import redact
-from audio_evals.registry import DatasetEntry, ModelEntry, PromptEntry, Registry, TaskEntry
+from audio_evals.registry import DatasetEntry, ModelEntry, PromptEntry, Registry, TaskEntry, load_registry
 from audio_evals.registry.entries import ManifestSource, for_language
-from audio_evals.schema import Sample
-
-
-#: Metrics that compare a hypothesis with one reference text: a list of answers is an input error.
-ONE_REFERENCE_METRICS = frozenset({"wer", "cer"})
+from audio_evals.registry.loader import registry_version
+from audio_evals.run.spec import RunSpec, is_manifest_path, manifest_stem
 
 
 @dataclass(frozen=True)
@@ -82,7 +79,7 @@ class EvalPlan:
     def reference_problem(self, sample: Sample) -> str | None:
         """Why the sample's reference cannot be scored: empty, or several texts for a one-text metric."""
         metric = self.task.metric_for(sample.lang)
-        if isinstance(sample.reference, list) and metric in ONE_REFERENCE_METRICS:
+        if isinstance(sample.reference, list) and metric and metric_class(metric).one_reference:
             return f"'text' is a list of {len(sample.reference)}, but {metric} scores against one string"
         return empty_reference(sample)
 
@@ -106,13 +103,6 @@ class EvalPlan:
         return shlex.join(parts)
 
 
-def is_manifest_path(dataset: str) -> bool:
-    return dataset.endswith((".jsonl", ".json")) and ("/" in dataset or os.path.exists(dataset))
-
-
-def manifest_stem(path: str) -> str:
-    """A manifest's default dataset name: its file name without ``.jsonl``/``.json``."""
-    return re.sub(r"\.jsonl?$", "", os.path.basename(path.rstrip("/")))
 
 
 def manifest_entry(path: str, task: str = "asr", lang: str | None = None, name: str | None = None) -> DatasetEntry:
@@ -174,28 +164,40 @@ def resolve(
     )
 
 
-def preflight(plan: EvalPlan, model: bool = True) -> None:
-    """Whether this machine can run the plan: the model and every transcriber of its spoken
-    answers (unless ``model`` is False: replies read from a file), then the dataset's source.
+def with_overrides(plan: EvalPlan, post_process: list[str] | None = None, evaluator: str | None = None) -> EvalPlan:
+    """``plan`` with the reply's post-processing chain and/or the headline metric replaced.
 
-    Cheap (no weights load, one hub request at most) and done before any download. Raises
-    ``BackendUnavailable`` naming, in one line, everything that is missing, or the dataset's own
-    error (``DatasetUnavailable``, ``FileNotFoundError``, ``ValueError``).
+    Raises ValueError for an unknown step and UnknownName for an evaluator without an equivalent.
     """
-    if model:
-        check_backends(plan)
-    check_reachable(plan.dataset)
-
-
-def check_backends(plan: EvalPlan) -> None:
-    """``BackendUnavailable`` naming every model of the plan this machine cannot run."""
-    unique = {m.name: m for m in plan.transcribers.values()}.values()  # one model may serve several languages
-    entries = [("model", plan.model, plan.generation), *(("transcriber", m, generation_params(m)) for m in unique)]
-    problems = []
-    for role, entry, generation in entries:
+    if post_process is not None:
+        postprocess.check(post_process)
+        plan = replace(plan, prompt=plan.prompt.model_copy(update={"post_process": []}),
+                       task=plan.task.model_copy(update={"post_process": list(post_process)}))
+    if evaluator is not None and evaluator != plan.task.metric:
         try:
-            get_backend(entry, generation).check()
-        except BackendUnavailable as e:
-            problems.append(f"{role} {entry.name!r} cannot run here: {e}")
-    if problems:
-        raise BackendUnavailable("; ".join(problems))
+            check_name("audio_evals.metrics", evaluator, "metric")
+        except UnknownName as e:
+            raise UnknownName(f"--evaluator {evaluator!r} has no equivalent here: {e}") from None
+        # Parameters belong to the replaced metric (e.g. BLEU's tokenizer), not to this one.
+        plan = replace(plan, task=plan.task.model_copy(update={"metric": evaluator, "metric_params": {}}))
+    return plan
+
+
+#: The fields of a ``RunSpec`` its plan depends on.
+PLAN_FIELDS = frozenset({"registry_paths", "dataset", "name", "model", "prompt", "task", "generation", "model_args",
+                         "model_revision", "post_process", "evaluator"})
+_plans: dict[tuple[str, tuple], EvalPlan] = {}
+
+
+def plan_of(spec: RunSpec) -> EvalPlan:
+    """Every name of ``spec`` looked up and checked (``resolve``), the scoring overrides applied.
+
+    Resolved once per process for the same fields and registry files (the CLI checks a plan before
+    Prefect starts, and the flow it starts asks for it again): a plan is frozen, so it is shared.
+    """
+    key = (spec.model_dump_json(include=PLAN_FIELDS), registry_version(spec.registry_paths))
+    if key not in _plans:
+        plan = resolve(load_registry(spec.registry_paths), spec.dataset, spec.model, spec.prompt, spec.generation,
+                       spec.task, spec.model_revision, name=spec.name, model_args=spec.model_args)
+        _plans[key] = with_overrides(plan, spec.post_process, spec.evaluator)
+    return _plans[key]

@@ -1,4 +1,11 @@
-"""The infer stage for one shard: render prompts, call the backend once, check what came back."""
+"""The infer stage for one shard: render prompts, call the backend once, check what came back, cache it.
+
+Cache key = model fingerprint (weights, settings, generation params) + transcribers + prompt +
+shard content hash, so a re-run recomputes only shards that failed or are new. Results are JSON
+entries in the cache folder (``audio_evals.cache``), checked against their key when read, never
+pickles. The answers a failed attempt did receive are kept in an ``infer-answered`` entry under
+the same key, so the next attempt (a retry, or the next run) sends only the other samples.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +13,14 @@ import threading
 import time
 from typing import Any
 
-from audio_evals import storage
+from audio_evals import cache, storage
 from audio_evals.cache import blob_record, mismatch
 from audio_evals.data.audio import AudioError
-from audio_evals.data.preprocess import decode_to_cache
-from audio_evals.models.base import Backend, ModelOutput, ModelRequest, ShardIncomplete
+from audio_evals.models.base import Backend, ModelRequest, ShardIncomplete
+from audio_evals.pipeline.preprocess import decode_to_cache
 from audio_evals.prompts import PromptError, render
+from audio_evals.records import ModelOutput, PreparedSample, Sample, ShardRef, ShardResult
 from audio_evals.registry.entries import PromptEntry, for_language
-from audio_evals.schema import PreparedSample, Sample, ShardRef
 
 
 class ShardChanged(RuntimeError):
@@ -98,7 +105,7 @@ def load_model(backend: Backend) -> float:
 
 def infer_shard(shard: ShardRef, backend: Backend, prompt: PromptEntry, audio_dir: str,
                 transcribers: dict[str, Backend] | None = None,
-                answered: list[ModelOutput] | None = None) -> dict[str, Any]:
+                answered: list[ModelOutput] | None = None) -> ShardResult:
     """Outputs for every sample of the shard; a backend exception fails the whole shard.
 
     ``answered`` are outputs an earlier attempt of this shard received: those samples are not sent
@@ -139,11 +146,42 @@ def infer_shard(shard: ShardRef, backend: Backend, prompt: PromptEntry, audio_di
         load_s += sum(load_model(asr) for asr in transcribers.values())
         transcribe_generated(generated, {p.sample.id: p.sample.lang for p in prepared}, transcribers, audio_dir)
     outputs.update((o.sample_id, o) for o in generated)
-    return {
-        "index": shard.index,
-        "content_hash": shard.content_hash,
-        "outputs": [outputs[p.sample.id].to_dict() for p in prepared],
-        "inference_s": time.perf_counter() - start - load_s,
-        "model_load_s": load_s,
-        "audio_seconds": shard.audio_seconds,
-    }
+    return ShardResult(index=shard.index, content_hash=shard.content_hash,
+                       outputs=[outputs[p.sample.id] for p in prepared],
+                       inference_s=time.perf_counter() - start - load_s, model_load_s=load_s,
+                       audio_seconds=shard.audio_seconds)
+
+
+def infer_key(shard: ShardRef, prompt: PromptEntry, model_fingerprint: dict[str, Any],
+              transcriber_fingerprints: dict[str, dict[str, Any]] | None) -> str:
+    """The shard result's cache key: what the model is, what it is asked, and the shard's inputs."""
+    return "infer-" + storage.stable_hash([
+        model_fingerprint, transcriber_fingerprints or None, prompt.model_dump(mode="json")["messages"],
+        shard.content_hash,
+    ])
+
+
+def cached_result(cache_dir: str, key: str) -> ShardResult | None:
+    """The shard's cached result, if its entry is intact and holds this key."""
+    entry = cache.read_entry(cache.entry_path(cache_dir, "infer", key), key)
+    return None if entry is None else ShardResult.from_dict(entry)
+
+
+def infer_cached(shard: ShardRef, backend: Backend, prompt: PromptEntry, audio_dir: str, cache_dir: str, key: str,
+                 transcribers: dict[str, Backend] | None = None, keep_answered: bool = True) -> ShardResult:
+    """``infer_shard``, starting from the answers an earlier attempt kept (unless not ``keep_answered``),
+    keeping what it gets when some requests fail, and caching the whole result.
+
+    The caller looks the result up first (``cached_result``): a cached shard needs no backend.
+    """
+    answered_entry = cache.entry_path(cache_dir, "infer-answered", key)
+    kept = cache.read_entry(answered_entry, key) if keep_answered else None
+    answered = [ModelOutput.from_dict(row) for row in kept or []]
+    try:
+        result = infer_shard(shard, backend, prompt, audio_dir, transcribers, answered)
+    except ShardIncomplete as e:
+        if e.answered:
+            cache.write_entry(answered_entry, key, [o.to_dict() for o in e.answered])
+        raise
+    cache.write_entry(cache.entry_path(cache_dir, "infer", key), key, result.to_dict())
+    return result
