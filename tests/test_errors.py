@@ -21,6 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from audio_evals.data.hf_mirror import MIRROR_ENV
+from audio_evals.records import SampleRow
 from audio_evals.registry import load_registry
 from audio_evals.report.samples import failure_causes
 from cli.main import app
@@ -116,7 +117,7 @@ def test_causes_are_grouped_most_frequent_first():
             + [{"status": "failed", "stage": "infer", "error": "openai_api: HTTP 400"}]
             + [{"status": "failed", "stage": "preprocess", "error": f"odd error {chr(97 + i)}"} for i in range(6)]
             + [{"status": "ok"}, {"status": "skipped", "stage": "preprocess", "error": "not English"}])
-    causes, others = failure_causes(rows, top=5)
+    causes, others = failure_causes((SampleRow.model_validate({"id": str(i), **r}) for i, r in enumerate(rows)), top=5)
     assert causes[0] == ("preprocess: audio file not found: …", 3)
     assert len(causes) == 5 and others == 3  # 7 causes of one row each, 4 of them shown
     assert all(n == 1 for _, n in causes[1:])
