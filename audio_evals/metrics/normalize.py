@@ -3,7 +3,8 @@
 Each pipeline is a plain function so a metric's ``normalization`` legend can name it and a test
 can pin its behaviour. Heavy normalisers (Whisper's, OpenCC, sacrebleu's tokenisers) are built
 once, on first use. ``reference_tokens`` is the seed headline's protocol (UltraEval-Audio's
-``compute_wer``); ``english``/``basic``/``mandarin`` are this project's named alternatives.
+``compute_wer``); ``english``/``basic``/``mandarin`` are this project's named alternatives, and
+``open_asr`` is the Open ASR Leaderboard's English normaliser.
 """
 
 from __future__ import annotations
@@ -12,14 +13,9 @@ import functools
 import unicodedata
 from collections.abc import Callable
 
+from audio_evals.metrics import english_text
+
 _ARTICLES = frozenset({"a", "an", "the"})
-
-
-@functools.cache
-def _whisper_english() -> Callable[[str], str]:
-    from whisper_normalizer.english import EnglishTextNormalizer
-
-    return EnglishTextNormalizer()
 
 
 @functools.cache
@@ -49,19 +45,25 @@ def _is_punct_or_symbol(char: str) -> bool:
 
 
 def english(text: str) -> str:
-    """Whisper's English normaliser (the one behind published Whisper WERs).
+    """Whisper's English normaliser as the reference tool's copy of it runs (``english_text.REFERENCE``).
 
-    Lowercases; drops text in brackets/parentheses and fillers (hmm, uh); standardises spelled
-    numbers ("one two three" -> "123"), British spellings ("colour" -> "color") and titles
-    ("mr" -> "mister"); removes punctuation and diacritics; collapses whitespace.
+    Lowercases; drops text in brackets/parentheses (and Latin words in full-width parentheses)
+    and fillers (hmm, uh); standardises spelled numbers ("one two three" -> "123"), British
+    spellings ("colour" -> "color") and titles ("mr" -> "mister"); removes punctuation and
+    diacritics; collapses whitespace. Colloquial forms (kinda, dunno, cause) stay as they are.
     """
-    return _whisper_english()(text)
+    return english_text.normalize(text)
+
+
+def open_asr(text: str) -> str:
+    """The Open ASR Leaderboard's English normaliser (``english_text.OPEN_ASR``)."""
+    return english_text.normalize(text, english_text.OPEN_ASR)
 
 
 def reference_tokens(text: str, lang: str | None) -> list[str]:
     """The tokens the reference tool's WER/CER compares (UltraEval-Audio ``compute_wer``).
 
-    Lowercase, Whisper's English normaliser (for every language, as the reference does), then
+    Lowercase, the reference's English normaliser (``english``; for every language, as the reference does), then
     for Mandarin the SpeechColab Chinese normaliser (numbers, dates, percentages, fractions and
     phone numbers read out in characters, punctuation to spaces; no traditional-to-simplified, no
     full-to-half width) and sacrebleu's ``zh`` tokeniser (one token per CJK character, a Latin
