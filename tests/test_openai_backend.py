@@ -230,6 +230,8 @@ def test_configuration_errors_are_clear(monkeypatch, openai_server, clips):
     ("plain answer", None, ("plain answer", None)),
     ("<think>hmm, B</think>\nThe answer is B.", None, ("The answer is B.", "hmm, B")),
     ("opened in the prompt</think>B", None, ("B", "opened in the prompt")),
+    ("a</think>b</think>c", None, ("c", "a\n\nb")),                   # a stray closing tag ends thinking too
+    ("a</think>ans <think>x</think> tail", ("", "</think>"), ("tail", "a</think>ans <think>x")),  # prompt-opened
     ("A <think>one</think> B <think>two</think> C", None, ("A B C", "one\n\ntwo")),
     ("<think>cut off by max_tokens", None, ("", "cut off by max_tokens")),
     ("<think></think>B", None, ("B", "")),
