@@ -4,6 +4,8 @@ The reference tool's JSON-format prompts ("output the content with format {"cont
 followed by a step that reads the ``content`` field back out; scoring the raw reply instead
 would count the JSON syntax as recognition errors. A task or prompt entry names its steps
 (``post_process: [json_content]``); the raw reply stays in ``samples.jsonl`` as ``model_text``.
+A step may return something other than text (the ``content`` of ``{"content": null}``); the score
+stage then scores its ``str()``, as the reference's evaluators do.
 """
 
 from __future__ import annotations
@@ -24,25 +26,27 @@ def _content_field(text: str) -> Any:
         return ast.literal_eval(text)["content"]
 
 
-def json_content(reply: str) -> str:
+def json_content(reply: Any) -> Any:
     """The ``content`` of a ``{"content": ...}`` reply: bare, ```json-fenced or single-quoted.
 
-    As in the reference protocol, a reply that is not such an object is kept, stripped (and
-    without its fence, when it had one).
+    As in the reference protocol, the content is returned as it parsed (``None``, a list, a number
+    stay what they are), and a reply that is not such an object is kept, stripped (and without its
+    fence, when it had one); a reply that is not text is returned unchanged.
     """
+    if not isinstance(reply, str):
+        return reply
     text = reply.strip()
     for fence in ("```json", "```"):
         if text.startswith(fence):
             text = text[len(fence):-3].strip()
             break
     try:
-        value = _content_field(text)
+        return _content_field(text)
     except (ValueError, TypeError, KeyError, IndexError, SyntaxError, MemoryError, RecursionError):
         return text
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-STEPS: dict[str, Callable[[str], str]] = {"json_content": json_content}
+STEPS: dict[str, Callable[[Any], Any]] = {"json_content": json_content}
 
 
 def check(names: Sequence[str]) -> None:
@@ -52,8 +56,8 @@ def check(names: Sequence[str]) -> None:
             raise ValueError(f"unknown post-processing step {name!r}{suggest(name, list(STEPS))}")
 
 
-def apply(names: Sequence[str], reply: str) -> str:
-    """``reply`` through each named step, in order."""
+def apply(names: Sequence[str], reply: str) -> Any:
+    """``reply`` through each named step, in order (text, unless a step parsed something else)."""
     for name in names:
         reply = STEPS[name](reply)
     return reply

@@ -207,18 +207,6 @@ class PreparedRef:
                       "failures": FileRecord.from_dict(row["failures"])})
 
 
-def _has_reference(sample: Sample) -> bool:
-    ref = sample.reference
-    if isinstance(ref, list):
-        return any(str(r).strip() for r in ref)
-    return ref is not None and bool(str(ref).strip())
-
-
-def empty_reference(sample: Sample) -> str | None:
-    """Why the sample has nothing to be scored against, else None."""
-    return None if _has_reference(sample) else "empty reference (no transcript or answer to score against)"
-
-
 @dataclass
 class ShardResult:
     """What the infer stage returns for one shard (and caches): every sample's output, in shard

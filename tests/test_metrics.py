@@ -91,8 +91,8 @@ def test_qa_tokens():
     (None, []),
     ("Paris", ["Paris"]),
     (["Paris", None, "City of Light"], ["Paris", "City of Light"]),
-    ('["Barack Obama", "Obama"]', ["Barack Obama", "Obama"]),
-    ("[laughter] yes", ["[laughter] yes"]),                       # not JSON: one text
+    ('["Barack Obama", "Obama"]', ['["Barack Obama", "Obama"]']),  # a string is one answer, as in the reference
+    ("[laughter] yes", ["[laughter] yes"]),
 ])
 def test_text_list(value, expected):
     assert text_list(value) == expected
@@ -132,12 +132,14 @@ def test_wer_empty_hypothesis_deletes_every_word():
     assert scores[0].stats["del"] == 3 and corpus == 100.0
 
 
-def test_wer_unscorable_reference_is_skipped():
+def test_wer_reference_empty_after_normalisation_fails_the_sample():
+    """As the reference's compute_wer divides by zero there: a failed sample with its cause, not a 0/0 score."""
     metric = load_metric("wer")
     scores, corpus = run(metric, ["something", "the cat"], ["(laughs)", "the cat sat"])
-    assert scores[0].value is None and scores[0].parsed is False and scores[0].stats == {}
-    assert scores[0].explanation == "reference is empty after normalisation"
+    assert scores[0].value is None and scores[0].stats == {}
+    assert scores[0].error == "wer: reference '(laughs)' is empty after normalisation: no words to count errors against"
     assert corpus == pytest.approx(100 / 3)   # only s1: 1 deletion / 3 words
+    assert metric.score(items(["x"], [" "]))[0].error == "wer: empty reference ' ': no transcript to count errors against"
     # Scores without ref_words > 0 never enter the aggregate, whatever else their stats say.
     zero = SampleScore("z", "wer", None, {"edits": 5, "ref_words": 0, "sub": 0, "del": 0, "ins": 5})
     assert metric.aggregate(scores + [zero]) == corpus
@@ -278,12 +280,17 @@ def test_bleu_auto_tokenizer_follows_the_target_language():
     assert auto_bleu(None) == 0.0
 
 
-def test_bleu_without_reference_is_unscorable():
+def test_bleu_without_reference_or_with_a_non_text_reply_fails_the_sample():
+    """The reference's BLEU raises on a missing or empty reference and on a reply that is not text;
+    a blank reference is scored (0)."""
     metric = load_metric("bleu")
-    scores = metric.score(items(["hello", "the cat sat on the mat"], [None, "the cat sat on the mat"]))
-    assert scores[0].value is None and not scores[0].parsed and scores[0].stats == {}
-    assert metric.aggregate(scores) == sacrebleu.corpus_bleu(["the cat sat on the mat"], [["the cat sat on the mat"]]).score
-    assert metric.aggregate(scores) == pytest.approx(100.0)
+    scores = metric.score(items(["hello", "the cat sat on the mat", "x", "hi"], [None, "the cat sat on the mat", "", " "])
+                          + [ScoreItem("list", "['a']", "a", reply_type="list")])
+    assert [s.error for s in scores] == ["bleu: no reference translation (None)", None,
+                                         "bleu: no reference translation ('')", None,
+                                         "bleu: the reply's content is a list, not text"]
+    assert scores[3].value == 0.0 and scores[3].stats["ref_len"] == 0
+    assert metric.aggregate(scores[1:2]) == pytest.approx(100.0)
     with pytest.raises(ValueError, match="unknown tokenize"):
         load_metric("bleu", tokenize="moses")
 
@@ -299,7 +306,8 @@ def test_bleu_without_reference_is_unscorable():
     ("Parisian food is great", ["Paris"], False),                 # whole tokens only
     ("York New", ["New York"], False),                            # contiguous and in order
     ("a New York-based firm", ["New York"], True),                # hyphen splits tokens
-    ("Obama was president", '["Barack Obama", "Obama"]', True),   # JSON list of answers
+    ("Obama was president", ["Barack Obama", "Obama"], True),     # a list of answers
+    ("Obama was president", '["Barack Obama", "Obama"]', False),  # a string that looks like one is one answer
     ("I think Obama", ["Barack Obama"], False),
     ("Cafe\u0301 de Flore", ["café"], True),                      # NFD: composed == decomposed
     ("", ["anything"], False),
@@ -310,11 +318,15 @@ def test_has_answer(reply, answers, correct):
     assert score.stats == {"correct": int(correct)}
 
 
-def test_has_answer_aggregate_counts_a_sample_without_answers_wrong():
+def test_has_answer_empty_answer_is_found_no_answers_is_wrong_and_none_fails():
+    """As the reference's has_answer: "" has no tokens, so every reply holds it; [] holds no answer to
+    find; None cannot be read (the reference raises TypeError)."""
     metric = load_metric("acc")
-    scores, corpus = run(metric, ["paris", "london", "berlin", "x"], ["Paris", "Paris", "Berlin", []])
-    assert scores[3].value == 0.0 and "no reference answer" in scores[3].explanation
-    assert corpus == pytest.approx(100 * 2 / 4)                  # the reference protocol counts it wrong
+    scores, corpus = run(metric, ["paris", "london", "anything", "x", "y"], ["Paris", "Paris", "", [], None])
+    assert [s.value for s in scores] == [100.0, 0.0, 100.0, 0.0, None]
+    assert "lists no answers" in scores[3].explanation
+    assert scores[4].error == "acc: no reference answer to look for (None)"
+    assert corpus == pytest.approx(100 * 2 / 4)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
 """Seed headlines score exactly as the reference tool (UltraEval-Audio) scores them.
 
 ``../shared/data/reference-scoring/`` holds (reference, output) pairs with what the reference's
-own code computed for each: tokens and edits for WER/CER, the has-answer verdict, the extracted
-option letter, the MMAU match and the ``{"content": ...}`` extraction, plus the corpus figures.
-Every case must agree per sample; the corpus figures must agree both from the metrics directly
-and from a real ``evaluate`` flow run on manifests built from the cases (list answers, choices).
+own code computed for each: tokens and edits for WER/CER (and the per-pair WER/CER % of the
+edge cases), the has-answer verdict, the extracted option letter, the MMAU match, the
+``{"content": ...}`` extraction and what is scored when the content is not text, and the answer
+kept from a reasoning reply, plus the corpus figures. Every case must agree per sample; the
+corpus figures must agree both from the metrics directly and from a real ``evaluate`` flow run on
+manifests built from the cases (list answers, choices).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import pytest
 from audio_evals import postprocess
 from audio_evals.metrics import load_metric
 from audio_evals.metrics.base import ScoreItem
+from audio_evals.pipeline.score import output_row
+from audio_evals.records import FileRecord, ModelOutput, PreparedSample, Sample, ShardRef
 from audio_evals.run.summary import RunSummary
 from tests.conftest import SAMPLE_DIR
 
@@ -44,17 +48,29 @@ def _asr_metric(lang: str):
     return load_metric("wer" if lang == "en" else "cer")
 
 
-@pytest.mark.parametrize("lang", ["en", "zh"])
-def test_asr_tokens_and_edits_agree_per_sample(lang):
-    rows = [r for r in cases("asr.jsonl") if r["lang"] == lang]
+def _asr_check(lang: str):
+    """Per case: our tokens, edits and reference length, plus the per-pair % where the case has one."""
     metric = _asr_metric(lang)
 
     def check(i, row):
         score = metric.score([ScoreItem(str(i), row["hypothesis"], row["reference"], lang)])[0]
-        got = (score.normalized_reference.split(), score.normalized_hypothesis.split(), score.stats["edits"])
-        return None if got == (row["ref_tokens"], row["hyp_tokens"], row["edits"]) else got
+        got = (score.normalized_reference.split(), score.normalized_hypothesis.split(), score.stats["edits"],
+               score.stats[metric.ref_key])
+        expected = (row["ref_tokens"], row["hyp_tokens"], row["edits"], row["ref_len"])
+        if "check" in row:
+            got, expected = (*got, score.value), (*expected, pytest.approx(row["check"], abs=1e-9))
+        return None if got == expected else got
 
-    assert rows and not disagreements(rows, check)
+    return check
+
+
+@pytest.mark.parametrize("file, lang", [("asr.jsonl", "en"), ("asr.jsonl", "zh"),
+                                        ("asr-edges.jsonl", "en"), ("asr-edges.jsonl", "zh")])
+def test_asr_tokens_and_edits_agree_per_sample(file, lang):
+    """asr-edges: colloquial words the reference keeps (kinda, dunno, cause), Latin words in
+    full-width parentheses it deletes; its ``check`` is the per-pair WER/CER %."""
+    rows = [r for r in cases(file) if r["lang"] == lang]
+    assert rows and not disagreements(rows, _asr_check(lang))
 
 
 @pytest.mark.parametrize("lang, key", [("en", "wer_en_corpus"), ("zh", "cer_zh_corpus")])
@@ -101,12 +117,54 @@ def test_mmau_string_match_agrees_per_sample():
     assert rows and not disagreements(rows, check)
 
 
-def test_json_content_extraction_agrees_per_sample():
-    rows = cases("json_content.jsonl")
+@pytest.mark.parametrize("file", ["json_content.jsonl", "json_content-nonstring.jsonl"])
+def test_json_content_extraction_agrees_per_sample(file):
+    """The content as it parsed: a string, or the object itself (None, a list, a number)."""
+    rows = cases(file)
 
     def check(_, row):
         got = postprocess.apply(["json_content"], row["reply"])
-        return None if got == row["extracted"] else got
+        return None if (got, type(got)) == (row["extracted"], type(row["extracted"])) else got
+
+    assert rows and not disagreements(rows, check)
+
+
+def test_non_text_content_is_scored_as_its_str_per_sample():
+    """The score stage's hypothesis for a reply whose content is not text is what the reference's
+    evaluators compare (``scored_as``: Python's ``str()``); WER scores it, BLEU fails the sample."""
+    rows = cases("json_content-nonstring.jsonl")
+    shard = ShardRef(0, "shard.jsonl", "h", len(rows), 1.0, FileRecord(0, ""))
+
+    def scored(i, row):
+        prepared = PreparedSample(Sample(str(i), "a.wav", "a b", "en"), "a.wav", 16000, 1.0, "")
+        return output_row(prepared, shard, ModelOutput(str(i), text=row["reply"]), None, ("json_content",))
+
+    def check(i, row):
+        sample_row, reply_type = scored(i, row)
+        item = ScoreItem(str(i), sample_row.hypothesis, "a b", "en", reply_type=reply_type)
+        wer, bleu = load_metric("wer").score([item])[0], load_metric("bleu").score([item])[0]
+        ok = (sample_row.hypothesis == row["scored_as"] and wer.error is None and wer.value is not None
+              and bleu.error == f"bleu: the reply's content is a {reply_type}, not text")
+        return None if ok else (sample_row.hypothesis, reply_type, wer.error, bleu.error)
+
+    assert rows and not disagreements(rows, check)
+
+
+def test_step_audio_reasoning_reply_keeps_what_the_reference_scores_per_sample():
+    """The bundled Step-Audio-R1.1 entry's think tags give the reference's answer (the text after the
+    last ``</think>``, stripped; the whole reply without one); the rest is kept as reasoning."""
+    from audio_evals.models import generation_params, get_backend
+    from audio_evals.models.reasoning import split_reasoning
+    from audio_evals.registry import load_registry
+
+    step = load_registry([]).model("step-audio-r1.1")
+    tags = get_backend(step, generation_params(step)).think_tags
+    rows = cases("think.jsonl")
+
+    def check(_, row):
+        answer, reasoning = split_reasoning(row["reply"], tags)
+        head = row["reply"].rpartition("</think>")[0].strip() if "</think>" in row["reply"] else None
+        return None if (answer, reasoning) == (row["answer"], head) else (answer, reasoning)
 
     assert rows and not disagreements(rows, check)
 

@@ -5,15 +5,21 @@ in the reply's tokens. Tokens (DPR's ``SimpleTokenizer``) are runs of letters, d
 or any other single non-space, non-control character, so punctuation is a token of its own; both
 sides are NFD-normalised and lowercased; articles are kept. "It was The Beatles." has the answer
 "The Beatles"; "It was Beatles." does not.
+
+References are read as the reference tool reads them: a string is one answer (even one that looks
+like a JSON list), a list holds the alternatives. An empty answer has no tokens, so it occurs in
+every reply (the sample is correct); an empty list has none to occur (wrong); a missing reference
+cannot be read at all, so the sample fails.
 """
 
 from __future__ import annotations
 
 import unicodedata
+from typing import Any
 
 import regex
 
-from audio_evals.metrics.base import AccuracyMetric, SampleScore, ScoreItem, text_list
+from audio_evals.metrics.base import AccuracyMetric, SampleScore, ScoreItem, failed, short, text_list
 
 #: The name this metric reports in summaries, rows and reports.
 NAME = "acc"
@@ -38,14 +44,25 @@ class HasAnswer(AccuracyMetric):
     normalization = "NFD, lowercase, DPR tokens (letter/digit runs; each punctuation character a token), contiguous match."
     protocol = "reference protocol: UltraEval-Audio qa-exist-match (DPR has_answer)"
 
+    @classmethod
+    def reference_problem(cls, reference: Any) -> str | None:
+        if not isinstance(reference, (str, list)):
+            return f"no reference answer to look for ({short(reference)})"
+        return None
+
     def judge(self, item: ScoreItem) -> SampleScore:
+        problem = self.reference_problem(item.reference)
+        if problem:
+            return failed(item, self.name, problem)
         answers = [dpr_tokens(a) for a in text_list(item.reference)]
         reply = dpr_tokens(item.hypothesis)
         found = next((a for a in answers if contains_run(reply, a)), None)
         if not answers:
-            why = "no reference answer (the reference protocol counts it wrong)"
+            why = "the reference lists no answers (the reference protocol counts it wrong)"
         elif found is None:
             why = "contains none of the reference answers"
+        elif not found:
+            why = "the reference answer is empty, which every reply contains (as in the reference protocol)"
         else:
             why = f"contains answer {' '.join(found)!r}"
         return self.verdict(item, found is not None, reply, answers, why)

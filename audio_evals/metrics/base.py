@@ -8,7 +8,6 @@ Scorers are pure: they take post-processed model outputs and references and retu
 from __future__ import annotations
 
 import abc
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -17,13 +16,19 @@ import numpy as np
 
 @dataclass(frozen=True)
 class ScoreItem:
-    """What a metric sees for one sample: the model's (post-processed) text and the targets."""
+    """What a metric sees for one sample: the model's (post-processed) text and the targets.
+
+    ``reply_type`` names the type of a reply that post-processing made something other than text
+    (``{"content": ["a", "b"]}`` gives a list); ``hypothesis`` is then its ``str()``, which is what
+    the reference's evaluators compare (its BLEU alone does not convert, and fails the sample).
+    """
 
     sample_id: str
     hypothesis: str
     reference: str | list[str] | None
     lang: str | None = None
     fields: dict[str, Any] = field(default_factory=dict)
+    reply_type: str | None = None
 
 
 @dataclass
@@ -33,6 +38,9 @@ class SampleScore:
     ``value`` is the per-sample figure in report units (e.g. 12.5 for a 12.5% sample WER, 100/0
     for correct/wrong); ``stats`` are the sufficient statistics the corpus aggregate sums.
     ``parsed`` is False when no answer could be extracted (counted as wrong and as ``unparsed``).
+    ``error`` is set when the sample cannot be scored at all (where the reference tool's evaluator
+    raises, e.g. a reference with no words left after normalisation): the sample is failed, with
+    this cause, and counts in the fail rate instead of the figure.
     """
 
     sample_id: str
@@ -43,6 +51,7 @@ class SampleScore:
     normalized_reference: Any = None
     parsed: bool = True
     explanation: str | None = None
+    error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,6 +84,13 @@ class Metric(abc.ABC):
         """Parameters this metric was built with, recorded in results."""
         return {}
 
+    @classmethod
+    def reference_problem(cls, reference: Any) -> str | None:
+        """Why no reply could be scored against ``reference``, checked before inference (None: it can
+        be). By default every reference is scored, empty ones included, as the reference tool scores
+        them for QA, multiple choice and MMAU."""
+        return None
+
     @abc.abstractmethod
     def score(self, items: list[ScoreItem]) -> list[SampleScore]:
         """One score per item, same order. Batch-level so a judge can run requests concurrently."""
@@ -85,27 +101,33 @@ class Metric(abc.ABC):
 
 
 def unscorable(item: ScoreItem, metric: str, why: str) -> SampleScore:
-    """A sample whose reference cannot be scored: no value and no stats, so aggregates skip it."""
+    """A sample this metric reads no answer from: no value and no stats, so aggregates skip it."""
     return SampleScore(item.sample_id, metric, None, parsed=False, explanation=why)
 
 
-def text_list(value: str | list[Any] | None) -> list[str]:
-    """The texts in a reference (or choices) field: a string, a list, or a JSON string of a list.
+def failed(item: ScoreItem, metric: str, why: str) -> SampleScore:
+    """A sample that cannot be scored at all: a failed sample whose cause is ``metric: why``."""
+    return SampleScore(item.sample_id, metric, None, error=f"{metric}: {why}")
 
-    Datasets store several acceptable answers either way; ``None`` entries are dropped.
+
+def text_list(value: str | list[Any] | None) -> list[str]:
+    """The texts in a reference (or choices) field: a string is one text, a list several.
+
+    A string is never parsed: ``'["a", "b"]'`` is one answer, as the reference tool reads it; a
+    real list (a dataset's sequence column) is a list of acceptable answers. ``None`` entries are
+    dropped.
     """
     if value is None:
         return []
     if isinstance(value, str):
-        if value.lstrip().startswith("["):
-            try:
-                parsed = json.loads(value)
-            except json.JSONDecodeError:
-                return [value]
-            if isinstance(parsed, list):
-                return text_list(parsed)
         return [value]
     return [str(v) for v in value if v is not None]
+
+
+def short(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters, for one-line causes."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 class StatsMetric(Metric):

@@ -4,6 +4,10 @@ Each sample keeps sacrebleu's own sentence statistics (hypothesis and closest re
 matching and total n-grams for n = 1..4). Summing them over all samples and scoring the sums is
 exactly what ``sacrebleu.corpus_bleu`` does, and over a subset it is a bootstrap resample's BLEU.
 The per-sample value is sacrebleu's sentence BLEU (effective order), for inspection only.
+
+As in the reference tool (whose per-sample BLEU raises on them), a sample fails when it has no
+reference translation (``None`` or ``""``; a blank one scores 0) or when its reply's content is
+not text (``{"content": ["a"]}``).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 import numpy as np
 from sacrebleu.metrics.bleu import BLEU, MAX_NGRAM_ORDER
 
-from audio_evals.metrics.base import SampleScore, ScoreItem, StatsMetric, text_list, unscorable
+from audio_evals.metrics.base import SampleScore, ScoreItem, StatsMetric, failed, short, text_list
 
 #: The name this metric reports in summaries, rows and reports.
 NAME = "bleu"
@@ -56,6 +60,13 @@ class Bleu(StatsMetric):
     def params(self) -> dict[str, Any]:
         return {"tokenize": self.tokenize}
 
+    @classmethod
+    def reference_problem(cls, reference: Any) -> str | None:
+        texts = [reference] if isinstance(reference, str) else text_list(reference)
+        if not any(texts):
+            return f"no reference translation ({short(reference)})"
+        return None
+
     def _extractor(self, tokenize: str) -> BLEU:
         if tokenize not in self._extractors:
             self._extractors[tokenize] = BLEU(tokenize=tokenize)
@@ -70,12 +81,13 @@ class Bleu(StatsMetric):
     def score(self, items: list[ScoreItem]) -> list[SampleScore]:
         results: dict[int, SampleScore] = {}
         groups: dict[str, list[int]] = defaultdict(list)
-        refs = [text_list(item.reference) for item in items]
+        refs = [[r for r in text_list(item.reference) if r] for item in items]
         for i, item in enumerate(items):
-            if refs[i]:
-                groups[self.tokenize if self.tokenize != "auto" else target_tokenizer(item)].append(i)
+            problem = self.reference_problem(item.reference)
+            if problem or item.reply_type:
+                results[i] = failed(item, self.name, problem or f"the reply's content is a {item.reply_type}, not text")
             else:
-                results[i] = unscorable(item, self.name, "no reference translation")
+                groups[self.tokenize if self.tokenize != "auto" else target_tokenizer(item)].append(i)
         for tokenize, members in groups.items():
             stats = self._sentence_stats(tokenize, [items[i].hypothesis for i in members], [refs[i] for i in members])
             for i, row in zip(members, stats):

@@ -15,7 +15,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from audio_evals.metrics.base import AccuracyMetric, SampleScore, ScoreItem, text_list, unscorable
+from audio_evals.metrics.base import AccuracyMetric, SampleScore, ScoreItem
 
 #: The name this metric reports in summaries, rows and reports.
 NAME = "acc"
@@ -83,14 +83,15 @@ class FirstOption(AccuracyMetric):
         return {"options": self.options, "default_option": self.default_option}
 
     def judge(self, item: ScoreItem) -> SampleScore:
-        refs = text_list(item.reference)
-        if len(refs) != 1:
-            return unscorable(item, self.name, f"expected one answer letter, got {item.reference!r}")
+        # The reference's exact match strips a text answer; any other (missing, a list) never equals a letter.
+        answer = item.reference.strip() if isinstance(item.reference, str) else item.reference
         found = first_option(item.hypothesis, self.options)
         chosen = found or self.default_option
-        correct = chosen == refs[0].strip()
+        correct = chosen == answer
         how = f"chose {chosen}" if found else f"no answer pattern matched: default {self.default_option}"
-        return self.verdict(item, correct, chosen, refs[0].strip(), how, parsed=found is not None)
+        if not isinstance(answer, str):
+            how += f"; the answer {answer!r} is not a letter"
+        return self.verdict(item, correct, chosen, answer, how, parsed=found is not None)
 
 
 def build(options: str = "ABCD", default_option: str = "A") -> FirstOption:

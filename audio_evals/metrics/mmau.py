@@ -2,14 +2,17 @@
 
 Prediction, answer and choices become sets of lowercase word tokens (``\\b\\w+\\b``). The
 prediction is correct iff it contains every answer token and none of the tokens that only wrong
-choices have (a wrong choice's tokens minus the answer's). An empty prediction is wrong.
+choices have (a wrong choice's tokens minus the answer's). An empty prediction is wrong. An empty answer has no tokens
+to miss, so a reply that names no choice is correct, as in the reference tool; a missing answer,
+or a list of them, cannot be tokenised there, and the sample fails.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from audio_evals.metrics.base import AccuracyMetric, SampleScore, ScoreItem, text_list, unscorable
+from audio_evals.metrics.base import AccuracyMetric, SampleScore, ScoreItem, failed, short, text_list
 
 #: The name this metric reports in summaries, rows and reports.
 NAME = "mmau"
@@ -33,11 +36,15 @@ class MMAU(AccuracyMetric):
     normalization = "Lowercase word-token sets; answer tokens present, no token unique to a wrong choice."
     protocol = "reference protocol: UltraEval-Audio choice-strings-match (MMAU string_match)"
 
+    @classmethod
+    def reference_problem(cls, reference: Any) -> str | None:
+        return None if isinstance(reference, str) else f"expected one answer text, got {short(reference)}"
+
     def judge(self, item: ScoreItem) -> SampleScore:
-        refs = text_list(item.reference)
-        if len(refs) != 1:
-            return unscorable(item, self.name, f"expected one answer text, got {item.reference!r}")
-        answer = tokens(refs[0])
+        problem = self.reference_problem(item.reference)
+        if problem:
+            return failed(item, self.name, problem)
+        answer = tokens(item.reference)
         predicted = tokens(item.hypothesis)
         if not predicted:
             return self.verdict(item, False, [], sorted(answer), "empty prediction", parsed=False)

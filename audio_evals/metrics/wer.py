@@ -16,7 +16,7 @@ import jiwer
 import numpy as np
 
 from audio_evals.metrics import normalize
-from audio_evals.metrics.base import SampleScore, ScoreItem, StatsMetric, unscorable
+from audio_evals.metrics.base import SampleScore, ScoreItem, StatsMetric, failed, short
 
 #: The name this metric reports in summaries, rows and reports.
 NAME = "wer"
@@ -25,7 +25,13 @@ REFERENCE_PROTOCOL = "reference protocol: UltraEval-Audio compute_wer, {tokenize
 
 
 class EditRate(StatsMetric):
-    """An edit rate: tokenise both sides, align tokens with jiwer, sum edits over reference tokens."""
+    """An edit rate: tokenise both sides, align the tokens, sum edits over reference tokens.
+
+    A reference with no tokens leaves nothing to count errors against: the reference tool's
+    ``compute_wer`` divides by zero there and the sample fails, counted in its fail rate. Here such
+    a sample fails with that cause: an empty reference before inference (``reference_problem``),
+    one that normalises to nothing (``"(laughs)"``, ``"uh hmm"``, ``"。，"``) when it is scored.
+    """
 
     higher_is_better = False
     one_reference = True
@@ -50,23 +56,43 @@ class EditRate(StatsMetric):
     def params(self) -> dict[str, Any]:
         return {"normalizer": self.normalizer}
 
+    @classmethod
+    def reference_problem(cls, reference: Any) -> str | None:
+        if reference is None or (isinstance(reference, str) and not reference.strip()):
+            return f"empty reference {short(reference)}: no transcript to count errors against"
+        return None
+
     def tokens(self, text: str) -> list[str]:
         return self.tokenizers[self.normalizer](text)
 
     def counted(self, score: SampleScore) -> bool:
         return super().counted(score) and score.stats[self.ref_key] > 0
 
+    def align(self, reference: list[str], hypothesis: list[str]) -> tuple[int, int, int]:
+        """Substitutions, deletions and insertions of the minimum edit alignment (jiwer)."""
+        out = jiwer.process_words(" ".join(reference), " ".join(hypothesis))
+        return out.substitutions, out.deletions, out.insertions
+
+    def reference_tokens(self, reference: str) -> list[str]:
+        """The reference's tokens (a protocol may leave out more references than empty ones)."""
+        return self.tokens(reference)
+
+    def no_reference_tokens(self, item: ScoreItem, problem: str | None) -> SampleScore:
+        """A sample whose reference is empty (``problem``) or normalises to no tokens: failed."""
+        return failed(item, self.name, problem or f"reference {short(item.reference)} is empty after "
+                                                  "normalisation: no words to count errors against")
+
     def _score_one(self, item: ScoreItem) -> SampleScore:
         if isinstance(item.reference, list):
             raise TypeError(f"{self.name}: sample {item.sample_id!r} has several references; expected one string")
-        reference = self.tokens(item.reference or "")
-        hypothesis = self.tokens(item.hypothesis)
+        problem = self.reference_problem(item.reference)
+        reference = [] if problem else self.reference_tokens(item.reference)
         if not reference:
-            return unscorable(item, self.name, "reference is empty after normalisation")
-        out = jiwer.process_words(" ".join(reference), " ".join(hypothesis))
-        edits = out.substitutions + out.deletions + out.insertions
-        stats = {"edits": edits, self.ref_key: len(reference),
-                 "sub": out.substitutions, "del": out.deletions, "ins": out.insertions}
+            return self.no_reference_tokens(item, problem)
+        hypothesis = self.tokens(item.hypothesis)
+        sub, dele, ins = self.align(reference, hypothesis)
+        edits = sub + dele + ins
+        stats = {"edits": edits, self.ref_key: len(reference), "sub": sub, "del": dele, "ins": ins}
         return SampleScore(item.sample_id, self.name, 100.0 * edits / len(reference), stats,
                            " ".join(hypothesis), " ".join(reference))
 

@@ -14,15 +14,7 @@ from collections.abc import Callable
 from audio_evals import storage
 from audio_evals.cache import blob_record, read_index, stale, verified, write_blob, write_jsonl
 from audio_evals.data.audio import AudioError, decode, encode_wav, read_clip
-from audio_evals.records import (
-    DatasetRef,
-    PreparedRef,
-    PreparedSample,
-    Sample,
-    SampleFailure,
-    ShardRef,
-    empty_reference,
-)
+from audio_evals.records import DatasetRef, PreparedRef, PreparedSample, Sample, SampleFailure, ShardRef
 
 
 def shard_hash(samples: list[PreparedSample]) -> str:
@@ -84,7 +76,7 @@ def preprocess(
     skip_reason: Callable[[Sample], str | None] = lambda s: None,
     skip_key: str = "",
     fresh: bool = False,
-    reference_problem: Callable[[Sample], str | None] = empty_reference,
+    reference_problem: Callable[[Sample], str | None] = lambda s: None,
 ) -> PreparedRef:
     """Decode and shard ``dataset``; ``skip_reason`` marks samples not to run (e.g. language),
     ``reference_problem`` fails samples whose reference cannot be scored.
@@ -126,7 +118,8 @@ def preprocess(
             continue
         problem = reference_problem(sample)
         if problem:
-            failures.append(SampleFailure(id=sample.id, stage="preprocess", error=problem, audio=sample.audio))
+            failures.append(SampleFailure(id=sample.id, stage="preprocess", error=problem, audio=sample.audio,
+                                          reference=sample.reference, lang=sample.lang))
             continue
         try:
             prepared = decode_to_cache(sample, audio_dir, sample_rate, max_duration_s, reuse=not fresh)

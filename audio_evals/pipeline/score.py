@@ -77,19 +77,25 @@ def _lean(score: SampleScore) -> SampleScore:
 
 
 def output_row(p: PreparedSample, shard: ShardRef, out: ModelOutput | None, shard_error: str | None,
-               steps: tuple[str, ...] = ()) -> SampleRow:
-    """A prepared sample's row from what the infer stage made of it (None: its shard failed)."""
+               steps: tuple[str, ...] = ()) -> tuple[SampleRow, str | None]:
+    """A prepared sample's row from what the infer stage made of it (None: its shard failed), and
+    the type name of a post-processed reply that is not text (its ``str()`` is the hypothesis)."""
     s = p.sample
     row = _row(s.id, s.audio, s.lang, s.reference, duration_s=p.duration_s, shard=shard.index)
+    reply_type = None
     if out is None:
         _set(row, status="failed", stage="infer", error=f"shard {shard.index} failed: {shard_error or 'no output'}")
     elif out.error:
         _set(row, status="failed", stage="infer", error=out.error)
     else:
         answer = out.transcript if out.transcript is not None else out.text
-        _set(row, hypothesis=postprocess.apply(steps, answer) if answer is not None else None, model_text=out.text,
+        reply = postprocess.apply(steps, answer) if answer is not None else None
+        if answer is not None and not isinstance(reply, str):
+            reply_type = "null" if reply is None else type(reply).__name__
+            reply = str(reply)
+        _set(row, hypothesis=reply, model_text=out.text,
              reasoning=out.reasoning, generated_audio=out.audio_path, latency_s=out.latency_s)
-    return row
+    return row, reply_type
 
 
 @dataclass
@@ -111,7 +117,7 @@ class _Scorer:
     def metric(self, name: str) -> Metric:
         """Headline metrics take the task's ``metric_params``; secondary ones their defaults."""
         if name not in self.metrics:
-            params = {} if name in self.task.secondary else self.task.metric_params
+            params = {} if name in self.task.secondary_metrics() else self.task.metric_params
             self.metrics[name] = load_metric(name, **params)
         return self.metrics[name]
 
@@ -130,7 +136,7 @@ class _Scorer:
         pending: dict[str | None, list[tuple[SampleRow, ScoreItem]]] = defaultdict(list)
         for raw in storage.read_jsonl(shard.path):
             p = PreparedSample.from_dict(raw)
-            row = output_row(p, shard, by_id.get(p.sample.id), shard_error, steps)
+            row, reply_type = output_row(p, shard, by_id.get(p.sample.id), shard_error, steps)
             rows.append(row)
             name = self.task.metric_for(p.sample.lang)
             if row.status == "failed":
@@ -138,15 +144,22 @@ class _Scorer:
                 if not self.strict:
                     continue
             pending[name].append((row, ScoreItem(p.sample.id, row.hypothesis or "", p.sample.reference,
-                                                 p.sample.lang, p.sample.fields)))
+                                                 p.sample.lang, p.sample.fields, reply_type)))
         for name, pairs in pending.items():
             self._score(name, pairs)
         return rows
 
     def _score(self, name: str, pairs: list[tuple[SampleRow, ScoreItem]]) -> None:
         metric = self.metric(name)
-        items = [item for _, item in pairs]
-        for (row, item), score in zip(pairs, metric.score(items)):
+        scored: list[tuple[SampleRow, ScoreItem]] = []
+        for (row, item), score in zip(pairs, metric.score([item for _, item in pairs])):
+            if score.error:
+                # Nothing to score against (the reference tool's evaluator raises here): a failed sample.
+                if row.status != "failed":
+                    self.failed[name] += 1
+                _set(row, status="failed", stage="score", error=score.error, metric=score.metric)
+                continue
+            scored.append((row, item))
             _set(row, metric=score.metric, value=score.value, stats=score.stats,
                  normalized_hypothesis=score.normalized_hypothesis,
                  normalized_reference=score.normalized_reference, explanation=score.explanation)
@@ -157,25 +170,26 @@ class _Scorer:
                 _set(row, status="dropped", error=reason)
                 continue
             self.keep(name, score, item)
-        for extra in self.task.secondary:
-            for (row, item), score in zip(pairs, self.metric(extra).score(items)):
+        for extra in self.task.secondary_for(name):
+            for (row, item), score in zip(scored, self.metric(extra).score([item for _, item in scored])):
                 _set(row, secondary={**(row.secondary or {}), extra: Verdict(
-                    value=score.value, parsed=score.parsed, explanation=score.explanation)})
-                if row.status != "dropped":
+                    value=score.value, parsed=score.parsed, explanation=score.explanation or score.error)})
+                if row.status != "dropped" and score.error is None:
                     self.keep(f"{name}/{extra}", score, item)
 
     def failure_row(self, f: SampleFailure) -> SampleRow:
         """A sample lost before inference (or skipped); under ``strict`` a lost one scores as empty."""
         row = _row(f.id, f.audio, f.lang, f.reference, status=f.kind, stage=f.stage, error=f.error)
         if f.kind == "failed":
-            name = self.task.metric_for(f.lang) if f.reference is not None else None
+            name = self.task.metric_for(f.lang)
             self.failed[name] += 1
-            if self.strict and name:
+            if self.strict and name and f.reference is not None:
                 # Strict: a clip that could not be used counts as an empty answer, like a failed call.
                 item = ScoreItem(f.id, "", f.reference, f.lang)
                 [score] = self.metric(name).score([item])
-                _set(row, metric=score.metric, value=score.value, stats=score.stats)
-                self.keep(name, score, item)
+                if score.error is None:
+                    _set(row, metric=score.metric, value=score.value, stats=score.stats)
+                    self.keep(name, score, item)
         return row
 
     def summaries(self, ci_seed: int) -> list[MetricResult]:
@@ -190,7 +204,8 @@ class _Scorer:
             results.append(_metric_summary(self.metric(name), group, self.scores.get(name, []), failed, ci_seed,
                                            levels=level_names))
             results += [_metric_summary(self.metric(extra), group, self.scores.get(f"{name}/{extra}", []), failed,
-                                        ci_seed, role="secondary", levels=level_names) for extra in task.secondary]
+                                        ci_seed, role="secondary", levels=level_names)
+                        for extra in task.secondary_for(name)]
         return results
 
     def counts(self) -> Counts:

@@ -147,15 +147,24 @@ class TaskEntry(_PostProcessed):
     """How a dataset is scored: the metric (or one per language) and the report placement.
 
     ``metric`` gives the headline (the reference protocol); ``secondary`` metrics are computed on
-    the same replies and reported beside it, never instead of it (e.g. strict MCQ accuracy).
+    the same replies and reported beside it, never instead of it (e.g. strict MCQ accuracy): a
+    list for every headline, or per headline metric (``{wer: [wer_oasr]}``: English rows only).
     """
 
     metric: str | dict[str, str]
     metric_params: dict[str, Any] = Field(default_factory=dict)
-    secondary: list[str] = Field(default_factory=list)
+    secondary: list[str] | dict[str, list[str]] = Field(default_factory=list)
     default_prompt: str
     label: str
     family: str
+
+    def secondary_for(self, metric: str) -> list[str]:
+        """The secondary metrics reported beside the headline ``metric``."""
+        return self.secondary if isinstance(self.secondary, list) else self.secondary.get(metric, [])
+
+    def secondary_metrics(self) -> set[str]:
+        """Every secondary metric of the task."""
+        return set(self.secondary) if isinstance(self.secondary, list) else {m for ms in self.secondary.values() for m in ms}
 
     def metric_for(self, lang: str | None) -> str | None:
         """The metric for a sample's language; None when the task has none for it."""

@@ -65,7 +65,7 @@ class Registry:
         for t in self.tasks.values():
             _check(lambda: self.prompt(t.default_prompt), f"task {t.name!r}")
             metrics = [t.metric] if isinstance(t.metric, str) else list(t.metric.values())
-            for m in metrics + t.secondary:
+            for m in [*metrics, *sorted(t.secondary_metrics())]:
                 _check(lambda: check_name("audio_evals.metrics", m, "metric"), f"task {t.name!r}")
         for m in self.models.values():
             _check(lambda: check_name("audio_evals.models", m.backend, "backend"), f"model {m.name!r}")

@@ -11,7 +11,7 @@ from audio_evals import postprocess
 from audio_evals.metrics import metric_class
 from audio_evals.models import check_generation, generation_params, get_backend, with_backend_args
 from audio_evals.plugins import UnknownName, check_name
-from audio_evals.records import Sample, empty_reference
+from audio_evals.records import Sample
 from audio_evals.redaction import redact
 from audio_evals.registry import DatasetEntry, ModelEntry, PromptEntry, Registry, TaskEntry, load_registry
 from audio_evals.registry.entries import ManifestSource, for_language
@@ -77,15 +77,22 @@ class EvalPlan:
         return None
 
     def reference_problem(self, sample: Sample) -> str | None:
-        """Why the sample's reference cannot be scored: empty, or several texts for a one-text metric."""
+        """Why the sample's reference cannot be scored by its metric, so it fails before inference.
+
+        Per family, as the reference tool fails them: WER/CER and BLEU have nothing to count
+        against an empty reference; QA, multiple choice and MMAU score an empty one (QA fails only
+        on a missing one, MMAU on a missing or non-text one); a list is refused by a one-text metric.
+        """
         metric = self.task.metric_for(sample.lang)
-        if isinstance(sample.reference, list) and metric and metric_class(metric).one_reference:
+        if metric is None:
+            return None
+        if isinstance(sample.reference, list) and metric_class(metric).one_reference:
             return f"'text' is a list of {len(sample.reference)}, but {metric} scores against one string"
-        return empty_reference(sample)
+        return metric_class(metric).reference_problem(sample.reference)
 
     def skip_key(self) -> str:
-        """Identity of ``skip_reason`` for cache keys."""
-        key: list[Any] = [self.task.metric, self.model.languages]
+        """Identity of ``skip_reason`` and ``reference_problem`` for cache keys."""
+        key: list[Any] = [self.task.metric, self.model.languages, "references checked per metric"]
         if self.transcribers:
             key.append({lang: [m.name, m.languages] for lang, m in sorted(self.transcribers.items())})
         return repr(key)
