@@ -35,6 +35,13 @@ def test_scripted_run_scores_every_sample(prefect_api, tmp_path, scripted_regist
     # The scripted model answers with the reference: zero errors, every clip scored.
     assert metrics["wer"].value == 0.0 and metrics["wer"].n == 26
     assert metrics["cer"].value == 0.0 and metrics["cer"].n == 2
+    # The Open ASR Leaderboard's WER stands beside the English headline (not beside CER), in the report too.
+    assert [(m.name, m.role) for m in summary.metrics] == [("cer", "headline"), ("wer", "headline"),
+                                                           ("wer-oasr", "secondary")]
+    assert metrics["wer-oasr"].value == 0.0 and metrics["wer-oasr"].n == 26
+    report = Path(summary.paths["report"]).read_text(encoding="utf-8")
+    assert "| asr(en) | speech-sample | wer-oasr⬇️ | 0.00 | [1] | secondary measure, beside the headline;" in report
+    assert "Open ASR Leaderboard protocol" in report
     assert summary.counts.samples == 28 and summary.counts.failed == 0
     assert summary.shards.model_dump(include={"total", "computed", "cached", "failed"}) == {
         "total": 6, "computed": 6, "cached": 0, "failed": 0}
@@ -126,7 +133,7 @@ def test_manifest_without_lang_is_scored_for_a_one_language_model(prefect_api, t
     english = _evaluate(tmp_path, scripted_registry, dataset=str(bad_manifest), model="scripted-en")
     causes = {r["id"]: (r["status"], r["error"] or "") for r in _rows(english).values()}
     assert causes["good"][0] == "ok" and "missing" in causes["missing"][1].lower()
-    assert {m.name for m in english.metrics} == {"wer"}
+    assert {m.name for m in english.metrics} == {"wer", "wer-oasr"}
 
     anylang = _evaluate(tmp_path, scripted_registry, dataset=str(bad_manifest))
     assert all(r["status"] == "skipped" and "add 'lang'" in r["error"] for r in _rows(anylang).values())
@@ -142,8 +149,9 @@ def test_bad_input_is_reported_with_its_cause(prefect_api, tmp_path, scripted_re
     assert rows["empty-transcript"]["status"] == "failed" and "empty reference" in rows["empty-transcript"]["error"]
     assert summary.counts.failed == 3 and summary.counts.fail_rate == 0.75
     # The metric's own failed count includes the samples lost before inference.
-    [wer] = summary.metrics
-    assert wer.n == 1 and wer.failed == 3
+    wer, oasr = summary.metrics
+    assert (wer.name, wer.role, oasr.name, oasr.role) == ("wer", "headline", "wer-oasr", "secondary")
+    assert wer.n == oasr.n == 1 and wer.failed == oasr.failed == 3
 
 
 def test_strict_run_fails_after_writing_the_summary(prefect_api, tmp_path, scripted_registry, bad_manifest):
@@ -157,7 +165,7 @@ def test_strict_run_fails_after_writing_the_summary(prefect_api, tmp_path, scrip
     assert summary["counts"]["failed"] == 3
     # Strict scores the missing and corrupt clips (read, with their references) as empty answers:
     # every word deleted. The empty transcript has nothing to score against.
-    [wer] = summary["metrics"]
+    wer = next(m for m in summary["metrics"] if m["role"] == "headline")
     rows = {r["id"]: r for r in storage.read_jsonl(str(Path(path).with_name("samples.jsonl")))}
     assert rows["corrupt"]["value"] == 100.0 and rows["corrupt"]["stats"]["del"] == 1
     assert rows["missing"]["value"] == 100.0 and rows["empty-transcript"].get("value") is None
