@@ -134,3 +134,24 @@ def test_funasr_missing_says_what_to_install_in_one_line(monkeypatch):
     entry = load_registry().model("seaco-paraformer-zh")
     with pytest.raises(BackendUnavailable, match=r"^the funasr backend needs funasr: pip install 'audio-evals\[funasr\]'$"):
         get_backend(entry, entry.generation).check()
+
+
+def test_a_spoken_answer_without_usable_audio_fails_instead_of_being_scored_on_its_text(tmp_path):
+    """As the reference's speech-to-text step (it asserts the file exists): no audio, a missing file
+    and an empty one each fail the sample with the cause; the transcriber never sees them."""
+    from audio_evals.pipeline.infer import transcribe_generated
+    from audio_evals.records import ModelOutput
+    from tests.backends.scripted import BACKEND as Scripted
+
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    calls = tmp_path / "calls.txt"
+    outputs = [ModelOutput("no-audio", text="the answer in text"),
+               ModelOutput("missing", text="the answer", audio_path=str(tmp_path / "gone.wav")),
+               ModelOutput("empty", text="the answer", audio_path=str(empty))]
+    transcribe_generated(outputs, dict.fromkeys(("no-audio", "missing", "empty"), "en"),
+                         {"*": Scripted(calls_file=str(calls))}, str(tmp_path / "decoded"))
+    assert [o.transcript for o in outputs] == [None, None, None] and calls_made(calls) == []
+    assert outputs[0].error == "the speech-out model generated no audio (its text reply is not scored in place of speech)"
+    assert outputs[1].error.startswith("generated audio unusable: audio file not found")
+    assert outputs[2].error == "generated audio unusable: empty file (0 bytes)"

@@ -65,10 +65,15 @@ def _prepared_rows(shard: ShardRef) -> list[dict[str, Any]]:
 def transcribe_generated(outputs: list[ModelOutput], langs: dict[str, str | None],
                          transcribers: dict[str, Backend], audio_dir: str) -> None:
     """Speech-out models: transcribe each generated clip with the transcriber for its sample's
-    language (``langs``: sample id → language); the transcript is what gets scored."""
+    language (``langs``: sample id → language); the transcript is what gets scored. A reply with no
+    audio fails, as in the reference tool (its speech-to-text step asserts the file exists): its
+    text is never scored in place of the speech."""
     batches: dict[int, tuple[Backend, list[ModelRequest]]] = {}
     for output in outputs:
-        if output.error or not output.audio_path:
+        if output.error:
+            continue
+        if not output.audio_path:
+            output.error = "the speech-out model generated no audio (its text reply is not scored in place of speech)"
             continue
         asr = for_language(transcribers, langs.get(output.sample_id))
         if asr is None:  # the plan skips such samples; a stray one fails rather than go unscored
