@@ -1,14 +1,16 @@
 """A stand-in for Moonshot's ``kimia_infer`` (the real one needs a GPU and 7B weights): it records
-how ``KimiAudio`` is built and called and answers a short clip and " an answer "."""
+how ``KimiAudio`` is built and called and answers a short clip and " an answer " (the n-th call
+after ``delays_s[n]`` seconds, to stand for a slow generation)."""
 
 from __future__ import annotations
 
 import sys
+import time
 import types
 from typing import Any
 
 
-def install(monkeypatch: Any, torch: Any) -> list[dict[str, Any]]:
+def install(monkeypatch: Any, torch: Any, delays_s: tuple[float, ...] = ()) -> list[dict[str, Any]]:
     """Put the stand-in where the backend imports it, pretend there is a GPU and that hub weights
     download (to ``/snapshots/<repo>@<revision>``); returns the calls."""
     import huggingface_hub
@@ -20,7 +22,9 @@ def install(monkeypatch: Any, torch: Any) -> list[dict[str, Any]]:
             calls.append({"model_path": model_path, "load_detokenizer": load_detokenizer})
 
         def generate(self, chats, output_type, **params):
+            n = sum("chats" in c for c in calls)
             calls.append({"chats": chats, "output_type": output_type, "params": params})
+            time.sleep(delays_s[n] if n < len(delays_s) else 0.0)
             return (torch.full((1, 2400), 0.1) if output_type == "both" else None), " an answer "
 
     kimia = types.ModuleType("kimia_infer.api.kimia")

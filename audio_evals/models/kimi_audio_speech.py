@@ -5,14 +5,22 @@ vLLM-Omni release ships the audio detokenizer, so speech output goes through Moo
 inference package ``kimia_infer`` (github.com/MoonshotAI/Kimi-Audio, not on PyPI):
 ``KimiAudio(...).generate(chats, output_type="both")`` returns the 24 kHz waveform and the text.
 It runs one sample at a time on a CUDA GPU (the package hard-codes ``torch.cuda``).
+
+A sample that gives no output within ``sample_timeout_s`` (180 s, the reference tool's limit: its
+Kimi client raises "Read timeout after 180 seconds") fails with that cause, and the next sample
+goes on. A generation cannot be interrupted, so it finishes in the background; the next sample
+waits for it within its own limit (as the reference's next request queues behind it).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import re
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -27,10 +35,49 @@ KIMIA_INSTALL = (
 )
 #: Sample rate of the Kimi-Audio detokenizer's waveform.
 OUTPUT_RATE = 24000
+#: Seconds a sample may run without output before it fails (the reference's Kimi client's read timeout).
+SAMPLE_TIMEOUT_S = 180.0
 #: Sampling keywords of ``KimiAudio.generate``, passed under their own names (one set per stream).
 _KEYS = frozenset({"audio_temperature", "audio_top_k", "text_temperature", "text_top_k", "audio_repetition_penalty",
                    "audio_repetition_window_size", "text_repetition_penalty", "text_repetition_window_size",
                    "max_new_tokens"})
+
+
+class SampleTimeout(Exception):
+    """A sample that gave no output within the per-sample limit."""
+
+
+class _Worker:
+    """Runs one call at a time in a daemon thread and waits for it at most a given time."""
+
+    def __init__(self) -> None:
+        self.busy: threading.Thread | None = None  # a call that ran past its limit and is still going
+        self.busy_with = ""
+
+    def call(self, fn: Callable[[], Any], limit_s: float, what: str) -> Any:
+        deadline = time.monotonic() + limit_s
+        if self.busy is not None:
+            self.busy.join(max(0.0, deadline - time.monotonic()))
+            if self.busy.is_alive():
+                raise SampleTimeout(f"no output after {limit_s:g} s: the model is still generating {self.busy_with}")
+            self.busy = None
+        result: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                result["value"] = fn()
+            except BaseException as e:  # noqa: BLE001 (re-raised in the caller's thread)
+                result["error"] = e
+
+        thread = threading.Thread(target=run, name=f"kimi-audio {what}", daemon=True)
+        thread.start()
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            self.busy, self.busy_with = thread, what
+            raise SampleTimeout(f"no output after {limit_s:g} s (the reference tool's per-sample limit)")
+        if "error" in result:
+            raise result["error"]
+        return result["value"]
 
 
 def _wav_name(sample_id: str) -> str:
@@ -45,6 +92,13 @@ class KimiAudioSpeechBackend(HubWeights, Backend):
     output_type: Literal["both", "text"] = "both"
     #: Where generated WAVs go (a subfolder per fingerprint); default: the local cache.
     output_dir: str | None = None
+    #: Seconds a sample may take before it fails (see the module docstring).
+    sample_timeout_s: float = SAMPLE_TIMEOUT_S
+
+    def __post_init__(self) -> None:
+        if not self.sample_timeout_s > 0:
+            raise ValueError(f"sample_timeout_s must be a positive number of seconds, not {self.sample_timeout_s}")
+        self._worker = _Worker()
 
     #: ``seed`` seeds torch before each sample.
     GENERATION_KEYS: ClassVar[frozenset[str]] = _KEYS | {"seed"}
@@ -55,7 +109,8 @@ class KimiAudioSpeechBackend(HubWeights, Backend):
 
     def fingerprint(self) -> dict[str, Any]:
         return {"backend": "kimi_audio_speech", "weights": self.weights(),
-                "output_type": self.output_type, "generation": self.generation, "kimia_infer": version("kimia_infer")}
+                "output_type": self.output_type, "generation": self.generation, "kimia_infer": version("kimia_infer"),
+                "sample_timeout_s": self.sample_timeout_s}
 
     def check(self) -> None:
         try:
@@ -108,7 +163,11 @@ class KimiAudioSpeechBackend(HubWeights, Backend):
                      for m in request.messages for c in m.contents]
             began = time.perf_counter()
             try:
-                wav, text = model.generate(chats, output_type=self.output_type, **params)
+                call = functools.partial(model.generate, chats, output_type=self.output_type, **params)
+                wav, text = self._worker.call(call, self.sample_timeout_s, f"sample {request.sample_id!r}")
+            except SampleTimeout as e:
+                outputs.append(ModelOutput(request.sample_id, error=f"kimi_audio_speech: {e}"))
+                continue
             except (RuntimeError, ValueError, AssertionError, OSError) as e:
                 if is_cuda_oom(e):
                     raise
