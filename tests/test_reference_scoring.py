@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from audio_evals import postprocess
+from audio_evals import postprocess, storage
 from audio_evals.metrics import load_metric
 from audio_evals.metrics.base import ScoreItem
 from audio_evals.pipeline.score import output_row
@@ -234,3 +234,45 @@ def test_flow_headline_equals_the_reference_protocol(prefect_api, tmp_path, task
         unparsed = sum(not set("abcd") & set(r["reply"].lower()) for r in picked)
         assert strict["name"] == "strict-acc" and strict["value"] < headline["value"]
         assert headline["unparsed"] == unparsed > 0
+
+
+#: Per family, what the reference tool does with an empty reference (its evaluators, at commit
+#: 9b69da6): WER/CER (evaluator/wer.py -> lib/wer.py compute_wer) divide by zero, so the sample
+#: fails, counted in fail_rate; a reference that normalises to nothing ("(laughs)") fails the same
+#: way. Speech QA (evaluator/qa_exact_match.py has_answer) finds an empty answer in every reply and
+#: no answer in an empty list, and raises on None. MMAU (evaluator/string_match.py) has no answer
+#: tokens to miss, so a reply naming no choice is right, and raises on None.
+EMPTY_CASES = {
+    "asr-en": ([("ok", "the cat sat", "the cat sat"), ("blank", "  ", "anything"), ("laughs", "(laughs)", "ha ha")],
+               {}, {"ok": "ok", "blank": "failed", "laughs": "failed"}, "wer", 0.0),
+    "speech-qa": ([("ok", ["Paris"], "Paris"), ("empty", "", "no idea"), ("none-listed", [], "Paris"),
+                   ("missing", None, "Paris")],
+                  {"lang": "en"}, {"ok": "ok", "empty": "ok", "none-listed": "ok", "missing": "failed"}, "acc",
+                  100 * 2 / 3),
+    "mmau": ([("ok", "Dog barking", "a dog barking"), ("empty-no-choice", "", "hello"),
+              ("empty-names-a-choice", "", "a cat meowing"), ("missing", None, "dog")],
+             {"lang": "en", "question": "What is the sound?", "choices": ["Dog barking", "Cat meowing"]},
+             {"ok": "ok", "empty-no-choice": "ok", "empty-names-a-choice": "ok", "missing": "failed"}, "mmau",
+             100 * 2 / 3),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", list(EMPTY_CASES))
+def test_flow_empty_references_per_family(prefect_api, tmp_path, task):
+    """Empty references are failed samples with a cause (counted in the fail rate) where the reference
+    fails them, and scored where it scores them; nothing is skipped silently."""
+    cases_, fields, statuses, metric, value = EMPTY_CASES[task]
+    rows = [{"id": i, "text": ref, "lang": "en", **fields} for i, ref, _ in cases_]
+    summary = _run(prefect_api, tmp_path, task, rows, {i: reply for i, _, reply in cases_})
+    written = {r["id"]: r for r in storage.read_jsonl(summary.paths["samples"])}
+    assert {i: r["status"] for i, r in written.items()} == statuses
+    failed = [i for i, s in statuses.items() if s == "failed"]
+    assert all(written[i]["error"] for i in failed)
+    headline = _headline(summary, metric)
+    assert headline["value"] == pytest.approx(value) and headline["failed"] == len(failed)
+    assert summary.counts.failed == len(failed) and summary.counts.fail_rate == round(len(failed) / len(rows), 4)
+    if task == "asr-en":
+        assert "empty reference" in written["blank"]["error"] and written["blank"]["stage"] == "preprocess"
+        assert written["laughs"]["stage"] == "score" and written["laughs"]["error"] == (
+            "wer: reference '(laughs)' is empty after normalisation: no words to count errors against")
