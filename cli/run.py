@@ -11,7 +11,7 @@ import typer
 from audio_evals.pipeline.download import check_source
 from audio_evals.pipeline.preflight import preflight
 from audio_evals.redaction import MARK, redact, redact_text
-from audio_evals.run.plan import plan_of
+from audio_evals.run.plan import EvalPlan, plan_of
 from audio_evals.run.spec import RunSpec
 from audio_evals.run.summary import RunSummary
 from cli import reference
@@ -56,14 +56,7 @@ def run(
     except USER_ERRORS as e:
         fail(str(e), 2)
     if dry_run:
-        console.print_json(data=redact({
-            "dataset": plan.dataset.model_dump(mode="json"), "task": plan.task.model_dump(mode="json"),
-            "model": plan.model.model_dump(mode="json"), "prompt": plan.prompt.name,
-            "generation": plan.generation, "sent": plan.sent_parameters(),
-            "post_process": list(plan.post_process),
-            "transcribe_with": {lang: m.name for lang, m in plan.transcribers.items()} or None,
-            "eval_cli": plan.eval_cli(),
-        }))
+        console.print_json(data=plan_record(plan))
         return
     for note in accepted:
         console.print(f"note: {note}", markup=False)
@@ -89,6 +82,18 @@ def run(
         summary.paths.update(reference.write_save(save, summary))
     print_summary(summary)
     _check_fail_rate(summary, spec.max_fail_rate)
+
+
+def plan_record(plan: EvalPlan) -> dict[str, Any]:
+    """The resolved plan as ``--dry-run`` prints it, secrets masked."""
+    return redact({
+        "dataset": plan.dataset.model_dump(mode="json"), "task": plan.task.model_dump(mode="json"),
+        "model": plan.model.model_dump(mode="json"), "prompt": plan.prompt.name,
+        "generation": plan.generation, "sent": plan.sent_parameters(),
+        "post_process": list(plan.post_process),
+        "transcribe_with": {lang: m.name for lang, m in plan.transcribers.items()} or None,
+        "eval_cli": plan.eval_cli(),
+    })
 
 
 def _check_fail_rate(summary: RunSummary, max_fail_rate: float) -> None:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from audio_evals.run.spec import RunOptions
-from audio_evals.run.suites import load_suite
+from audio_evals.run.suites import Suite, load_suite
 from audio_evals.watch import DEFAULT_CONFIG, MODEL_PUBLISHED, load_config, model_resource, poll, state_path
 from cli import server as local_server
 from cli.console import console, hide_prefect_failures
@@ -83,16 +83,22 @@ def suite(
     suite_file: Annotated[str, typer.Argument(help="Suite YAML file, or a bundled suite's name (sample, kimi-audio, step-audio-r1.1).")],
     model: Annotated[list[str], typer.Option("--model", "-m", help="Run for these models only (or instead of the suite's).")] = [],
     max_parallel: Annotated[int, typer.Option("--max-parallel", help="Evaluations at once.")] = 1,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print each row's resolved plan (and its filter and note), run nothing.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect logs.")] = False,
 ) -> None:
     """Run every evaluation of a suite, then write its report (markdown, chart, HTML). Exit 1 if any did not run."""
     if verbose:
         verbose_logs()
     try:
-        load_suite(suite_file)  # a missing or invalid suite file is one line, before Prefect starts
+        loaded = load_suite(suite_file)  # a missing or invalid suite file is one line, before Prefect starts
     except USER_ERRORS as e:
         fail(str(e), 2)
+    from flows.suite import select_models
     from flows.suite import suite as suite_flow
+
+    if dry_run:
+        console.print_json(data=_suite_plans(select_models(loaded, model or None), options))
+        return
 
     if not verbose:
         hide_prefect_failures()  # each run's error is in the table below
@@ -103,6 +109,28 @@ def suite(
     _print_suite(result)
     if any(run["error"] for run in result["runs"]):
         raise typer.Exit(1)
+
+
+def _suite_plans(suite: Suite, options: RunOptions) -> list[dict[str, Any]]:
+    """Each row's resolved plan, the ``--drop-above-wer`` filter it runs with and the note its report
+    row carries; a row that cannot run says why."""
+    from audio_evals.report.markdown import filter_note
+    from audio_evals.run.plan import plan_of
+    from cli.run import plan_record
+
+    plans = []
+    for number, (section, row) in enumerate(suite.rows(), 1):
+        spec = row.spec(options)
+        note = [row.note] if row.note else []
+        if spec.drop_above_wer is not None:
+            note.append(filter_note(spec.drop_above_wer))
+        head = {"row": number, "section": section.family, "measure": row.measure,
+                "drop_above_wer": spec.drop_above_wer, "note": "; ".join(note)}
+        try:
+            plans.append({**head, **plan_record(plan_of(spec))})
+        except USER_ERRORS as e:
+            plans.append({**head, "dataset": row.dataset, "model": row.model, "not_runnable": str(e)})
+    return plans
 
 
 def leaderboard(

@@ -36,7 +36,7 @@ from flows.regressions import evaluate_and_check
 from tasks.report import artifact_key, file_url
 
 DEFAULT_SUITE = "sample"  # bundled with the package (audio_evals.run.suites.find_suite)
-Evaluation = tuple[str, str, str | None]  # dataset, model, prompt
+Evaluation = tuple[str, str, str | None, float | None]  # dataset, model, prompt, the row's --drop-above-wer
 
 
 def select_models(suite: Suite, models: list[str] | None) -> Suite:
@@ -120,12 +120,14 @@ def run_suite(suite_file: str, models: list[str] | None, max_parallel: int, opti
     path = find_suite(suite_file)
     spec = select_models(load_suite(path), models)
     name = path.stem
-    evaluations: list[Evaluation] = list(dict.fromkeys((row.dataset, row.model, row.prompt) for _, row in spec.rows()))
+    evaluations: dict[Evaluation, SuiteRow] = {}
+    for _, suite_row in spec.rows():
+        evaluations.setdefault((suite_row.dataset, suite_row.model, suite_row.prompt, suite_row.drop_above_wer), suite_row)
 
     def run(evaluation: Evaluation) -> RunSummary:
-        dataset, model, prompt = evaluation
+        dataset, model, prompt, _ = evaluation
         try:
-            row = options.spec(dataset, model, prompt)
+            row = evaluations[evaluation].spec(options)
             plan_of(row)  # a misspelt name is "not run" without a failed subflow
             return evaluate_and_check(row).mark_unrunnable()
         except Exception as e:  # noqa: BLE001 (one evaluation that cannot run must not stop the suite)
@@ -138,7 +140,7 @@ def run_suite(suite_file: str, models: list[str] | None, max_parallel: int, opti
         summaries = [f.result() for f in futures]
     report = suite_report(spec, name, summaries, models, options)
     runs = [{"dataset": d, "model": m, "prompt": p, "run_id": s.run_id, "error": s.error, "summary": s.paths.get("summary")}
-            for (d, m, p), s in zip(evaluations, summaries)]
+            for (d, m, p, _), s in zip(evaluations, summaries)]
     logger.info("suite %s: %d evaluations (%d not run); report %s", name, len(runs),
                 sum(bool(r["error"]) for r in runs), report["paths"]["report"])
     return {"suite": spec.title, "name": name, "runs": runs, **report}

@@ -32,6 +32,21 @@ def test_the_seeds_hold_26_commands():
     assert len(seed_commands()) == 26
 
 
+def test_step_suite_dry_run_shows_each_rows_plan_with_the_seeds_filter_and_note():
+    """``suite step-audio-r1.1 --dry-run`` resolves every row without running it: the seven ASR rows
+    run with the seed's WER > 1000 filter and carry its note, the MMAU row neither."""
+    result = runner.invoke(app, ["suite", "step-audio-r1.1", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [r["row"] for r in rows] == list(range(1, 9)) and not any("not_runnable" in r for r in rows)
+    asr, mmau = rows[:7], rows[7]
+    assert all(r["drop_above_wer"] == 1000 and r["note"] == "Filtered abnormal samples (WER > 1000)" for r in asr)
+    assert [r["task"]["metric"] for r in asr] == ["wer"] * 5 + ["cer"] * 2
+    assert (mmau["dataset"]["name"], mmau["drop_above_wer"], mmau["note"], mmau["prompt"]) == (
+        "mmau-test-mini", None, "", "step_audio_r1_mmau")
+    assert all(r["model"]["name"] == "step-audio-r1.1" for r in rows)
+
+
 @pytest.mark.parametrize("command", seed_commands())
 def test_seed_command_resolves_in_dry_run(command):
     args = shlex.split(command)[2:]

@@ -152,6 +152,11 @@ def test_drop_above_wer_leaves_out_runaway_replies_and_counts_them(prefect_api, 
     assert row["status"] == "dropped" and "wer 1100.0 > 1000" in row["error"] and row["value"] == pytest.approx(1100.0)
     assert (filtered.metrics[0].value, filtered.metrics[0].n) == (0.0, 25)
     assert filtered.counts.dropped == 1 and filtered.counts.scored == 25
+    # The unfiltered figure and the dropped count stay beside the filtered headline, and the report says so.
+    assert (filtered.metrics[0].dropped, filtered.metrics[0].unfiltered) == (1, plain.metrics[0].value)
+    assert plain.metrics[0].dropped is None and plain.metrics[0].unfiltered is None
+    report = Path(filtered.paths["report"]).read_text(encoding="utf-8")
+    assert f"Filtered abnormal samples (WER > 1000); dropped 1, unfiltered {plain.metrics[0].value:.2f}" in report
     assert filtered.options["drop_above_wer"] == 1000
     assert _evaluate(tmp_path, scripted_registry, drop_above_wer=1200).counts.dropped == 0  # exceeds, not reaches
 

@@ -223,6 +223,26 @@ def test_suite_report_shows_official_figures_like_the_seed() -> None:
     assert headings(text) == headings((SEEDS / "003_668e4b7c6b3542da.txt").read_text(encoding="utf-8"))
 
 
+def test_step_suite_notes_the_seeds_wer_filter_and_keeps_the_unfiltered_figure() -> None:
+    """Every row whose seed note says "Filtered abnormal samples (WER > 1000)" says it here too, run or
+    not run (the suite applies ``drop_above_wer: 1000`` to it); a run's note adds the dropped count
+    and the unfiltered figure, and the MMAU row, unfiltered in the seed, has no such note."""
+    metric = {"name": "wer", "value": 2.24, "ci95": [2.0, 2.5], "n": 2619, "higher_is_better": False,
+              "description": "Word Error Rate", "normalization": "", "group": "en", "dropped": 1, "unfiltered": 9.87}
+    filtered = summary("librispeech-test-clean", "step-audio-r1.1", metrics=[metric],
+                       options={"drop_above_wer": 1000.0})
+    text = render_suite_report([filtered], load_suite(suite_path("step-audio-r1.1.yaml")))
+    seed = (SEEDS / "003_668e4b7c6b3542da.txt").read_text(encoding="utf-8")
+    ours = [row for _, rows in seed_format_tables(text) for row in rows]
+    theirs = [row for _, rows in seed_format_tables(seed) for row in rows]
+    assert len(ours) == len(theirs) == 8
+    for mine, seeds in zip(ours, theirs):
+        assert mine[1] == seeds[1] and mine[5].split("; ")[0] == (seeds[5] or mine[5].split("; ")[0])
+        assert ("Filtered abnormal samples (WER > 1000)" in mine[5]) == bool(seeds[5])
+    assert ours[0][3] == "2.24" and "dropped 1, unfiltered 9.87" in ours[0][5]
+    assert ours[1][5] == "Filtered abnormal samples (WER > 1000); not run" and ours[7][5] == "not run"
+
+
 def test_suite_report_matches_prompts_and_reports_errors() -> None:
     suite = Suite.model_validate({"title": "T", "sections": [{"family": "F", "task": "asr(en)", "rows": [
         {"dataset": "a", "model": "m", "prompt": "p", "measure": "wer"},

@@ -51,8 +51,10 @@ def _set(row: SampleRow, **values: Any) -> None:
 
 
 def _metric_summary(metric: Metric, group: str | None, scores: list[SampleScore], failed: int,
-                    ci_seed: int, role: str = "headline", levels: list[str] | None = None) -> MetricResult:
-    """One metric's figure, CI and counts; with ``levels`` the figure is the mean over them."""
+                    ci_seed: int, role: str = "headline", levels: list[str] | None = None,
+                    dropped: list[SampleScore] | None = None) -> MetricResult:
+    """One metric's figure, CI and counts; with ``levels`` the figure is the mean over them; with
+    ``dropped`` (a ``--drop-above-wer`` filter was on) also their number and the unfiltered figure."""
     # Unparsed judge replies carry only bookkeeping stats: they are counted unparsed, not scored.
     scored = [s for s in scores if s.value is not None or (s.stats and s.parsed)]
     per_level = None
@@ -68,6 +70,8 @@ def _metric_summary(metric: Metric, group: str | None, scores: list[SampleScore]
         unparsed=sum(not s.parsed for s in scores), higher_is_better=metric.higher_is_better,
         description=metric.description, normalization=metric.normalization, protocol=metric.protocol,
         params=metric.params(), levels=per_level, judge_reasked=int(sum(a - 1 for a in asked)) if asked else None,
+        dropped=None if dropped is None else len(dropped),
+        unfiltered=metric.aggregate(scored + dropped) if dropped is not None and scored + dropped else None,
     )
 
 
@@ -109,6 +113,8 @@ class _Scorer:
     metrics: dict[str, Metric] = field(default_factory=dict)
     #: Lean scores per headline metric, and per ``headline/secondary`` pair.
     scores: dict[str, list[SampleScore]] = field(default_factory=lambda: defaultdict(list))
+    #: Lean scores ``--drop-above-wer`` left out, per headline metric.
+    dropped: dict[str, list[SampleScore]] = field(default_factory=lambda: defaultdict(list))
     #: Failed samples per metric they would have fed (None: any metric of the task).
     failed: dict[str | None, int] = field(default_factory=lambda: defaultdict(int))
     statuses: Counter[str] = field(default_factory=Counter)
@@ -168,6 +174,7 @@ class _Scorer:
             reason = drop_reason(metric, score, self.drop_above_wer) if row.status != "failed" else None
             if reason:
                 _set(row, status="dropped", error=reason)
+                self.dropped[name].append(_lean(score))
                 continue
             self.keep(name, score, item)
         for extra in self.task.secondary_for(name):
@@ -201,8 +208,10 @@ class _Scorer:
                 (lang for lang, m in task.metric.items() if m == name), None)
             # A sample lost before inference (bad clip, bad row) could have fed any metric of the task.
             failed = self.failed.get(name, 0) + self.failed.get(None, 0)
-            results.append(_metric_summary(self.metric(name), group, self.scores.get(name, []), failed, ci_seed,
-                                           levels=level_names))
+            metric = self.metric(name)
+            filtered = self.drop_above_wer is not None and metric.error_rate
+            results.append(_metric_summary(metric, group, self.scores.get(name, []), failed, ci_seed,
+                                           levels=level_names, dropped=self.dropped.get(name, []) if filtered else None))
             results += [_metric_summary(self.metric(extra), group, self.scores.get(f"{name}/{extra}", []), failed,
                                         ci_seed, role="secondary", levels=level_names)
                         for extra in task.secondary_for(name)]

@@ -84,11 +84,19 @@ def _commands(commands: list[str]) -> list[str]:
     return lines
 
 
+def filter_note(threshold: float) -> str:
+    """The seed report's note for a ``--drop-above-wer`` filter (it says WER for CER rows too)."""
+    return f"Filtered abnormal samples (WER > {threshold:g})"
+
+
 def _run_note(summary: RunSummary, metric: MetricResult | None) -> list[str]:
     """CI, n and everything that did not feed the figure, so the number can be trusted."""
     parts = []
     if metric and metric.role == "secondary":
         parts.append("secondary measure, beside the headline")
+    threshold = summary.options.get("drop_above_wer")
+    if metric and metric.dropped is not None and threshold is not None:
+        parts += [filter_note(threshold), f"dropped {metric.dropped}, unfiltered {format_value(metric.unfiltered)}"]
     if metric and metric.levels:
         parts.append("mean of levels " + ", ".join(f"{lv.level} {format_value(lv.value)}" for lv in metric.levels))
     if metric and metric.judge_reasked:
@@ -179,7 +187,7 @@ def _suite_line(number: int, section: SuiteSection, row: SuiteRow, summaries: li
     measure = _row_measure(row, metric, known)
     value = metric.value if metric else None
     if summary is None:
-        status = ["not run"]
+        status = ([filter_note(row.drop_above_wer)] if row.drop_above_wer is not None else []) + ["not run"]
     else:
         reason = [summary.error or f"no {row.measure} result"] if value is None else []
         status = reason + _run_note(summary, metric)

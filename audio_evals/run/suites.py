@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from audio_evals.paths import ASSETS_DIR
+from audio_evals.run.spec import RunOptions, RunSpec
 
 SUITES_DIR = Path(ASSETS_DIR) / "suites"
 
@@ -33,6 +34,8 @@ class SuiteRow(_Strict):
 
     ``label`` is the dataset's display name in the table when the seed shows one that differs
     from the command-line name (``Speech Web Questions`` for ``speech-web-questions``).
+    ``drop_above_wer`` is the seed's per-sample WER/CER filter for this row (``--drop-above-wer``);
+    the report's note then says so, as the seed's does.
     """
 
     dataset: str = Field(min_length=1)
@@ -42,6 +45,12 @@ class SuiteRow(_Strict):
     label: str | None = None
     official: float | None = None
     note: str = ""
+    drop_above_wer: float | None = Field(None, gt=0)
+
+    def spec(self, options: RunOptions) -> RunSpec:
+        """This row's evaluation under the suite's ``options`` (the row's own filter over theirs)."""
+        spec = options.spec(self.dataset, self.model, self.prompt)
+        return spec if self.drop_above_wer is None else spec.replace(drop_above_wer=self.drop_above_wer)
 
 
 class SuiteSection(_Strict):

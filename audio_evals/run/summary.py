@@ -89,6 +89,10 @@ class MetricResult(Measure):
     levels: list[Level] | None = Field(default=None, exclude_if=lambda v: v is None)
     #: Judge calls asked again after an unreadable verdict (written only for judged metrics).
     judge_reasked: int | None = Field(default=None, exclude_if=lambda v: v is None)
+    #: With ``--drop-above-wer``: samples the filter left out of ``value``, and the figure with them
+    #: kept (written only for a filtered error rate), so the reference-style number has its raw one beside it.
+    dropped: int | None = Field(default=None, exclude_if=lambda v: v is None)
+    unfiltered: float | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @property
     def label(self) -> str:
