@@ -2,9 +2,11 @@
 access, and a clear failure without either.
 
 The fixtures are hub-style repos built from the real sample clips in the seed datasets' real
-layouts (``tests.hub_fixture.SEED_LAYOUTS``: README ``configs:`` + parquet shards with embedded
-audio, or the README-less ``refs/convert/parquet`` branch FLEURS is read from), named like the
-registry's datasets, so the loader runs exactly as it would against a copy of the real repo.
+layouts, as ``fixtures/hub_layouts.json`` records them from each dataset card or the hub's parquet
+converter commits (file names, README ``configs:``, columns and types, each cited; FLEURS in both
+layouts of its README-less ``refs/convert/parquet`` branch), so the loader runs exactly as it would
+against a copy of the real repo, and a registry entry naming a split, folder or column the real
+repo lacks fails here.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from audio_evals.data.hf_mirror import MIRROR_ENV, DatasetUnavailable
 from audio_evals.records import Sample, SampleFailure
 from audio_evals.registry import load_registry
 from audio_evals.registry.entries import HubSource
-from tests.hub_fixture import SAMPLE_DIR, build_hub_repo, build_seed_repo, manifest_rows
+from tests.hub_fixture import HUB_LAYOUTS, SAMPLE_DIR, build_hub_repo, build_seed_repo, manifest_rows, seed_splits
 
 LIBRISPEECH = {"type": "hf", "repo": "TwinkStart/librispeech", "config": None, "data_dir": None,
                "split": "test_clean", "revision": None, "audio_column": "audio", "reference_column": "text",
@@ -57,11 +59,12 @@ def manifest() -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory, manifest) -> Path:
-    """A mirror root: librispeech (2 shards), fleurs (2 folders of its parquet branch), TED-LIUM
-    (a README config) and speech-HSK (3 splits)."""
+    """A mirror root: librispeech (its 4 shards of test_clean), fleurs (2 folders of its parquet
+    branch, file names as the converter first wrote them), TED-LIUM (a README config) and
+    speech-HSK (3 splits)."""
     root = tmp_path_factory.mktemp("hf-mirror")
     clips = list(manifest.values())
-    build_seed_repo(root, "TwinkStart/librispeech", None, "test_clean", clips[:8], "text", num_shards=2)
+    build_seed_repo(root, "TwinkStart/librispeech", None, "test_clean", clips[:8], "text")
     build_seed_repo(root, "google/fleurs", "en_us", "test", ENGLISH[:4], "raw_transcription")
     build_seed_repo(root, "google/fleurs", "cmn_hans_cn", "test", MANDARIN, "raw_transcription")
     build_seed_repo(root, "TwinkStart/tedlium", "release1", "test", ENGLISH[4:7], "text")
@@ -114,14 +117,20 @@ def _sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def _clip_of(sample: Sample, manifest: dict[str, dict]) -> dict:
+    """The manifest row whose clip the sample's audio is (found by content: not every repo has ids)."""
+    (row,) = [r for r in manifest.values() if _sha256(SAMPLE_DIR / r["audio"]) == Path(sample.audio).stem]
+    return row
+
+
 def _assert_matches_manifest(samples: list[Sample], manifest: dict[str, dict]) -> None:
     """Each sample's audio is the source clip byte for byte and decodes to the same frames."""
     for sample in samples:
-        source = SAMPLE_DIR / manifest[sample.id]["audio"]
-        assert os.path.isabs(sample.audio) and Path(sample.audio).stem == _sha256(source)
-        assert _sha256(sample.audio) == _sha256(source)
+        clip = _clip_of(sample, manifest)
+        source = SAMPLE_DIR / clip["audio"]
+        assert os.path.isabs(sample.audio) and _sha256(sample.audio) == _sha256(source)
         assert sf.info(sample.audio).frames == sf.info(str(source)).frames
-        assert sample.reference == manifest[sample.id]["text"]
+        assert sample.reference == clip["text"]
 
 
 # --- (a) local mirror -------------------------------------------------------------------------
@@ -131,11 +140,18 @@ def test_local_mirror_gives_stable_samples(mirror, manifest, tmp_path, monkeypat
     monkeypatch.setenv(MIRROR_ENV, str(mirror))
     first = _load(LIBRISPEECH, tmp_path / "a")
     second = _load(LIBRISPEECH, tmp_path / "b")
-    assert [s.id for s in first] == [s.id for s in second] == list(manifest)[:8]
+    # The card has no id column: ids derive from the split and the audio content, in row order.
+    clips = list(manifest.values())[:8]
+    assert [s.id for s in first] == [s.id for s in second] == [
+        f"test_clean-{_sha256(SAMPLE_DIR / c['audio'])[:12]}" for c in clips]
     assert [Path(s.audio).name for s in first] == [Path(s.audio).name for s in second]
     _assert_matches_manifest(first, manifest)
-    assert all(s.lang == "en" and s.fields == {"file": f"{s.id}.flac", "speaker_id": 1272 + i, "chapter_id": 128104,
-                                               "id": s.id, "split": "test_clean"} for i, s in enumerate(first))
+    # The card's other columns (gt, source, WavPath) are kept as fields, with the split.
+    assert [s.fields for s in first] == [{"gt": f"gt {c['id']}", "source": f"source {c['id']}",
+                                          "WavPath": f"WavPath {c['id']}", "split": "test_clean"} for c in clips]
+    assert all(s.lang == "en" for s in first)
+    assert sorted(p.name for p in (mirror / "TwinkStart/librispeech/data").iterdir()) == [
+        f"test_clean-{i:05d}-of-00004.parquet" for i in range(4)]
 
 
 def test_data_dir_and_id_column_with_repeated_ids(mirror, manifest, tmp_path, monkeypatch):
@@ -145,7 +161,7 @@ def test_data_dir_and_id_column_with_repeated_ids(mirror, manifest, tmp_path, mo
     assert [s.id for s in samples] == ["1000", "1000#2", "1001", "1001#2"]
     assert [s.reference for s in samples] == [r["text"] for r in ENGLISH[:4]]
     assert samples[0].fields == {"id": 1000, "num_samples": 16000, "path": f"{ENGLISH[0]['id']}.wav",
-                                 "transcription": ENGLISH[0]["text"].lower(), "gender": 0, "lang_id": 1,
+                                 "transcription": ENGLISH[0]["text"].lower(), "gender": 0, "lang_id": 19,
                                  "language": "en", "lang_group_id": 0, "split": "test"}
     assert _load({**FLEURS, "keep_columns": ["gender"]}, tmp_path)[1].fields == {"gender": 1, "split": "test"}
     mandarin = _load({**FLEURS, "data_dir": "cmn_hans_cn", "lang": "zh"}, tmp_path)
@@ -348,21 +364,29 @@ def test_mirror_rows_equal_load_dataset_of_the_folder(mirror, tmp_path, monkeypa
 
 # --- (f) the hub path: datasets.load_dataset(repo, data_dir=...) on the parquet branch --------
 
+#: FLEURS's parquet branch as the converter first wrote it (en_us/fleurs-test.parquet), and as since.
+FLEURS_LAYOUTS = {"first": 0, "renamed": 1}
 
-def _fleurs_parquet_branch(root: Path) -> None:
+
+def _fleurs_parquet_branch(root: Path, layout: int) -> None:
     """google/fleurs as its refs/convert/parquet branch: a folder per config, no README."""
-    build_seed_repo(root, "google/fleurs", "en_us", "test", ENGLISH[:3], "raw_transcription")
-    build_seed_repo(root, "google/fleurs", "en_us", "train", ENGLISH[3:5], "raw_transcription")
-    build_seed_repo(root, "google/fleurs", "cmn_hans_cn", "test", MANDARIN, "raw_transcription")
+    build_seed_repo(root, "google/fleurs", "en_us", "test", ENGLISH[:3], "raw_transcription", layout)
+    build_seed_repo(root, "google/fleurs", "en_us", "train", ENGLISH[3:7], "raw_transcription", layout)
+    build_seed_repo(root, "google/fleurs", "en_us", "validation", ENGLISH[7:8], "raw_transcription", layout)
+    build_seed_repo(root, "google/fleurs", "cmn_hans_cn", "test", MANDARIN, "raw_transcription", layout)
 
 
-def test_fleurs_loads_through_datasets_with_data_dir(hub_api, tmp_path, monkeypatch):
+@pytest.mark.parametrize("layout", list(FLEURS_LAYOUTS))
+def test_fleurs_loads_through_datasets_with_data_dir(hub_api, tmp_path, monkeypatch, layout):
+    """The test split of each folder and nothing else, whichever file names the branch has."""
     from audio_evals import storage
     from audio_evals.pipeline.download import download
 
-    _fleurs_parquet_branch(tmp_path / "hub")
+    _fleurs_parquet_branch(tmp_path / "hub", FLEURS_LAYOUTS[layout])
     monkeypatch.chdir(tmp_path / "hub")  # datasets.load_dataset("google/fleurs") reads ./google/fleurs
     assert not (tmp_path / "hub" / "google" / "fleurs" / "README.md").exists()
+    expected = "en_us/fleurs-test.parquet" if layout == "first" else "en_us/test/0000.parquet"
+    assert (tmp_path / "hub" / "google" / "fleurs" / expected).is_file()
     registry = load_registry([])
     for name, clips in (("fleurs-en_us", ENGLISH[:3]), ("fleurs-zh", MANDARIN)):
         ref = download(registry.dataset(name), str(tmp_path / "cache"))
@@ -375,6 +399,16 @@ def test_fleurs_loads_through_datasets_with_data_dir(hub_api, tmp_path, monkeypa
         _load({**FLEURS, "data_dir": None, "config": "en_us"}, tmp_path / "audio")
 
 
+@pytest.mark.parametrize("layout", list(FLEURS_LAYOUTS))
+def test_fleurs_mirror_copy_reads_either_file_naming(tmp_path, monkeypatch, layout):
+    """A mirror holding a copy of the parquet branch gives the same rows as ``datasets`` does."""
+    _fleurs_parquet_branch(tmp_path / "hub", FLEURS_LAYOUTS[layout])
+    monkeypatch.setenv(MIRROR_ENV, str(tmp_path / "hub"))
+    assert [s.reference for s in _load(FLEURS, tmp_path / "audio")] == [c["text"] for c in ENGLISH[:3]]
+    assert [s.reference for s in _load({**FLEURS, "split": "train"}, tmp_path / "audio")] == [
+        c["text"] for c in ENGLISH[3:7]]
+
+
 # --- (g) every seed dataset's registry entry against its real layout --------------------------
 
 
@@ -382,20 +416,31 @@ def _hub_entries() -> list[str]:
     return sorted(n for n, e in load_registry([]).datasets.items() if isinstance(e.source, HubSource))
 
 
+def test_every_seed_repo_has_a_recorded_layout_with_its_evidence():
+    """Each hub repo the registry reads is in ``fixtures/hub_layouts.json``, with where it was read."""
+    registry = load_registry([])
+    repos = {registry.dataset(name).source.repo for name in _hub_entries()}
+    assert repos <= set(HUB_LAYOUTS)
+    assert all(layout["evidence"] for repo in repos for layout in HUB_LAYOUTS[repo]["layouts"])
+
+
 @pytest.mark.parametrize("name", _hub_entries())
 def test_registry_entry_reads_its_real_layout(name, tmp_path, monkeypatch):
-    """Each hub entry's columns, splits and folder exist in its repo's real layout, and every
-    prompt field the entry builds is filled."""
+    """The entry's folder, split(s) and columns exist in its repo's recorded layout (not in one built
+    from the entry itself), the loader reads them there, and every field the entry builds is filled."""
     from audio_evals import storage
     from audio_evals.pipeline.download import download
 
     entry = load_registry([]).dataset(name)
     source = entry.source
+    folder = source.data_dir or source.config
     splits = [source.split] if isinstance(source.split, str) else source.split
+    assert set(splits) <= set(seed_splits(source.repo, folder)), f"{name}: {splits} not in {source.repo}/{folder}"
+    read = {source.reference_column, *(c for spec in entry.fields.values() for c in spec.split(","))}
+    assert read <= set(HUB_LAYOUTS[source.repo]["features"]), f"{name} reads columns the repo lacks"
     clips = MANDARIN + ENGLISH[:2] if source.lang == "zh" else ENGLISH[:3]
     for split in splits:
-        build_seed_repo(tmp_path / "hub", source.repo, source.data_dir or source.config, split, clips,
-                        source.reference_column)
+        build_seed_repo(tmp_path / "hub", source.repo, folder, split, clips, source.reference_column)
     monkeypatch.setenv(MIRROR_ENV, str(tmp_path / "hub"))
     ref = download(entry, str(tmp_path / "cache"))
     samples = [Sample.from_dict(r) for r in storage.read_jsonl(ref.samples_path)]

@@ -174,8 +174,14 @@ def _split_patterns(entry: dict[str, Any], split: str) -> list[str]:
 
 
 def _layout_patterns(folder: str | None, split: str) -> list[str]:
-    """Common parquet layouts, tried in order when the README names no data files."""
+    """Common parquet layouts, tried in order when the README names no data files.
+
+    A folder of the hub's parquet conversion holds ``<split>/NNNN.parquet``, or, as the converter
+    first wrote it (and copies made then keep), ``<name>-<split>.parquet`` and
+    ``<name>-<split>-NNNNN-of-NNNNN.parquet`` (``en_us/fleurs-test.parquet``).
+    """
     if folder:
-        return [f"{folder}/{split}-*.parquet", f"{folder}/{split}/*.parquet", f"data/{folder}/{split}-*.parquet"]
+        return [f"{folder}/{split}-*.parquet", f"{folder}/{split}/*.parquet", f"{folder}/*-{split}.parquet",
+                f"{folder}/*-{split}-*-of-*.parquet", f"data/{folder}/{split}-*.parquet"]
     return [f"data/{split}-*.parquet", f"data/{split}/*.parquet", f"default/{split}/*.parquet",
             f"{split}-*.parquet", f"{split}/*.parquet"]
