@@ -1,32 +1,42 @@
 """Each seed command runs as the reference tool runs it: prompt, generation, post-processing, transcriber.
 
 For every ``eval_cli`` command of the seed reports (tests/seeds) the plan is resolved from the
-command line, as ``audio-evals`` does, and compared with what UltraEval-Audio does for the same
-command, written out below from its registry (dataset → default task → prompt and post-processing;
-prompt texts; model sampling parameters) and its model code:
+command line, as ``audio-evals`` does, and compared with what UltraEval-Audio's own files say for
+the same command: its registry YAML (``fixtures/ultraeval/registry``: dataset -> default task ->
+prompt, post-processing, evaluator and aggregator; prompt templates; model entries), its Kimi-Audio
+sampling (``lib/Kimi-Audio/main.py:38-48``) and the request its Step-Audio-R1.1 client sends
+(captured); see ``fixtures/ultraeval/README.md``:
 
-* the prompt rendered for a fixture row shaped like the dataset's rows is byte for byte the
-  reference's rendering;
+* the hub repository, split(s) and reference column are the reference's dataset entry's (an entry
+  without a split reads every split the repo has, per ``fixtures/hub_layouts.json``);
+* the prompt is the reference's template rendered as the reference renders it, roles included;
+* the headline metric (and its tokeniser or default letter) computes what the reference's
+  evaluator and aggregator compute; the transcriber of spoken answers loads the weights its
+  speech-to-text step loads;
 * the generation parameters that actually reach the model equal the reference's: Kimi-Audio through
   a stand-in ``kimia_infer`` that records its ``generate`` call, Step-Audio-R1.1 through the local
   OpenAI-compatible server that records the request body;
-* the reply's post-processing and the transcriber of spoken answers are the reference's chain;
-* ``--dry-run`` prints the transcriber and the post-processing.
+* ``--dry-run`` prints the transcriber and the post-processing the run uses.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import shlex
+from pathlib import Path
 from typing import Any
 
+import jinja2
 import numpy as np
 import pytest
 import soundfile as sf
+import yaml
 from typer.testing import CliRunner
 
+from audio_evals.metrics import load_metric
 from audio_evals.models import get_backend
 from audio_evals.models.base import ModelRequest
 from audio_evals.prompts import render
@@ -36,6 +46,7 @@ from audio_evals.run.plan import EvalPlan, resolve
 from cli.main import app
 from tests import kimia_stand_in
 from tests.conftest import SAMPLE_DIR
+from tests.hub_fixture import seed_splits
 from tests.openai_server import API_KEY
 from tests.test_cli import seed_commands
 
@@ -43,62 +54,71 @@ EN_CLIP = str(SAMPLE_DIR / "audio" / "spk1_snt1.wav")
 ZH_CLIP = str(SAMPLE_DIR / "audio" / "BAC009S0764W0121.wav")
 KEY_ENV = "AUDIO_EVALS_TEST_STEP_KEY"
 
-# -- the reference tool, as its registry and code have it -------------------------------------------
+# -- the reference tool, as its own published files have it ----------------------------------------
 
-#: registry/dataset/*.yaml: each seed dataset's default task (speech-hsk is its hsk1 ... hsk6).
-REFERENCE_TASK_OF = {
-    **dict.fromkeys(["librispeech-test-clean", "librispeech-dev-clean", "librispeech-test-other",
-                     "librispeech-dev-other", "tedlium-release1", "cv-15-en", "fleurs-en_us"], "asr"),
-    **dict.fromkeys(["aishell-1", "cv-15-zh", "fleurs-zh", "WenetSpeech-test-net"], "asr-zh"),
-    "covost2-zh-en": "sst2en", "covost2-en-zh": "sst2zh",
-    "speech-web-questions": "s2s-aqa", "speech-triviaqa": "s2s-aqa",
-    "speech-cmmlu": "speech-choice-aqa-zh", "speech-hsk": "speech-choice-aqa-zh",
-    "speech-alpacaeval": "glm-alpaca-eval", "mmau-test-mini": "mmau",
-}
-#: registry/eval_task/*.yaml: a task's prompt and post-processing (``--prompt`` replaces the prompt only).
-REFERENCE_TASKS = {
-    "asr": ("asr", ["json_content"]),
-    "asr-zh": ("asr", ["json_content"]),
-    "sst2en": ("sst2en", ["json_content"]),
-    "sst2zh": ("sst2zh", ["json_content"]),
-    "s2s-aqa": ("direct-aqa", ["extract_audio", "speech2text"]),
-    "speech-choice-aqa-zh": ("direct-aqa", ["extract_audio", "speech2text-zh", "first_option_with_default_a"]),
-    "glm-alpaca-eval": ("direct-aqa", ["extract_audio", "speech2text"]),
-    "mmau": ("single_choice_with_answer", []),
-}
-AUDIO = ("audio", None)
-#: registry/prompt/*.yaml, rendered for the fixture rows below (None: the row's audio).
-REFERENCE_PROMPTS = {
-    "asr": [AUDIO, ("text", 'listen the audio, output the audio content with format {"content": ""}')],
-    "sst2en": [AUDIO, ("text", 'translate this audio to english, output the content with format {"content": ""}')],
-    "sst2zh": [AUDIO, ("text", 'translate this audio to chinese, output the content with format {"content": ""}')],
-    "direct-aqa": [AUDIO],
-    "kimi-audio-asr-en": [("text", "Please transcribe the spoken content into written text."), AUDIO],
-    "kimi-audio-asr-zh": [("text", "请把这段语音转录成文本。"), AUDIO],
-    "step_audio_r1_mmau": [("text", "Which sound can be heard?\nPlease choose the answer from the following options,"
-                                    " do not provide any additional explanations or content: \nA. Dog barking\n"
-                                    "B. Car horn\nC. Rain\nD. Speech\n"), AUDIO],
-}
-#: registry/process: the reference's steps on the reply, as they are done here. Extracting the
-#: audio and transcribing it is the model's transcriber; the first-option step is the choice metric's.
-AS_DONE_HERE = {
-    "json_content": ("post_process", "json_content"),
-    "extract_audio": None,
-    "speech2text": ("transcriber", "whisper-large-v3"),  # whisper: openai/whisper-large-v3
-    "speech2text-zh": ("transcriber", "seaco-paraformer-zh"),  # iic/speech_seaco_paraformer_large_asr_nat-zh-cn-16k-...
-    "first_option_with_default_a": None,
-}
-#: lib/Kimi-Audio/main.py: KimiAudio.generate's sampling keywords, for text and speech output alike.
-KIMI_SAMPLING = {"audio_temperature": 0.8, "audio_top_k": 10, "text_temperature": 0.0, "text_top_k": 5,
-                 "audio_repetition_penalty": 1.0, "audio_repetition_window_size": 64,
-                 "text_repetition_penalty": 1.1, "text_repetition_window_size": 16, "max_new_tokens": -1}
-#: registry/model/step.yaml sample_params, models/step_audio_r1.py and lib/StepAudio/stepaudior1vllm.py:
-#: the request fields besides model, messages and stream; the reply is opened with "<think>\n".
-STEP_REQUEST = {"temperature": 0.7, "repetition_penalty": 1.0, "stop_token_ids": [151665],
-                "skip_special_tokens": False, "continue_final_message": True, "add_generation_prompt": False}
-STEP_PREFILL = {"role": "assistant", "content": "<think>\n"}
-#: Our one addition to both: a fixed seed, so that sampled tokens repeat from run to run.
+#: UltraEval-Audio@9b69da645d53cbc90b30179339a1dce7f0117b42 (Apache-2.0): verbatim copies of its registry
+#: YAML (datasets, tasks, prompts, processes, models, evaluators) and the facts its code hard-codes.
+REFERENCE = Path(__file__).with_name("fixtures") / "ultraeval"
+#: Seed dataset names the reference registers under others (registry/dataset/hsk.yaml has hsk1 ... hsk6,
+#: registry/dataset/alpaca_eval.yaml speech-chatbot-alpaca-eval; its replication/kimi-audio.md uses the seed names).
+REFERENCE_NAMES = {"speech-hsk": [f"hsk{level}" for level in range(1, 7)],
+                   "speech-alpacaeval": ["speech-chatbot-alpaca-eval"]}
+#: The request Step-Audio-R1.1's client sends, captured by running the reference's models/step_audio_r1.py
+#: against a recording server (see fixtures/ultraeval/README.md).
+STEP_PAYLOAD = json.loads((REFERENCE / "step_request.json").read_text(encoding="utf-8"))["payload"]
+#: Our one addition to both models' sampling: a fixed seed, so that sampled tokens repeat from run to run.
 OURS = {"seed": 0}
+
+
+@functools.cache
+def reference_registry(kind: str) -> dict[str, dict[str, Any]]:
+    """Every entry of the reference's registry files of one kind (``registry/<kind>/``): name -> {class, args}."""
+    entries: dict[str, dict[str, Any]] = {}
+    for path in sorted((REFERENCE / "registry" / kind).rglob("*.yaml")):
+        entries.update(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    return entries
+
+
+def reference_args(kind: str, name: str) -> dict[str, Any]:
+    return reference_registry(kind)[name]["args"]
+
+
+def kimi_sampling() -> dict[str, Any]:
+    """``sampling_params`` as lib/Kimi-Audio/main.py passes them to ``KimiAudio.generate``."""
+    return json.loads((REFERENCE / "kimi_sampling.json").read_text(encoding="utf-8"))["sampling_params"]
+
+
+def reference_metric(task: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The metric here that computes what the reference task's evaluator and aggregator compute, with
+    the parameters the reference's entries give (evaluator/bleu.py: lang zh tokenises as zh, else 13a;
+    process/firstoption.py: the options and default letter of the chain's first-option step)."""
+    evaluator, agg = task["evaluator"], task["agg"]
+    if evaluator.startswith("bleu"):
+        return "bleu", {"tokenize": "zh" if reference_args("evaluator", evaluator).get("lang") == "zh" else "13a"}
+    if (evaluator, agg) == ("em", "acc"):
+        (choice,) = [p for p in task["post_process"] if p.startswith("first_option")]
+        return "first_option", reference_args("process", choice)
+    return {("wer", "wer"): "wer", ("cer", "wer-zh"): "cer", ("qa-exist-match", "acc"): "acc",
+            ("choice-strings-match", "mean"): "mmau", ("chatbot_eval", "geval"): "g_eval"}[(evaluator, agg)], {}
+
+
+def reference_transcriber(chain: list[str]) -> str | None:
+    """The weights the chain's speech-to-text step reads spoken answers with (its model entry's path)."""
+    steps = [reference_args("process", p) for p in chain if reference_registry("process")[p]["class"].endswith("Speech2text")]
+    return reference_args("model", steps[0]["model_name"])["path"] if steps else None
+
+
+def reference_render(prompt: str, row: PreparedSample) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The reference's prompt template rendered as its prompt/base.py does (Jinja, StrictUndefined),
+    for the row's columns and its audio as ``WavPath``."""
+    doc = {**row.sample.fields, "WavPath": row.prepared}
+
+    def render_one(text: str) -> str:
+        return jinja2.Template(text, undefined=jinja2.StrictUndefined).render(**doc)
+
+    return [(m["role"], [(c["type"], render_one(c["value"])) for c in m["contents"]])
+            for m in reference_args("prompt", prompt)["template"]]
+
 
 # -- fixture rows: what the hub loader makes of one row of each dataset ------------------------------
 
@@ -144,23 +164,14 @@ def fixture_row(plan: EvalPlan) -> PreparedSample:
     return PreparedSample(sample, prepared=clip, sample_rate=16000, duration_s=sf.info(clip).duration, audio_sha256="-")
 
 
-def as_done_here(chain: list[str]) -> tuple[tuple[str, ...], str | None]:
-    """The reference's post-processing chain as (post-processing steps, transcriber) here."""
-    steps, transcriber = [], None
-    for name in chain:
-        kind, value = AS_DONE_HERE[name] or (None, None)
-        if kind == "post_process":
-            steps.append(value)
-        elif kind == "transcriber":
-            transcriber = value
-    return tuple(steps), transcriber
-
-
-def reference_prompt(command: str) -> tuple[str, list[str]]:
-    """The prompt and post-processing the reference tool uses for a seed command."""
+def reference_task(command: str) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
+    """The reference's dataset entries, task and prompt for a seed command (its default task's prompt,
+    unless the command gives one)."""
     given = options(command)
-    prompt, chain = REFERENCE_TASKS[REFERENCE_TASK_OF[given["dataset"]]]
-    return given.get("prompt", prompt), chain
+    datasets = [reference_args("dataset", name) for name in REFERENCE_NAMES.get(given["dataset"], [given["dataset"]])]
+    (task_name,) = {d["default_task"] for d in datasets}
+    task = reference_args("eval_task", task_name)
+    return datasets, task, given.get("prompt", task["prompt"])
 
 
 # -- the generation parameters that reach each model -------------------------------------------------
@@ -200,48 +211,66 @@ def audio_seconds(part: dict[str, Any]) -> float:
 def test_the_seeds_hold_26_commands_and_a_fixture_row_for_each_dataset():
     commands = seed_commands()
     assert len(commands) == 26
-    assert {options(c)["dataset"] for c in commands} == set(ROWS) == set(REFERENCE_TASK_OF)
+    assert {options(c)["dataset"] for c in commands} == set(ROWS)
 
 
 @pytest.mark.parametrize("command", seed_commands())
-def test_seed_command_prompt_generation_and_post_processing_are_the_reference(command, openai_server, monkeypatch):
+def test_seed_command_data_prompt_metric_generation_and_transcriber_are_the_reference(command, openai_server,
+                                                                                      monkeypatch):
     given = options(command)
     plan = resolve(load_registry(), given["dataset"], given["model"], given.get("prompt"))
     row = fixture_row(plan)
-    prompt_name, chain = reference_prompt(command)
+    datasets, task, prompt_name = reference_task(command)
 
-    # The prompt, byte for byte (audio parts carry the row's audio).
+    # The data: the reference's hub repository, split(s) and reference column.
+    source = plan.dataset.source
+    assert {d["name"] for d in datasets} == {source.repo} and source.reference_column == datasets[0]["ref_col"]
+    # The reference's subset is a config here, or the folder of a README-less parquet branch (FLEURS).
+    folder = source.config or source.data_dir
+    assert {d.get("subset") for d in datasets} == {folder}
+    ours = source.split if isinstance(source.split, list) else [source.split]
+    # Without a split the reference reads every split of the repository (or of its subset).
+    assert ours == ([d["split"] for d in datasets] if "split" in datasets[0] else seed_splits(source.repo, folder))
+
+    # The prompt, byte for byte as the reference renders its own template for the row.
     messages = render(plan.prompt, row)
-    assert [m.role for m in messages] == ["user"]
-    rendered = [(c.type, None if c.type == "audio" else c.value) for c in messages[0].contents]
-    assert rendered == REFERENCE_PROMPTS[prompt_name]
-    assert all(c.value == row.prepared for c in messages[0].contents if c.type == "audio")
+    ours = [(m.role, [(c.type, c.value) for c in m.contents]) for m in messages]
+    assert ours == reference_render(prompt_name, row)
 
-    # Post-processing of the reply and the transcriber of spoken answers.
-    steps, transcriber = as_done_here(chain)
-    assert plan.post_process == steps
+    # Post-processing, the headline metric and the transcriber of spoken answers.
+    metric, params = reference_metric(task)
+    assert plan.task.metric_for(row.sample.lang) == metric
+    if params:  # the tokeniser or the default letter (a judge needs an endpoint to be built, and has none)
+        built = load_metric(metric, **plan.task.metric_params).params()
+        assert {k: built.get(k) for k in params} == params
+    assert plan.post_process == tuple(p for p in task.get("post_process", []) if p == "json_content")
     found = plan.transcriber_for(row.sample.lang)
-    assert (found.name if found else None) == transcriber
+    assert (found.args["model"] if found else None) == reference_transcriber(task.get("post_process", []))
     assert plan.skip_reason(row.sample) is None
 
-    # What reaches the model.
+    # What reaches the model: the reference's sampling parameters, and our seed.
+    model_args = reference_args("model", given["model"])
     request = ModelRequest(row.sample.id, row.prepared, row.sample_rate, messages)
     if plan.model.backend == "kimi_audio_speech":
         call = kimi_call(plan, request, monkeypatch)
-        assert call["params"] == KIMI_SAMPLING  # the seed goes to torch.manual_seed
-        assert call["output_type"] == ("both" if given["model"] == "kimiaudio-speech" else "text")
+        assert call["params"] == kimi_sampling()  # the seed goes to torch.manual_seed
+        assert call["output_type"] == ("both" if model_args.get("speech") else "text")
         # models/moonshot.py: one chat entry per content part.
-        assert call["chats"] == [{"role": "user", "message_type": t, "content": row.prepared if v is None else v}
-                                 for t, v in REFERENCE_PROMPTS[prompt_name]]
-        assert get_backend(plan.model, plan.generation).sent_parameters() == {**KIMI_SAMPLING, **OURS}
+        assert call["chats"] == [{"role": role, "message_type": t, "content": v}
+                                 for role, contents in reference_render(prompt_name, row) for t, v in contents]
+        assert get_backend(plan.model, plan.generation).sent_parameters() == {**kimi_sampling(), **OURS}
     else:
         body, output = step_call(plan, request, openai_server, monkeypatch)
-        assert {k: v for k, v in body.items() if k not in ("model", "messages")} == {**STEP_REQUEST, **OURS}
+        # Every field but the model name, the messages and "stream" (how the reply travels, not what is generated).
+        sent = {k: v for k, v in body.items() if k not in ("model", "messages")}
+        assert sent == {**{k: v for k, v in STEP_PAYLOAD.items() if k not in ("model", "messages", "stream")}, **OURS}
+        assert {k: STEP_PAYLOAD[k] for k in model_args["sample_params"]} == model_args["sample_params"]
         user, prefill = body["messages"]
         parts = user["content"] if isinstance(user["content"], list) else [{"type": "text", "text": user["content"]}]
+        [(_, contents)] = reference_render(prompt_name, row)
         assert [(p["type"], p.get("text")) for p in parts] == [
-            ("input_audio" if t == "audio" else "text", v) for t, v in REFERENCE_PROMPTS[prompt_name]]
-        assert prefill == STEP_PREFILL
+            ("input_audio", None) if t == "audio" else ("text", v) for t, v in contents]
+        assert prefill == {k: v for k, v in STEP_PAYLOAD["messages"][-1].items() if k != "eot"}  # eot: its own key
         # The thinking is kept apart and never scored.
         assert output.reasoning and "think" not in output.text
 
@@ -249,8 +278,8 @@ def test_seed_command_prompt_generation_and_post_processing_are_the_reference(co
     result = CliRunner().invoke(app, ["run", *shlex.split(command)[2:], "--dry-run"])
     assert result.exit_code == 0, result.output
     dry = json.loads(result.output)
-    assert dry["post_process"] == list(steps)
-    assert (dry["transcribe_with"] or {}).get(row.sample.lang) == transcriber
+    assert dry["post_process"] == list(plan.post_process)
+    assert (dry["transcribe_with"] or {}).get(row.sample.lang) == (found.name if found else None)
     assert dry["sent"] == get_backend(plan.model, plan.generation).sent_parameters()
 
 
