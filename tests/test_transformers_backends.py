@@ -442,19 +442,23 @@ def test_kimi_audio_speech_with_stand_in_package_writes_wav_per_sample(hf, reque
                               {"role": "user", "message_type": "text", "content": "Transcribe the audio."}]
 
 
-def test_kimi_audio_speech_fails_a_sample_past_its_limit_and_goes_on(hf, requests_, monkeypatch, tmp_path):
-    """The reference's Kimi client fails a sample after 180 s without output; here the limit is
-    ``sample_timeout_s`` (short for the test): the slow sample fails with that cause, and the next
-    sample waits for the generation still running, then is answered."""
+def test_kimi_audio_speech_fails_a_sample_without_progress_for_its_limit_and_goes_on(hf, requests_, monkeypatch,
+                                                                                      tmp_path):
+    """As the reference's Kimi client (no output for 180 s), the limit is on time without progress,
+    not on the whole sample: with a 1.2 s limit, a 2 s generation that steps every 0.5 s is answered,
+    one stalled for 2 s in a single step fails with that cause, and the next sample waits for the
+    stalled generation to end, then is answered."""
     from audio_evals.models import kimi_audio_speech
 
     assert kimi_audio_speech.BACKEND(revision="e" * 40).sample_timeout_s == 180.0
-    kimia_stand_in.install(monkeypatch, hf[0], delays_s=(2.0,))
+    kimia_stand_in.install(monkeypatch, hf[0], steps_s=((0.5, 0.5, 0.5, 0.5), (2.0,)))
     backend = kimi_audio_speech.BACKEND(output_dir=str(tmp_path), revision="e" * 40, sample_timeout_s=1.2)
-    slow, *others = backend.generate(requests_[:3])
-    assert slow.error == "kimi_audio_speech: no output after 1.2 s (the reference tool's per-sample limit)"
-    assert slow.text is None and slow.audio_path is None
-    assert [(o.error, o.text) for o in others] == [(None, "an answer")] * 2
+    began = time.monotonic()
+    steady, stalled, after = backend.generate(requests_[:3])
+    assert (steady.error, steady.text) == (None, "an answer") and steady.latency_s > 1.2
+    assert stalled.error == "kimi_audio_speech: no progress for 1.2 s (the reference tool's limit without output)"
+    assert stalled.text is None and stalled.audio_path is None
+    assert (after.error, after.text) == (None, "an answer") and time.monotonic() - began >= 4.0
     with pytest.raises(ValueError, match="sample_timeout_s must be a positive number"):
         kimi_audio_speech.BACKEND(revision="e" * 40, sample_timeout_s=0)
 

@@ -6,10 +6,14 @@ inference package ``kimia_infer`` (github.com/MoonshotAI/Kimi-Audio, not on PyPI
 ``KimiAudio(...).generate(chats, output_type="both")`` returns the 24 kHz waveform and the text.
 It runs one sample at a time on a CUDA GPU (the package hard-codes ``torch.cuda``).
 
-A sample that gives no output within ``sample_timeout_s`` (180 s, the reference tool's limit: its
-Kimi client raises "Read timeout after 180 seconds") fails with that cause, and the next sample
-goes on. A generation cannot be interrupted, so it finishes in the background; the next sample
-waits for it within its own limit (as the reference's next request queues behind it).
+A sample fails when the model shows no progress for ``sample_timeout_s`` (180 s), as in the
+reference tool: its Kimi client raises "Read timeout after 180 seconds" when its subprocess writes
+nothing for that long, and the subprocess writes a progress line at every decoding step, so a long
+generation that keeps decoding is not cut off; a stalled one is. Here progress is a forward pass of
+the model's language model (``KimiAudio.alm``: one per decoding step); without one to observe, the
+limit covers the whole call. The next sample goes on; a generation cannot be interrupted, so it
+finishes in the background and the next sample waits for it while it keeps progressing (the
+reference's next request queues behind it the same way).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ KIMIA_INSTALL = (
 )
 #: Sample rate of the Kimi-Audio detokenizer's waveform.
 OUTPUT_RATE = 24000
-#: Seconds a sample may run without output before it fails (the reference's Kimi client's read timeout).
+#: Seconds the model may show no progress before the sample fails (the reference's Kimi client's read timeout).
 SAMPLE_TIMEOUT_S = 180.0
 #: Sampling keywords of ``KimiAudio.generate``, passed under their own names (one set per stream).
 _KEYS = frozenset({"audio_temperature", "audio_top_k", "text_temperature", "text_top_k", "audio_repetition_penalty",
@@ -44,22 +48,35 @@ _KEYS = frozenset({"audio_temperature", "audio_top_k", "text_temperature", "text
 
 
 class SampleTimeout(Exception):
-    """A sample that gave no output within the per-sample limit."""
+    """A sample during which the model showed no progress for the limit."""
 
 
 class _Worker:
-    """Runs one call at a time in a daemon thread and waits for it at most a given time."""
+    """Runs one call at a time in a daemon thread and waits for it while it keeps progressing."""
 
     def __init__(self) -> None:
-        self.busy: threading.Thread | None = None  # a call that ran past its limit and is still going
+        self.busy: threading.Thread | None = None  # a call that stalled past its limit and is still going
         self.busy_with = ""
+        self.last_progress = time.monotonic()
+
+    def progressed(self, *_: Any) -> None:
+        """Mark progress now (a forward hook: it takes and ignores the module and its tensors)."""
+        self.last_progress = time.monotonic()
+
+    def _finished(self, thread: threading.Thread, limit_s: float) -> bool:
+        """Wait for ``thread`` until it ends (True) or ``limit_s`` pass without progress (False)."""
+        while thread.is_alive():
+            idle_left = self.last_progress + limit_s - time.monotonic()
+            if idle_left <= 0:
+                return False
+            thread.join(idle_left)
+        return True
 
     def call(self, fn: Callable[[], Any], limit_s: float, what: str) -> Any:
-        deadline = time.monotonic() + limit_s
+        self.progressed()
         if self.busy is not None:
-            self.busy.join(max(0.0, deadline - time.monotonic()))
-            if self.busy.is_alive():
-                raise SampleTimeout(f"no output after {limit_s:g} s: the model is still generating {self.busy_with}")
+            if not self._finished(self.busy, limit_s):
+                raise SampleTimeout(f"no progress for {limit_s:g} s: the model is still generating {self.busy_with}")
             self.busy = None
         result: dict[str, Any] = {}
 
@@ -70,11 +87,11 @@ class _Worker:
                 result["error"] = e
 
         thread = threading.Thread(target=run, name=f"kimi-audio {what}", daemon=True)
+        self.progressed()
         thread.start()
-        thread.join(max(0.0, deadline - time.monotonic()))
-        if thread.is_alive():
+        if not self._finished(thread, limit_s):
             self.busy, self.busy_with = thread, what
-            raise SampleTimeout(f"no output after {limit_s:g} s (the reference tool's per-sample limit)")
+            raise SampleTimeout(f"no progress for {limit_s:g} s (the reference tool's limit without output)")
         if "error" in result:
             raise result["error"]
         return result["value"]
@@ -92,7 +109,7 @@ class KimiAudioSpeechBackend(HubWeights, Backend):
     output_type: Literal["both", "text"] = "both"
     #: Where generated WAVs go (a subfolder per fingerprint); default: the local cache.
     output_dir: str | None = None
-    #: Seconds a sample may take before it fails (see the module docstring).
+    #: Seconds the model may show no progress before the sample fails (see the module docstring).
     sample_timeout_s: float = SAMPLE_TIMEOUT_S
 
     def __post_init__(self) -> None:
@@ -130,7 +147,11 @@ class KimiAudioSpeechBackend(HubWeights, Backend):
             from kimia_infer.api.kimia import KimiAudio
         except ImportError as e:
             raise BackendUnavailable(f"{KIMIA_INSTALL} ({e})") from None
-        return KimiAudio(model_path=self._weights_folder(), load_detokenizer=self.output_type == "both")
+        model = KimiAudio(model_path=self._weights_folder(), load_detokenizer=self.output_type == "both")
+        language_model = getattr(model, "alm", None)
+        if hasattr(language_model, "register_forward_hook"):
+            language_model.register_forward_hook(self._worker.progressed)  # one call per decoding step
+        return model
 
     def _weights_folder(self) -> str:
         """A local folder as given; hub weights downloaded at the pinned commit (kimia_infer itself
