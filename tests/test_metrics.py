@@ -329,6 +329,15 @@ def test_has_answer_empty_answer_is_found_no_answers_is_wrong_and_none_fails():
     assert corpus == pytest.approx(100 * 2 / 4)
 
 
+def test_has_answer_tries_the_answers_in_order_and_fails_on_a_non_text_one_it_reaches():
+    """As the reference's has_answer, which normalises each answer in turn: an answer found first
+    decides; an entry that is not text, reached before, raises there (a failed sample here)."""
+    scores = load_metric("acc").score(items(["Paris", "Paris", "Paris"], [["Paris", None], [None, "Paris"], ["x", 5]]))
+    assert [s.value for s in scores] == [100.0, None, None]
+    assert [s.error for s in scores[1:]] == ["acc: answer None of the reference is not text",
+                                             "acc: answer 5 of the reference is not text"]
+
+
 # --------------------------------------------------------------------------------------------
 # Multiple choice
 

@@ -7,9 +7,10 @@ sides are NFD-normalised and lowercased; articles are kept. "It was The Beatles.
 "The Beatles"; "It was Beatles." does not.
 
 References are read as the reference tool reads them: a string is one answer (even one that looks
-like a JSON list), a list holds the alternatives. An empty answer has no tokens, so it occurs in
-every reply (the sample is correct); an empty list has none to occur (wrong); a missing reference
-cannot be read at all, so the sample fails.
+like a JSON list), a list holds the alternatives, tried in order. An empty answer has no tokens, so
+it occurs in every reply (the sample is correct); an empty list has none to occur (wrong); a missing
+reference, or a list entry that is not text reached before any answer occurred, cannot be read at
+all, so the sample fails.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import regex
 
-from audio_evals.metrics.base import AccuracyMetric, SampleScore, ScoreItem, failed, short, text_list
+from audio_evals.metrics.base import AccuracyMetric, SampleScore, ScoreItem, failed, short
 
 #: The name this metric reports in summaries, rows and reports.
 NAME = "acc"
@@ -54,9 +55,18 @@ class HasAnswer(AccuracyMetric):
         problem = self.reference_problem(item.reference)
         if problem:
             return failed(item, self.name, problem)
-        answers = [dpr_tokens(a) for a in text_list(item.reference)]
         reply = dpr_tokens(item.hypothesis)
-        found = next((a for a in answers if contains_run(reply, a)), None)
+        answers: list[list[str]] = []
+        found = None
+        # In order, as the reference's has_answer: the first answer that occurs decides; an entry that
+        # is not text, reached before any answer occurred, cannot be tokenised and fails the sample.
+        for answer in [item.reference] if isinstance(item.reference, str) else item.reference:
+            if not isinstance(answer, str):
+                return failed(item, self.name, f"answer {short(answer)} of the reference is not text")
+            answers.append(dpr_tokens(answer))
+            if contains_run(reply, answers[-1]):
+                found = answers[-1]
+                break
         if not answers:
             why = "the reference lists no answers (the reference protocol counts it wrong)"
         elif found is None:
