@@ -13,6 +13,7 @@ command-line option either: ``retry``, deployments and tests set them.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -36,6 +37,7 @@ from typing_extensions import Self
 
 from audio_evals.redaction import redact
 from audio_evals.registry import load_registry
+from audio_evals.registry.loader import SECTIONS, registry_version
 from audio_evals.storage import stable_hash
 
 #: Run ids are folder names: letters, digits, '.', '_' and '-', never a path or '..'.
@@ -116,9 +118,18 @@ class Choices:
         return {**handler(core_schema), "examples": self.names()}
 
 
+@functools.lru_cache(maxsize=4)
+def _registry_names(version: tuple[tuple[str, int, int], ...]) -> dict[str, list[str]]:
+    """Every section's names of the built-in registry at ``version``: one load for all the fields
+    a schema offers names for, however often pydantic and Prefect make it (flow definition,
+    ``with_options``, each deployment), instead of one per field and schema."""
+    registry = load_registry()
+    return {section: sorted(getattr(registry, section)) for section in SECTIONS}
+
+
 def registry_choices(section: str) -> Choices:
     """The built-in registry's ``section`` names (datasets, models, prompts, tasks) as a form's examples."""
-    return Choices(lambda: sorted(getattr(load_registry(), section)))
+    return Choices(lambda: list(_registry_names(registry_version())[section]))
 
 
 def _form(schema: dict[str, Any]) -> None:
