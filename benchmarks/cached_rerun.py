@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -23,13 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks._common import replicated_manifest, timed
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from benchmarks._common import free_port, replicated_manifest, timed
 
 
 def _cached_runs(run: list[str], env: dict[str, str], repeat: int) -> list[float]:
@@ -52,7 +45,7 @@ def main() -> None:
     ephemeral_s = _cached_runs(run, ephemeral, args.repeat)
 
     served = {"PREFECT_HOME": str(tmp / "home-server")}
-    port = _free_port()
+    port = free_port()
     start_s, _ = timed([sys.executable, "-m", "cli", "server", "start", "--port", str(port)], served)
     try:
         timed(run, served)

@@ -1,51 +1,132 @@
-"""Pipeline overhead and cached re-run, measured as ratios in one run.
+"""The fixed cost of a run, measured in one run against the bare loop on the same manifest.
 
-(a) ``audio-evals run`` (fresh caches: Prefect start-up, download, preprocess, sharded
-inference, scoring, bootstrap CIs, report, artifacts) versus (b) the bare loop of
-``bare_loop.py``, on the sample replicated to N English utterances; then (c) the identical
-command again, served from the cache.
+The sample's English clips replicated to N utterances, Whisper tiny.en (beam 5, int8 CPU):
 
-    python -m benchmarks.overhead --n 260
+(b) the bare loop of ``bare_loop.py`` (faster-whisper → the reference normaliser → WER);
+(s) ``audio-evals run`` with fresh caches through a running ``audio-evals server start``;
+(e) the same with Prefect's ephemeral API (no server; its own Prefect home);
+(c) the identical command of (s) again, fully cached, through the server (median of ``--repeat``).
 
-Goals: (a)/(b) <= 1.15; (c)/(a) < 0.10 with zero model calls.
+Wall and CPU seconds (user + system of each command's process tree; the server's CPU during (s)
+is shown beside, since it works for the run) and the peak RSS of the largest process. ``--pairs``
+repeats (b), (s), (e) interleaved and reports medians, so a loaded machine slows both sides alike.
+The numbers must not change: (s), (e) and (c) must give the same summary metrics and per-sample
+rows (latency aside), and so must ``--baseline RUN_FOLDER`` (a run of the same manifest by older
+code) when given.
+
+    python -m benchmarks.overhead --n 104
+
+Goals (issue 21): CPU (s)/(b) <= 1.05, wall (s)/(b) <= 1.02, cached (c) <= 1.5 s wall,
+peak RSS (s)/(b) <= 1.2.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
+import os
+import statistics
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from benchmarks._common import replicated_manifest, timed
+import psutil
+
+from benchmarks._common import Measured, free_port, measured, replicated_manifest, timed
+
+
+def _numbers(run_folder: Path) -> tuple[list[Any], list[dict[str, Any]]]:
+    """What must not change between runs: the summary's metrics and every sample row but its latency."""
+    metrics = json.loads((run_folder / "summary.json").read_text())["metrics"]
+    rows = [json.loads(line) for line in (run_folder / "samples.jsonl").read_text().splitlines() if line]
+    for row in rows:
+        row.pop("latency_s", None)
+    return metrics, sorted(rows, key=lambda r: r["id"])
+
+
+def _run_folders(results: Path) -> list[Path]:
+    return sorted(p.parent for p in results.rglob("summary.json"))
+
+
+def _server_cpu(home: Path) -> float:
+    """CPU seconds so far of the server recorded under Prefect home ``home``."""
+    state = json.loads((home / "audio-evals-server.json").read_text())
+    times = psutil.Process(state["pid"]).cpu_times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def _median(runs: list[Measured], field: str) -> float:
+    return statistics.median(getattr(m, field) for m in runs)
+
+
+def _line(label: str, runs: list[Measured], extra: str = "") -> str:
+    return (f"{label:34s} wall {_median(runs, 'wall_s'):7.2f} s  CPU {_median(runs, 'cpu_s'):7.2f} s  "
+            f"peak RSS {_median(runs, 'max_rss_mb'):6.1f} MB{extra}")
+
+
+def _ratio(name: str, a: float, b: float, goal: str) -> str:
+    return f"{name:34s} {a:8.2f} / {b:8.2f} = {a / b:.3f}   goal {goal}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=260)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--n", type=int, default=104)
+    parser.add_argument("--pairs", type=int, default=1, help="Interleaved (bare, served, ephemeral) rounds; medians.")
+    parser.add_argument("--repeat", type=int, default=3, help="Timed cached re-runs through the server (median).")
+    parser.add_argument("--baseline", type=Path, help="A run folder of the same manifest by older code to compare with.")
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="audio-evals-bench-"))
+    tmp = Path(tempfile.mkdtemp(prefix="audio-evals-overhead-"))
     manifest = replicated_manifest(tmp, args.n)
-    run = [sys.executable, "-m", "cli", "run", "--dataset", str(manifest), "--model", "whisper-tiny.en",
-           "--cache-dir", str(tmp / "cache"), "--output", str(tmp / "results"), "--workers", str(args.workers)]
+    os.environ.pop("PREFECT_API_URL", None)  # each way chooses its API: the server, or none (ephemeral)
+    served_home, ephemeral_home = tmp / "home-server", tmp / "home-ephemeral"
 
-    bare_s, bare_out = timed([sys.executable, "benchmarks/bare_loop.py", str(manifest)])
-    first_s, _ = timed(run)
-    cached_s, _ = timed(run)
-    summaries = sorted((tmp / "results").rglob("summary.json"))
-    first, second = (json.loads(p.read_text()) for p in summaries)
-    wer = next(m["value"] for m in first["metrics"] if m["name"] == "wer")
-    print(f"utterances: {args.n}")
-    print(f"bare loop:             {bare_s:7.1f} s   ({bare_out.strip()})")
-    print(f"audio-evals run:       {first_s:7.1f} s   (WER {wer:.2f}; stages {first['timings_s']})")
-    print(f"audio-evals run again: {cached_s:7.1f} s   (shards {second['shards']})")
-    print(f"overhead ratio (a)/(b): {first_s / bare_s:.3f}   goal <= 1.15")
-    print(f"cached ratio   (c)/(a): {cached_s / first_s:.3f}   goal < 0.10, computed shards {second['shards']['computed']}")
-    if abs(float(re.search(r"WER ([\d.]+)", bare_out).group(1)) - wer) > 0.01:
-        print("WARNING: WER differs between the pipeline and the bare loop")
+    def run(way: str, i: int) -> list[str]:
+        return [sys.executable, "-m", "cli", "run", "--dataset", str(manifest), "--model", "whisper-tiny.en",
+                "--cache-dir", str(tmp / f"cache-{way}-{i}"), "--output", str(tmp / f"results-{way}-{i}")]
+
+    served_env = {"PREFECT_HOME": str(served_home)}
+    timed([sys.executable, "-m", "cli", "server", "start", "--port", str(free_port())], served_env)
+    bare, served, ephemeral, server_cpu = [], [], [], []
+    try:
+        for i in range(args.pairs):
+            bare.append(measured([sys.executable, "benchmarks/bare_loop.py", str(manifest)]))
+            before = _server_cpu(served_home)
+            served.append(measured(run("served", i), served_env))
+            server_cpu.append(_server_cpu(served_home) - before)
+            ephemeral.append(measured(run("ephemeral", i), {"PREFECT_HOME": str(ephemeral_home)}))
+        cached = [measured(run("served", 0), served_env) for _ in range(args.repeat)]
+    finally:
+        timed([sys.executable, "-m", "cli", "server", "stop"], served_env)
+
+    folders = [f for way in ("served", "ephemeral") for i in range(args.pairs)
+               for f in _run_folders(tmp / f"results-{way}-{i}")]
+    computed = [json.loads((f / "summary.json").read_text())["shards"]["computed"]
+                for f in _run_folders(tmp / "results-served-0")[1:]]
+    reference = _numbers(folders[0])
+    changed = [str(f) for f in [*folders, *([args.baseline] if args.baseline else [])] if _numbers(f) != reference]
+    wer = next(m["value"] for m in reference[0] if m["name"] == "wer")
+    extra_cpu = f"  (+ server {statistics.median(server_cpu):.2f} s CPU)"
+    print(f"utterances: {args.n} (whisper-tiny.en); {args.pairs} interleaved round(s); WER {wer:.2f}; "
+          f"bare loop: {bare[0].out.strip()}")
+    print(_line("(b) bare loop", bare))
+    print(_line("(s) run, running server", served, extra_cpu))
+    print(_line("(e) run, ephemeral API", ephemeral))
+    print(_line(f"(c) cached re-run, server (x{args.repeat})", cached,
+                f"  (shards computed: {sum(computed)})"))
+    print(_ratio("CPU  (s)/(b)", _median(served, "cpu_s"), _median(bare, "cpu_s"), "<= 1.05"))
+    print(_ratio("CPU  (s)+server/(b)", _median(served, "cpu_s") + statistics.median(server_cpu),
+                 _median(bare, "cpu_s"), "(beside)"))
+    print(_ratio("wall (s)/(b)", _median(served, "wall_s"), _median(bare, "wall_s"), "<= 1.02"))
+    print(_ratio("CPU  (e)/(b)", _median(ephemeral, "cpu_s"), _median(bare, "cpu_s"), "(beside)"))
+    print(_ratio("wall (e)/(b)", _median(ephemeral, "wall_s"), _median(bare, "wall_s"), "(beside)"))
+    print(_ratio("peak RSS (s)/(b)", _median(served, "max_rss_mb"), _median(bare, "max_rss_mb"), "<= 1.2"))
+    print(f"{'cached re-run wall (c)':34s} {_median(cached, 'wall_s'):8.2f} s   goal <= 1.5 s, runs "
+          f"{[round(m.wall_s, 2) for m in cached]}")
+    print("numbers: " + ("identical across runs" + (" and the baseline" if args.baseline else "")
+                         if not changed else f"DIFFER in {changed}"))
+    if sum(computed):
+        print("WARNING: a cached re-run computed shards")
 
 
 if __name__ == "__main__":
