@@ -16,9 +16,11 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable
+from contextlib import closing
 from typing import TypeVar
 
 import psutil
@@ -35,12 +37,39 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _started_server: list[object] = []
 
 
+def database_problem() -> str | None:
+    """Why the ephemeral API server cannot use its SQLite database, as one line saying what to do; None if it can.
+
+    A damaged database otherwise costs minutes of Prefect's retries and thousands of log lines.
+    """
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().server.database.connection_url
+    path = url.get_secret_value().split(":///", 1)[1] if url and url.get_secret_value().startswith("sqlite") else None
+    if not path or not os.path.isfile(path):
+        return None
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            (verdict,) = db.execute("PRAGMA quick_check").fetchone()
+    except sqlite3.DatabaseError as e:
+        verdict = str(e)
+    if verdict == "ok":
+        return None
+    return (f"Prefect's database {path} is damaged ({verdict.splitlines()[0]}): move it aside or delete it and run "
+            "again (a new one is made; it holds run history only, results and caches are kept), "
+            "or set PREFECT_API_URL to a running Prefect server")
+
+
 def start_ephemeral_api() -> None:
-    """Start Prefect's ephemeral API server now, deaf to the terminal's Ctrl-C (only without PREFECT_API_URL)."""
+    """Start Prefect's ephemeral API server now, deaf to the terminal's Ctrl-C (only without PREFECT_API_URL);
+    ``ValueError`` (one line) when its database is damaged."""
     from prefect.settings import PREFECT_API_URL
 
     if PREFECT_API_URL.value():
         return
+    problem = database_problem()
+    if problem:
+        raise ValueError(problem)
     from prefect.server.api.server import SubprocessASGIServer
 
     def start() -> None:
