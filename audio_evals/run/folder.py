@@ -9,8 +9,10 @@ what else is written goes through ``audio_evals.redaction``.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import posixpath
+import re
 import secrets
 from collections.abc import Iterable
 from typing import Any
@@ -156,11 +158,21 @@ def build_summary(
     return summary.model_copy(update={"rtfx": speed(summary.shards.audio_seconds, summary.infer_seconds)})
 
 
+def generated_audio_name(sample_id: str, source: str) -> str:
+    """The run-folder file of a sample's generated clip: its id made safe (and short), then a hash of
+    the exact id, so ids that read alike once made safe (``a/b``, ``a_b``, ``a b``, all-non-ASCII
+    ones) never share a file."""
+    extension = os.path.splitext(source)[1]
+    extension = extension if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", extension) else ".wav"
+    digest = hashlib.sha256(sample_id.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"generated/{folder_name(sample_id)[:80]}-{digest}{extension}"
+
+
 def _keep_generated_audio(folder: str, row: SampleRow) -> SampleRow:
     """Copy a speech-out model's generated clip into the run folder; the row points at the copy."""
     source = row.generated_audio
     if source and storage.exists(source):
-        name = f"generated/{folder_name(row.id)}{os.path.splitext(source)[1] or '.wav'}"
+        name = generated_audio_name(row.id, source)
         storage.write_bytes(storage.join(folder, name), storage.read_bytes(source))
         row.generated_audio = name
     return row
