@@ -7,6 +7,7 @@ half-written file that a later run would read.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -64,7 +65,8 @@ def atomic_writer(url: str) -> Iterator[BinaryIO]:
     remote = is_remote(url)
     folder = tempfile.gettempdir() if remote else os.path.dirname(os.path.abspath(url))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(url))
+    # The writer's pid in the name: a later run can tell a crashed writer's leftover from a live one's.
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".tmp-{os.getpid()}-", suffix=os.path.basename(url))
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -75,9 +77,17 @@ def atomic_writer(url: str) -> Iterator[BinaryIO]:
             fs.put_file(tmp, path)
         else:
             os.replace(tmp, url)
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG):
+            raise StoreFull(e.errno, f"{e.strerror} writing {url}") from None
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+class StoreFull(OSError):
+    """A write refused by the place it goes (full disk, quota, read-only): named with its path, never retried."""
 
 
 def write_bytes(url: str, data: bytes) -> None:

@@ -14,6 +14,7 @@ from audio_evals.redaction import MARK, redact, redact_text
 from audio_evals.run.plan import EvalPlan, plan_of
 from audio_evals.run.spec import RunSpec
 from audio_evals.run.summary import RunSummary
+from audio_evals.storage import StoreFull
 from cli import reference
 from cli.console import ShardProgress, console, hide_prefect_failures, print_summary
 from cli.errors import USER_ERRORS, fail, verbose_logs
@@ -147,6 +148,8 @@ def _run_flow(label: str, spec: RunSpec, verbose: bool, runner: Any = None) -> R
         fail(str(e), 1)
     except FileNotFoundError as e:
         fail(f"file not found: {e.filename or e} (if a cache or store lost it, the same command recomputes it)", 2)
+    except StoreFull as e:
+        fail(f"{e.strerror}: finished shards are kept in the cache; make room and run the same command again", 1)
     except USER_ERRORS as e:
         fail(str(e), 2)
 

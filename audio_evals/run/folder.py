@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import os
 import posixpath
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from audio_evals import storage
@@ -26,6 +28,7 @@ from audio_evals.run.plan import EvalPlan
 from audio_evals.run.spec import check_run_id
 from audio_evals.run.summary import (
     SAMPLES_FILE,
+    SUMMARY_FILE,
     DatasetInfo,
     FailedShard,
     ModelInfo,
@@ -35,6 +38,8 @@ from audio_evals.run.summary import (
     ShardStats,
     speed,
 )
+
+log = logging.getLogger(__name__)
 
 
 def _utcnow() -> dt.datetime:
@@ -84,6 +89,58 @@ def create_run_dir(folder: str) -> None:
         os.mkdir(folder)
     except FileExistsError:
         raise ValueError(f"run folder {folder} already exists: a run id names one run only") from None
+
+
+@contextmanager
+def reserved_run_dir(folder: str) -> Iterator[None]:
+    """The run folder, created now (``create_run_dir``) so a second run with the same id is refused
+    before any work, and removed again when the run fails before writing anything into it."""
+    create_run_dir(folder)
+    try:
+        yield
+    except BaseException:
+        if not storage.is_remote(folder):
+            with suppress(OSError):  # not empty: what was written stays
+                os.rmdir(folder)
+        raise
+
+
+def _writer_alive(name: str) -> bool:
+    """Whether the process that is writing the temporary file ``name`` (``.tmp-<pid>-...``) still runs."""
+    match = re.match(r"\.tmp-(\d+)-", name)
+    if not match:
+        return False
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # alive, someone else's
+    return True
+
+
+def report_debris(folder: str) -> None:
+    """Before a run writes ``folder``: delete the temporary files crashed runs left beside it (their
+    writer is gone) and say, in one line, which earlier run folders have no ``summary.json``."""
+    parent = os.path.dirname(folder)
+    if storage.is_remote(folder) or not os.path.isdir(parent):
+        return
+    removed, unfinished = 0, []
+    for run in sorted(os.scandir(parent), key=lambda e: e.name):
+        if not run.is_dir(follow_symlinks=False):
+            continue
+        for entry in os.scandir(run.path):
+            if entry.name.startswith(".tmp-") and entry.is_file(follow_symlinks=False) and not _writer_alive(entry.name):
+                with suppress(OSError):
+                    os.unlink(entry.path)
+                    removed += 1
+        if not os.path.exists(os.path.join(run.path, SUMMARY_FILE)):
+            unfinished.append(run.name)
+    if removed:
+        log.warning("removed %d temporary file(s) that crashed runs left under %s", removed, parent)
+    if unfinished:
+        log.warning("%d run folder(s) under %s have no %s (crashed, or still running): %s", len(unfinished), parent,
+                    SUMMARY_FILE, ", ".join(unfinished[:5]) + (" ..." if len(unfinished) > 5 else ""))
 
 
 def run_identity(plan: EvalPlan, dataset: DatasetRef, prepared: PreparedRef, model_fingerprint: dict[str, Any],
