@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from typing import Annotated, Any, Optional
@@ -71,6 +72,10 @@ def run(
     if store:
         from audio_evals import storage
 
+        if spec.cache_dir and spec.cache_dir == os.environ.get("AUDIO_EVALS_CACHE") and not _given("--cache-dir"):
+            console.print(f"note: --store keeps the cache in {storage.join(store, 'cache')}; AUDIO_EVALS_CACHE "
+                          "is not used (pass --cache-dir to keep it elsewhere)", markup=False, soft_wrap=True)
+            spec = spec.replace(cache_dir=None)
         spec = spec.replace(cache_dir=spec.cache_dir or storage.join(store, "cache"),
                             output=storage.join(store, "results") if spec.output == "results" else spec.output)
     for option, folder in (("--output", spec.output), ("--cache-dir", spec.cache_dir)):
@@ -83,6 +88,11 @@ def run(
         summary.paths.update(reference.write_save(save, summary))
     print_summary(summary)
     _check_fail_rate(summary, spec.max_fail_rate)
+
+
+def _given(option: str) -> bool:
+    """Whether ``option`` is on the command line itself (not filled in from the environment)."""
+    return any(arg == option or arg.startswith(f"{option}=") for arg in sys.argv[1:])
 
 
 def plan_record(plan: EvalPlan) -> dict[str, Any]:

@@ -125,3 +125,16 @@ def test_debris_of_crashed_runs_is_cleaned_or_reported_on_the_next_run(prefect_a
     assert not leftover.exists()
     assert any("removed 1 temporary file" in m for m in warned), warned
     assert any("have no summary.json" in m and crashed.name in m for m in warned), warned
+
+
+def test_audio_evals_cache_in_the_environment_does_not_keep_the_cache_local_despite_store(
+        prefect_api, tmp_path, scripted_registry):
+    from prefect.settings import PREFECT_API_URL
+
+    store, elsewhere = tmp_path / "store", tmp_path / "env-cache"
+    argv = [*scripted_run_command(scripted_registry["path"], tmp_path, "x")[:-4], "--store", str(store)]
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "AUDIO_EVALS_CACHE": str(elsewhere)}
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert list((store / "cache" / "entries" / "infer").rglob("*.json")) and not elsewhere.exists()
+    assert f"note: --store keeps the cache in {store / 'cache'}; AUDIO_EVALS_CACHE is not used" in done.stdout
