@@ -138,3 +138,23 @@ def test_audio_evals_cache_in_the_environment_does_not_keep_the_cache_local_desp
     assert done.returncode == 0, done.stdout + done.stderr
     assert list((store / "cache" / "entries" / "infer").rglob("*.json")) and not elsewhere.exists()
     assert f"note: --store keeps the cache in {store / 'cache'}; AUDIO_EVALS_CACHE is not used" in done.stdout
+
+
+def test_a_store_outage_shorter_than_the_retry_budget_costs_a_pause_not_the_write(moto_server, s3_bucket):
+    import boto3
+
+    from audio_evals import storage
+
+    def outage() -> None:
+        time.sleep(15)  # longer than the S3 client's own retries
+        moto_server.start()  # moto keeps state in memory: the bucket comes back empty
+        boto3.client("s3", endpoint_url=moto_server.endpoint_url, region_name="us-east-1").create_bucket(Bucket=s3_bucket)
+
+    moto_server.stop()
+    back = threading.Thread(target=outage)
+    back.start()
+    url = f"s3://{s3_bucket}/store/cache/entries/x.json"
+    storage.write_bytes(url, b"finished answers")
+    back.join()
+    assert storage.read_bytes(url) == b"finished answers"
+
