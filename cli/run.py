@@ -161,7 +161,7 @@ def _run_flow(label: str, spec: RunSpec, verbose: bool, runner: Any = None) -> R
             fail(f"{e}: create the bucket first, or correct --store / --cache-dir / --output", 2)
         fail(f"file not found: {e.filename or e} (if a cache or store lost it, the same command recomputes it)", 2)
     except StoreFull as e:
-        fail(f"{e.strerror}: finished shards are kept in the cache; make room and run the same command again", 1)
+        fail(f"{e.strerror}: finished shards are kept in the cache; make room (or fix the permissions) and run the same command again", 1)
     except USER_ERRORS as e:
         fail(str(e), 2)
 
