@@ -24,6 +24,8 @@ import stat
 from collections.abc import Iterable
 from typing import Any
 
+from typing_extensions import Self
+
 from audio_evals import storage
 from audio_evals.records import FileRecord
 
@@ -168,15 +170,41 @@ class ContentIndex:
 
     def __init__(self, path: str, fresh: bool = False) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        # Autocommit: concurrent runs never wait on each other's long transaction.
-        self._db = sqlite3.connect(path, timeout=60, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, version TEXT, sha256 TEXT)")
+        self._path = path
+        try:
+            self._db = self._connect()
+        except sqlite3.DatabaseError as e:  # garbage, cut short or from elsewhere: it only saves hashing
+            self._db = self._rebuild(e)
         self._fresh = fresh
         self._listings: dict[str, dict[str, dict[str, Any]]] = {}
 
-    def __enter__(self) -> "ContentIndex":
+    def _connect(self) -> sqlite3.Connection:
+        """The index database, checked whole (``quick_check``); ``sqlite3.DatabaseError`` if damaged."""
+        # Autocommit: concurrent runs never wait on each other's long transaction.
+        db = sqlite3.connect(self._path, timeout=60, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            (verdict,) = db.execute("PRAGMA quick_check").fetchone()
+            if verdict != "ok":
+                raise sqlite3.DatabaseError(verdict)
+            db.execute("CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, version TEXT, sha256 TEXT)")
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
+
+    def _rebuild(self, error: sqlite3.DatabaseError) -> sqlite3.Connection:
+        """Say once that the index is damaged, delete it and start an empty one (files are hashed again)."""
+        log.warning("cache file %s is damaged (%s); rebuilding it (every file is hashed again)", self._path, error)
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                os.unlink(self._path + suffix)
+            except FileNotFoundError:
+                pass
+        return self._connect()
+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -195,16 +223,26 @@ class ContentIndex:
             return f"special:{stat.filemode(st.st_mode)}"
         version = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
         if not self._fresh:
-            query = "SELECT sha256 FROM files WHERE path = ? AND version = ?"
-            row = self._db.execute(query, (path, version)).fetchone()
+            row = self._query("SELECT sha256 FROM files WHERE path = ? AND version = ?", (path, version))
             if row:
                 return f"sha256:{row[0]}"
         try:
             digest = storage.sha256(path)
         except OSError:
             return None
-        self._db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?)", (path, version, digest))
+        self._query("INSERT OR REPLACE INTO files VALUES (?, ?, ?)", (path, version, digest))
         return f"sha256:{digest}"
+
+    def _query(self, sql: str, args: tuple[str, ...]) -> tuple[Any, ...] | None:
+        """One statement's first row; damage found only now (a page ``quick_check`` passed) rebuilds the index."""
+        try:
+            return self._db.execute(sql, args).fetchone()
+        except sqlite3.DatabaseError as e:
+            if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
+                raise
+            self._db.close()
+            self._db = self._rebuild(e)
+            return self._db.execute(sql, args).fetchone()
 
     def _object_identity(self, url: str) -> str | None:
         fs, path = storage.filesystem(url)

@@ -7,15 +7,48 @@ half-written file that a later run would read.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import logging
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import fsspec
+import tenacity
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+#: How long a store that stopped answering (connection refused, timeouts, 5xx) is retried before the
+#: operation fails: an outage shorter than this costs a pause, not the shard.
+STORE_RETRY_S = float(os.environ.get("AUDIO_EVALS_STORE_RETRY_S", "90"))
+
+
+def _transient(error: BaseException) -> bool:
+    """A store error that may pass: no connection, a timeout, a 5xx; never a missing file or a refusal."""
+    if isinstance(error, FileNotFoundError | PermissionError | IsADirectoryError | NotADirectoryError | StoreFull):
+        return False
+    try:
+        from botocore.exceptions import BotoCoreError
+    except ImportError:  # no S3 support installed: only OSError-style failures
+        BotoCoreError = OSError  # noqa: N806
+    return isinstance(error, OSError | ConnectionError | TimeoutError | BotoCoreError)
+
+
+def _remote(operation: Callable[[], T], url: str) -> T:
+    """``operation()`` on the store of ``url``, retried with backoff for ``STORE_RETRY_S`` while it fails transiently."""
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(_transient), stop=tenacity.stop_after_delay(STORE_RETRY_S),
+        wait=tenacity.wait_exponential(multiplier=0.5, max=10), reraise=True,
+        before_sleep=lambda state: log.warning("store did not answer for %s (%s); retrying", url,
+                                               type(state.outcome.exception()).__name__),
+    )
+    return retrying(operation)
 
 
 def is_remote(url: str) -> bool:
@@ -43,7 +76,7 @@ def exists(url: str) -> bool:
     if not is_remote(url):
         return os.path.exists(url)
     fs, path = filesystem(url)
-    return fs.exists(path)
+    return _remote(lambda: fs.exists(path), url)
 
 
 def read_bytes(url: str) -> bytes:
@@ -51,7 +84,7 @@ def read_bytes(url: str) -> bytes:
         with open(url, "rb") as f:
             return f.read()
     fs, path = filesystem(url)
-    return fs.cat_file(path)
+    return _remote(lambda: fs.cat_file(path), url)
 
 
 @contextmanager
@@ -64,7 +97,8 @@ def atomic_writer(url: str) -> Iterator[BinaryIO]:
     remote = is_remote(url)
     folder = tempfile.gettempdir() if remote else os.path.dirname(os.path.abspath(url))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(url))
+    # The writer's pid in the name: a later run can tell a crashed writer's leftover from a live one's.
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".tmp-{os.getpid()}-", suffix=os.path.basename(url))
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -72,19 +106,27 @@ def atomic_writer(url: str) -> Iterator[BinaryIO]:
             os.fsync(f.fileno())
         if remote:
             fs, path = filesystem(url)
-            fs.put_file(tmp, path)
+            _remote(lambda: fs.put_file(tmp, path), url)
         else:
             os.replace(tmp, url)
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG):
+            raise StoreFull(e.errno, f"{e.strerror} writing {url}") from None
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+class StoreFull(OSError):
+    """A write refused by the place it goes (full disk, quota, read-only): named with its path, never retried."""
 
 
 def write_bytes(url: str, data: bytes) -> None:
     """Write ``data`` to ``url`` atomically."""
     if is_remote(url):
         fs, path = filesystem(url)
-        fs.pipe_file(path, data)
+        _remote(lambda: fs.pipe_file(path, data), url)
         return
     with atomic_writer(url) as f:
         f.write(data)

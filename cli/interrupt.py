@@ -1,4 +1,5 @@
-"""Ctrl-C ends a run within seconds: finished shards stay cached, one line says how to resume, exit 130.
+"""Ctrl-C or SIGTERM ends a run within seconds: finished shards stay cached, one line says how to
+resume, exit 130 (SIGINT) or 143 (SIGTERM, what a scheduler, a Prefect worker or Kubernetes sends).
 
 A terminal's Ctrl-C signals the whole foreground process group, and Prefect's ephemeral API server
 is a child in that group: left alone it dies first and the run then hangs reporting its state. So
@@ -6,6 +7,8 @@ the server is started here from a thread that blocks SIGINT (the child inherits 
 across exec), and the first Ctrl-C raises ``KeyboardInterrupt`` in the CLI once; later ones are
 ignored, so none is ever needed. Prefect records the run as crashed; shards still in flight are
 abandoned (``os._exit``), since a model call cannot be stopped and would hold the exit for minutes.
+Before leaving, every process this one started (the API server, Dask workers, a vLLM server) is
+stopped: ``os._exit`` runs no clean-up, and a SIGTERM sent to this process alone reaches none of them.
 """
 
 from __future__ import annotations
@@ -13,26 +16,60 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable
+from contextlib import closing
 from typing import TypeVar
+
+import psutil
 
 from cli.console import console
 
 T = TypeVar("T")
 #: Seconds Prefect gets to record the interruption before the process ends regardless.
 GRACE_S = 5.0
-EXIT_CODE = 130  # 128 + SIGINT, what shells expect of a program stopped by Ctrl-C
+#: Seconds the processes this one started get to end on SIGTERM before they are killed.
+CHILD_GRACE_S = 3.0
+#: The signals that stop a run; the exit code is 128 + the signal's number, as shells expect.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _started_server: list[object] = []
 
 
+def database_problem() -> str | None:
+    """Why the ephemeral API server cannot use its SQLite database, as one line saying what to do; None if it can.
+
+    A damaged database otherwise costs minutes of Prefect's retries and thousands of log lines.
+    """
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().server.database.connection_url
+    path = url.get_secret_value().split(":///", 1)[1] if url and url.get_secret_value().startswith("sqlite") else None
+    if not path or not os.path.isfile(path):
+        return None
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            (verdict,) = db.execute("PRAGMA quick_check").fetchone()
+    except sqlite3.DatabaseError as e:
+        verdict = str(e)
+    if verdict == "ok":
+        return None
+    return (f"Prefect's database {path} is damaged ({verdict.splitlines()[0]}): move it aside or delete it and run "
+            "again (a new one is made; it holds run history only, results and caches are kept), "
+            "or set PREFECT_API_URL to a running Prefect server")
+
+
 def start_ephemeral_api() -> None:
-    """Start Prefect's ephemeral API server now, deaf to the terminal's Ctrl-C (only without PREFECT_API_URL)."""
+    """Start Prefect's ephemeral API server now, deaf to the terminal's Ctrl-C (only without PREFECT_API_URL);
+    ``ValueError`` (one line) when its database is damaged."""
     from prefect.settings import PREFECT_API_URL
 
     if PREFECT_API_URL.value():
         return
+    problem = database_problem()
+    if problem:
+        raise ValueError(problem)
     from prefect.server.api.server import SubprocessASGIServer
 
     def start() -> None:
@@ -46,14 +83,35 @@ def start_ephemeral_api() -> None:
     starter.join()
 
 
+def stop_children(grace_s: float = CHILD_GRACE_S) -> None:
+    """SIGTERM every process this one started (children's children too), SIGKILL what is left after ``grace_s``."""
+    try:
+        children = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return
+    for child in children:
+        try:
+            child.terminate()
+        except psutil.Error:
+            continue
+    _, alive = psutil.wait_procs(children, timeout=grace_s)
+    for child in alive:
+        try:
+            child.kill()
+        except psutil.Error:
+            continue
+
+
 def run_interruptible(run: Callable[[], T], resume_hint: Callable[[], str]) -> T:
-    """``run()``; on the first Ctrl-C, print ``resume_hint()`` and end the process with exit code 130.
+    """``run()``; on the first Ctrl-C or SIGTERM, print ``resume_hint()``, stop the processes this one
+    started and end the process with exit code 128 + the signal's number (130, 143).
 
     Signal handlers belong to the main thread: called from another one, this is plain ``run()``.
     """
     if threading.current_thread() is not threading.main_thread():
         return run()
     leaving = threading.Lock()
+    received: list[int] = []
 
     def leave() -> None:
         if not leaving.acquire(blocking=False):
@@ -62,21 +120,26 @@ def run_interruptible(run: Callable[[], T], resume_hint: Callable[[], str]) -> T
         sys.stdout.flush()
         for server in _started_server:
             server.stop()
-        os._exit(EXIT_CODE)
+        stop_children()
+        os._exit(128 + received[0])
 
     def interrupt(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the first Ctrl-C is enough; more change nothing
+        for sig in STOP_SIGNALS:  # the first signal is enough; more change nothing
+            signal.signal(sig, signal.SIG_IGN)
+        received.append(signum)
         logging.disable(logging.ERROR)  # Prefect's crash report is recorded, not printed
         watchdog = threading.Timer(GRACE_S, leave)
         watchdog.daemon = True
         watchdog.start()
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGINT, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in STOP_SIGNALS}
     try:
         return run()
     except KeyboardInterrupt:
+        received.append(signal.SIGINT)  # a KeyboardInterrupt no handler of ours raised
         leave()
         raise  # unreachable: leave() ends the process
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from typing import Annotated, Any, Optional
@@ -14,6 +15,7 @@ from audio_evals.redaction import MARK, redact, redact_text
 from audio_evals.run.plan import EvalPlan, plan_of
 from audio_evals.run.spec import RunSpec
 from audio_evals.run.summary import RunSummary
+from audio_evals.storage import StoreFull
 from cli import reference
 from cli.console import ShardProgress, console, hide_prefect_failures, print_summary
 from cli.errors import USER_ERRORS, fail, verbose_logs
@@ -70,6 +72,10 @@ def run(
     if store:
         from audio_evals import storage
 
+        if spec.cache_dir and spec.cache_dir == os.environ.get("AUDIO_EVALS_CACHE") and not _given("--cache-dir"):
+            console.print(f"note: --store keeps the cache in {storage.join(store, 'cache')}; AUDIO_EVALS_CACHE "
+                          "is not used (pass --cache-dir to keep it elsewhere)", markup=False, soft_wrap=True)
+            spec = spec.replace(cache_dir=None)
         spec = spec.replace(cache_dir=spec.cache_dir or storage.join(store, "cache"),
                             output=storage.join(store, "results") if spec.output == "results" else spec.output)
     for option, folder in (("--output", spec.output), ("--cache-dir", spec.cache_dir)):
@@ -82,6 +88,11 @@ def run(
         summary.paths.update(reference.write_save(save, summary))
     print_summary(summary)
     _check_fail_rate(summary, spec.max_fail_rate)
+
+
+def _given(option: str) -> bool:
+    """Whether ``option`` is on the command line itself (not filled in from the environment)."""
+    return any(arg == option or arg.startswith(f"{option}=") for arg in sys.argv[1:])
 
 
 def plan_record(plan: EvalPlan) -> dict[str, Any]:
@@ -146,7 +157,11 @@ def _run_flow(label: str, spec: RunSpec, verbose: bool, runner: Any = None) -> R
     except StrictModeFailure as e:
         fail(str(e), 1)
     except FileNotFoundError as e:
+        if "bucket" in str(e).lower():  # not a lost file: the store itself is not there
+            fail(f"{e}: create the bucket first, or correct --store / --cache-dir / --output", 2)
         fail(f"file not found: {e.filename or e} (if a cache or store lost it, the same command recomputes it)", 2)
+    except StoreFull as e:
+        fail(f"{e.strerror}: finished shards are kept in the cache; make room (or fix the permissions) and run the same command again", 1)
     except USER_ERRORS as e:
         fail(str(e), 2)
 

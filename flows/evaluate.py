@@ -21,7 +21,7 @@ from audio_evals.pipeline.preflight import preflight
 from audio_evals.pipeline.subset import draw_subset
 from audio_evals.records import ModelOutput, PreparedRef, ShardResult
 from audio_evals.redaction import install_log_redaction, redact, remember_secret_params
-from audio_evals.run.folder import build_summary, create_run_dir, new_run_id, run_dir, run_identity
+from audio_evals.run.folder import build_summary, new_run_id, report_debris, reserved_run_dir, run_dir, run_identity
 from audio_evals.run.plan import EvalPlan, plan_of
 from audio_evals.run.rerun import check_unchanged
 from audio_evals.run.spec import RunSpec
@@ -163,77 +163,77 @@ def run_evaluation(spec: RunSpec) -> RunSummary:
     fingerprint = predictions.fingerprint(spec.inf_file) if spec.inf_file else backend.fingerprint()
     run_id = spec.run_id or new_run_id()
     folder = run_dir(spec.output, plan, run_id)  # checked now: a bad or used run id stops before any work
+    report_debris(folder)
+    with reserved_run_dir(folder):  # a second run with this id is refused now, before any work
+        t = time.perf_counter()
+        dataset_ref = download(plan.dataset, cache_dir, spec.limit, spec.fresh)
+        chosen = draw_subset(dataset_ref, spec.rand, spec.seed, cache_dir) if spec.rand else dataset_ref  # the rows this run evaluates
+        timings["download"] = time.perf_counter() - t
+        peak_rss["download"] = peak_rss_mb()
 
-    t = time.perf_counter()
-    dataset_ref = download(plan.dataset, cache_dir, spec.limit, spec.fresh)
-    chosen = draw_subset(dataset_ref, spec.rand, spec.seed, cache_dir) if spec.rand else dataset_ref  # the rows this run evaluates
-    timings["download"] = time.perf_counter() - t
-    peak_rss["download"] = peak_rss_mb()
-
-    # Artifact keys name the run as it was asked for, before the defaults below fill it in.
-    keys = {kind: run_key(kind, spec) for kind in ("progress", "eval", "eval-report")}
-    t = time.perf_counter()
-    requirements = backend.requirements
-    # The cap in force is recorded with the options, and so are the absolute folders.
-    spec = spec.replace(max_duration_s=spec.max_duration_s or requirements.max_duration_s or DEFAULT_MAX_DURATION_S,
-                        cache_dir=cache_dir, registry_paths=[storage.absolute(p) for p in spec.registry_paths])
-    prepared = preprocess(
-        chosen, plan, cache_dir, requirements.sample_rate, spec.shard_size, spec.max_duration_s, spec.fresh,
-    )
-    timings["preprocess"] = time.perf_counter() - t
-    peak_rss["preprocess"] = peak_rss_mb()
-    logger.info("%s: %d samples in %d shards (%d failed, %d skipped)", plan.dataset.name,
-                prepared.n_prepared, len(prepared.shards), prepared.n_failed, prepared.n_skipped)
-    # What a retry compares: recorded without secrets, so both sides compare alike.
-    identity = run_identity(plan.redacted(), chosen, prepared, redact(fingerprint), **spec.shaping(),
-                            post_process=list(plan.post_process))
-    if spec.parent:
-        check_unchanged(spec.parent, identity)
-
-    t = time.perf_counter()
-    if spec.inf_file:
-        outputs = predictions.shard_outputs(predictions.read_predictions(spec.inf_file, dataset_ref.samples_path),
-                                            prepared.shards, spec.inf_file)
-        failed_shards: list[FailedShard] = []
-        load_s = 0.0
-        shard_stats = ShardStats(total=len(prepared.shards), from_inf_file=len(outputs))
-    else:
-        progress_id = create_progress_artifact(progress=0.0, key=keys["progress"],
-                                               description=f"Shards of {run_id}")
-        progress.publish("start", {"total": len(prepared.shards), "samples": prepared.n_prepared})
-        effective_workers = spec.workers if backend.thread_safe else 1
-        transcriber_fingerprints = {lang: get_backend(m, generation_params(m)).fingerprint()
-                                    for lang, m in plan.transcribers.items()}
-        outputs, failed_shards, shard_stats, load_s = _run_shards(plan, prepared, fingerprint, transcriber_fingerprints,
-                                                           audio_cache_dir(cache_dir), effective_workers, spec.fresh,
-                                                           spec.shard_retries, spec.retry_delay_s, cache_dir,
-                                                           progress_id)
-    timings["infer"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    create_run_dir(folder)
-    scored = score(plan.task, prepared, outputs, {f.index: f.error for f in failed_shards}, folder, spec.strict,
-                   plan.post_process,
-                   plan.dataset.macro_over, spec.drop_above_wer)
-    timings["score"] = time.perf_counter() - t
-
-    # Everything ``audio-evals retry`` needs to re-run this exact evaluation (a retry is a new run of its own).
-    options = spec.model_dump(mode="json", exclude={"run_id", "parent", "command"})
-    timings["total"] = time.perf_counter() - started
-    peak_rss["total"] = peak_rss_mb()
-    summary = build_summary(
-        run_id=run_id, parent_run_id=spec.parent and spec.parent.run_id, identity=identity, plan=plan.redacted(),
-        dataset=chosen, prepared=prepared, model_fingerprint=redact(fingerprint), scored=scored,
-        failed_shards=failed_shards, shard_stats=shard_stats,
-        timings={k: round(v, 3) for k, v in timings.items()}, peak_rss_mb=peak_rss, options=redact(options),
-        command=spec.command or shlex.join(["audio-evals", "run", "--dataset", spec.dataset, "--model", spec.model]),
-        model_load_s=round(load_s, 3),
-    ).redacted()  # secret parameters, URL credentials and known keys masked
-    paths = report(folder, summary, keys["eval"], keys["eval-report"])
-    progress.publish("end", {"folder": folder})
-    summary = summary.model_copy(update={"paths": paths})
-    if spec.strict and (failed_shards or scored.counts.failed):
-        raise StrictModeFailure(
-            f"{scored.counts.failed} samples and {len(failed_shards)} shards failed (strict); summary: {paths['summary']}"
+        # Artifact keys name the run as it was asked for, before the defaults below fill it in.
+        keys = {kind: run_key(kind, spec) for kind in ("progress", "eval", "eval-report")}
+        t = time.perf_counter()
+        requirements = backend.requirements
+        # The cap in force is recorded with the options, and so are the absolute folders.
+        spec = spec.replace(max_duration_s=spec.max_duration_s or requirements.max_duration_s or DEFAULT_MAX_DURATION_S,
+                            cache_dir=cache_dir, registry_paths=[storage.absolute(p) for p in spec.registry_paths])
+        prepared = preprocess(
+            chosen, plan, cache_dir, requirements.sample_rate, spec.shard_size, spec.max_duration_s, spec.fresh,
         )
-    return summary
+        timings["preprocess"] = time.perf_counter() - t
+        peak_rss["preprocess"] = peak_rss_mb()
+        logger.info("%s: %d samples in %d shards (%d failed, %d skipped)", plan.dataset.name,
+                    prepared.n_prepared, len(prepared.shards), prepared.n_failed, prepared.n_skipped)
+        # What a retry compares: recorded without secrets, so both sides compare alike.
+        identity = run_identity(plan.redacted(), chosen, prepared, redact(fingerprint), **spec.shaping(),
+                                post_process=list(plan.post_process))
+        if spec.parent:
+            check_unchanged(spec.parent, identity)
+
+        t = time.perf_counter()
+        if spec.inf_file:
+            outputs = predictions.shard_outputs(predictions.read_predictions(spec.inf_file, dataset_ref.samples_path),
+                                                prepared.shards, spec.inf_file)
+            failed_shards: list[FailedShard] = []
+            load_s = 0.0
+            shard_stats = ShardStats(total=len(prepared.shards), from_inf_file=len(outputs))
+        else:
+            progress_id = create_progress_artifact(progress=0.0, key=keys["progress"],
+                                                   description=f"Shards of {run_id}")
+            progress.publish("start", {"total": len(prepared.shards), "samples": prepared.n_prepared})
+            effective_workers = spec.workers if backend.thread_safe else 1
+            transcriber_fingerprints = {lang: get_backend(m, generation_params(m)).fingerprint()
+                                        for lang, m in plan.transcribers.items()}
+            outputs, failed_shards, shard_stats, load_s = _run_shards(plan, prepared, fingerprint, transcriber_fingerprints,
+                                                               audio_cache_dir(cache_dir), effective_workers, spec.fresh,
+                                                               spec.shard_retries, spec.retry_delay_s, cache_dir,
+                                                               progress_id)
+        timings["infer"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        scored = score(plan.task, prepared, outputs, {f.index: f.error for f in failed_shards}, folder, spec.strict,
+                       plan.post_process,
+                       plan.dataset.macro_over, spec.drop_above_wer)
+        timings["score"] = time.perf_counter() - t
+
+        # Everything ``audio-evals retry`` needs to re-run this exact evaluation (a retry is a new run of its own).
+        options = spec.model_dump(mode="json", exclude={"run_id", "parent", "command"})
+        timings["total"] = time.perf_counter() - started
+        peak_rss["total"] = peak_rss_mb()
+        summary = build_summary(
+            run_id=run_id, parent_run_id=spec.parent and spec.parent.run_id, identity=identity, plan=plan.redacted(),
+            dataset=chosen, prepared=prepared, model_fingerprint=redact(fingerprint), scored=scored,
+            failed_shards=failed_shards, shard_stats=shard_stats,
+            timings={k: round(v, 3) for k, v in timings.items()}, peak_rss_mb=peak_rss, options=redact(options),
+            command=spec.command or shlex.join(["audio-evals", "run", "--dataset", spec.dataset, "--model", spec.model]),
+            model_load_s=round(load_s, 3),
+        ).redacted()  # secret parameters, URL credentials and known keys masked
+        paths = report(folder, summary, keys["eval"], keys["eval-report"])
+        progress.publish("end", {"folder": folder})
+        summary = summary.model_copy(update={"paths": paths})
+        if spec.strict and (failed_shards or scored.counts.failed):
+            raise StrictModeFailure(
+                f"{scored.counts.failed} samples and {len(failed_shards)} shards failed (strict); summary: {paths['summary']}"
+            )
+        return summary

@@ -45,6 +45,9 @@ def read_clip(location: str) -> bytes:
     """
     if storage.is_remote(location):
         try:
+            fs, path = storage.filesystem(location)
+            if (fs.size(path) or 0) > MAX_FILE_BYTES:
+                raise AudioError(f"audio file larger than {MAX_FILE_BYTES >> 20} MB, refused unread")
             return storage.read_bytes(location)
         except FileNotFoundError:
             raise AudioError(f"audio file not found: {location}") from None
@@ -61,6 +64,9 @@ def read_clip(location: str) -> bytes:
         raise AudioError(f"audio {location} is {_file_kind(mode)}, not a regular file (refused unopened)")
     try:
         with os.fdopen(os.open(location, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+            size = os.fstat(f.fileno()).st_size  # of the file opened, so a sparse or swapped one is never read
+            if size > MAX_FILE_BYTES:
+                raise AudioError(f"audio file larger than {MAX_FILE_BYTES >> 20} MB ({size >> 20} MB), refused unread")
             data = f.read(MAX_FILE_BYTES + 1)
     except OSError as e:
         raise AudioError(f"audio file cannot be read: {e}") from None

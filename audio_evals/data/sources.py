@@ -17,7 +17,9 @@ from audio_evals import storage
 from audio_evals.records import Sample, SampleFailure
 from audio_evals.registry.entries import FolderSource, ManifestSource
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aiff", ".aif")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".aiff", ".aif")
+#: Audio that libsndfile cannot decode: listed as failures saying so, never sent to a model.
+UNDECODABLE_EXTENSIONS = (".m4a", ".aac", ".mp4", ".wma")
 Row = Sample | SampleFailure
 #: How much of a manifest ``check_manifest`` reads to find its first row.
 _SNIFF_BYTES = 1 << 20
@@ -106,7 +108,7 @@ def resolve_audio(audio: str, root: str, allow_absolute: bool) -> str:
         return audio
     remote = storage.is_remote(root)
     norm = posixpath.normpath(audio) if remote else os.path.normpath(audio)
-    if norm == ".." or norm.startswith(("../", "..\\")) or norm.startswith(os.pardir + os.sep):
+    if norm == ".." or norm.startswith(("../", "..\\", os.pardir + os.sep)):
         raise ValueError(f"audio path {audio!r} escapes the dataset root")
     location = storage.join(root, norm)
     if not remote and not allow_absolute and leaves_root(location, root):
@@ -173,15 +175,25 @@ def read_folder(source: FolderSource, lang: str | None) -> Iterator[Row]:
     root = os.path.abspath(source.path)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"dataset folder {root!r} does not exist")
+    if os.path.realpath(root) == os.path.realpath(os.sep):
+        raise ValueError(f"dataset folder {source.path} is the filesystem root: refused (it would walk the whole "
+                         "disk); name the folder that holds the audio")
     for folder, _, files in sorted(os.walk(root)):
         for name in sorted(files):
             stem, ext = os.path.splitext(name)
-            if ext.lower() not in AUDIO_EXTENSIONS:
+            if ext.lower() not in AUDIO_EXTENSIONS + UNDECODABLE_EXTENSIONS:
                 continue
             path = os.path.join(folder, name)
             sample_id = os.path.relpath(os.path.join(folder, stem), root).replace(os.sep, "/")
             if not _encodable(path):
-                yield _bad(ascii(sample_id)[1:-1], f"file name {ascii(name)} is not valid UTF-8")
+                yield _bad(ascii(sample_id)[1:-1], f"file name {name!a} is not valid UTF-8")
+                continue
+            if ext.lower() in UNDECODABLE_EXTENSIONS:
+                yield _bad(sample_id, f"{name}: {ext.lower()} audio cannot be decoded here (convert it to FLAC or WAV)",
+                           path)
+                continue
+            if not os.path.lexists(path):
+                yield _bad(sample_id, f"{name} vanished while the folder was being read", path)
                 continue
             if os.path.islink(path) and not os.path.exists(path):
                 yield _bad(sample_id, f"{name} is a dangling symlink (to {os.readlink(path)}, which does not exist)",
@@ -199,8 +211,12 @@ def read_folder(source: FolderSource, lang: str | None) -> Iterator[Row]:
                 yield _bad(sample_id, f"transcript {stem}.txt is not a regular file", path)
                 continue
             try:
-                reference = open(txt, encoding="utf-8").read().strip()
+                with open(txt, encoding="utf-8") as f:
+                    reference = f.read().strip()
             except UnicodeDecodeError as e:
                 yield _bad(sample_id, f"transcript {stem}.txt is not UTF-8: {e}", path)
+                continue
+            except OSError as e:  # vanished or unreadable since the listing
+                yield _bad(sample_id, f"transcript {stem}.txt cannot be read: {e.strerror or e}", path)
                 continue
             yield Sample(id=sample_id, audio=path, reference=reference, lang=source.lang or lang)

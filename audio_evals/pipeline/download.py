@@ -97,8 +97,8 @@ def _changed_audio(ref: DatasetRef, index: ContentIndex) -> tuple[str, str] | No
     return None
 
 
-def _cached(meta_path: str, index: ContentIndex) -> DatasetRef | None:
-    """The downloaded dataset at ``meta_path`` if its files and every audio file are unchanged."""
+def dataset_record(meta_path: str) -> DatasetRef | None:
+    """The dataset record at ``meta_path`` while its counts and files match it; None when absent or stale (said)."""
     meta = read_index(meta_path)
     if meta is None:
         return None
@@ -107,7 +107,19 @@ def _cached(meta_path: str, index: ContentIndex) -> DatasetRef | None:
     except (KeyError, TypeError, ValueError):
         stale(meta_path, "is not a dataset record of this version")
         return None
+    if (ref.n_samples, ref.n_failed) != (ref.samples.rows, ref.failures.rows):
+        stale(meta_path, f"counts {ref.n_samples} samples and {ref.n_failed} bad rows, but its files hold "
+                         f"{ref.samples.rows} and {ref.failures.rows}")
+        return None
     if not (verified(ref.samples_path, ref.samples) and verified(ref.failures_path, ref.failures)):
+        return None
+    return ref
+
+
+def _cached(meta_path: str, index: ContentIndex) -> DatasetRef | None:
+    """The downloaded dataset at ``meta_path`` if its files and every audio file are unchanged."""
+    ref = dataset_record(meta_path)
+    if ref is None:
         return None
     changed = _changed_audio(ref, index)
     if changed:
@@ -136,11 +148,9 @@ def download(entry: DatasetEntry, cache_dir: str, limit: int | None = None, fres
 
         def samples() -> Iterator[dict]:
             """Good rows, streamed straight to disk so memory stays flat as the dataset grows."""
-            taken = 0
-            for row in _rows(entry, cache_dir, limit):
+            for taken, row in enumerate(_rows(entry, cache_dir, limit)):
                 if limit is not None and taken >= limit:
                     break
-                taken += 1
                 if isinstance(row, SampleFailure):
                     failures.append(row.to_dict())
                 else:

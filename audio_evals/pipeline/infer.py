@@ -175,7 +175,8 @@ def cached_result(cache_dir: str, key: str) -> ShardResult | None:
 def infer_cached(shard: ShardRef, backend: Backend, prompt: PromptEntry, audio_dir: str, cache_dir: str, key: str,
                  transcribers: dict[str, Backend] | None = None, keep_answered: bool = True) -> ShardResult:
     """``infer_shard``, starting from the answers an earlier attempt kept (unless not ``keep_answered``),
-    keeping what it gets when some requests fail, and caching the whole result.
+    keeping what it gets when some requests fail, and caching the whole result once no sample has
+    a model error (those are sent again by the next run, the answers kept).
 
     The caller looks the result up first (``cached_result``): a cached shard needs no backend.
     """
@@ -188,5 +189,14 @@ def infer_cached(shard: ShardRef, backend: Backend, prompt: PromptEntry, audio_d
         if e.answered:
             cache.write_entry(answered_entry, key, [o.to_dict() for o in e.answered])
         raise
-    cache.write_entry(cache.entry_path(cache_dir, "infer", key), key, result.to_dict())
+    failed = {o.sample_id for o in result.outputs if o.error} - rendering_failed(result, prompt)
+    if failed:  # a refused request (a wrong key, a 4xx) may succeed next time: only the answers are kept
+        cache.write_entry(answered_entry, key, [o.to_dict() for o in result.outputs if o.sample_id not in failed])
+    else:
+        cache.write_entry(cache.entry_path(cache_dir, "infer", key), key, result.to_dict())
     return result
+
+
+def rendering_failed(result: ShardResult, prompt: PromptEntry) -> set[str]:
+    """Samples whose error is their prompt not rendering: decided here, not by the model, so the same again."""
+    return {o.sample_id for o in result.outputs if o.error and o.error.startswith(f"prompt {prompt.name!r}")}

@@ -52,8 +52,27 @@ def decode_to_cache(sample: Sample, audio_dir: str, rate: int, max_duration_s: f
     return PreparedSample(sample=sample, prepared=path, sample_rate=rate, duration_s=duration, audio_sha256=digest)
 
 
-def _cached(index_path: str) -> PreparedRef | None:
-    """The prepared dataset at ``index_path`` if the index and every file it lists match their records."""
+def miscount(ref: PreparedRef, dataset: DatasetRef) -> str | None:
+    """Why the counts of a prepared index do not add up to the dataset's rows, or None when they do.
+
+    Every row of the dataset (good or bad) is either in a shard or a recorded failure, so an index
+    that lost a shard, or whose counts were edited, is caught even where each file it lists is intact.
+    """
+    in_shards = sum(s.n for s in ref.shards)
+    if [s.index for s in ref.shards] != list(range(len(ref.shards))) or any(s.record.rows != s.n for s in ref.shards):
+        return "lists shards out of order or with row counts that are not their files'"
+    if in_shards != ref.n_prepared or ref.failures.rows != ref.n_failed + ref.n_skipped:
+        return (f"counts {ref.n_prepared} prepared, {ref.n_failed + ref.n_skipped} failed or skipped, "
+                f"but its files hold {in_shards} and {ref.failures.rows}")
+    rows = dataset.n_samples + dataset.n_failed
+    if in_shards + ref.failures.rows != rows:
+        return f"accounts for {in_shards + ref.failures.rows} samples, not the dataset's {rows}"
+    return None
+
+
+def _cached(index_path: str, dataset: DatasetRef) -> PreparedRef | None:
+    """The prepared dataset at ``index_path`` if the index and every file it lists match their
+    records and its counts add up to ``dataset``'s rows."""
     index = read_index(index_path)
     if index is None:
         return None
@@ -61,6 +80,10 @@ def _cached(index_path: str) -> PreparedRef | None:
         ref = PreparedRef.from_dict(index)
     except (KeyError, TypeError, ValueError):
         stale(index_path, "is not a prepared-dataset index of this version")
+        return None
+    why = miscount(ref, dataset)
+    if why:
+        stale(index_path, why)
         return None
     files = [(s.path, s.record) for s in ref.shards] + [(ref.failures_path, ref.failures)]
     return ref if all(verified(path, record) for path, record in files) else None
@@ -92,7 +115,7 @@ def preprocess(
     key = storage.stable_hash([dataset.fingerprint, sample_rate, shard_size, max_duration_s, skip_key])
     folder = storage.join(cache_dir, "prepared", key[:24])
     index_path = storage.join(folder, "index.json")
-    cached = None if fresh else _cached(index_path)
+    cached = None if fresh else _cached(index_path, dataset)
     if cached is not None:
         return cached
     failures = [SampleFailure.from_dict(r) for r in storage.read_jsonl(dataset.failures_path)]

@@ -12,6 +12,8 @@ import random
 from dataclasses import replace
 
 from audio_evals import storage
+from audio_evals.cache import write_jsonl
+from audio_evals.pipeline.download import dataset_record
 from audio_evals.records import DatasetRef
 
 
@@ -26,8 +28,9 @@ def draw_subset(dataset: DatasetRef, n: int, seed: int, cache_dir: str) -> Datas
     fingerprint = storage.stable_hash([dataset.fingerprint, "rand", n, seed])
     folder = storage.join(cache_dir, "datasets", f"rand-{fingerprint[:24]}")
     meta_path = storage.join(folder, "dataset.json")
-    if storage.exists(meta_path):
-        return DatasetRef(**storage.read_json(meta_path))
+    cached = dataset_record(meta_path)  # checked as a downloaded dataset's record is
+    if cached is not None:
+        return cached
     total = dataset.n_samples + dataset.n_failed
     drawn = set(random.Random(seed).sample(range(total), min(n, total)))
     samples = (row for i, row in enumerate(storage.read_jsonl(dataset.samples_path)) if i in drawn)
@@ -35,7 +38,8 @@ def draw_subset(dataset: DatasetRef, n: int, seed: int, cache_dir: str) -> Datas
                 if i in drawn)
     ref = replace(dataset, samples_path=storage.join(folder, "samples.jsonl"),
                   failures_path=storage.join(folder, "failures.jsonl"), fingerprint=fingerprint)
-    ref = replace(ref, n_samples=storage.write_jsonl(ref.samples_path, samples),
-                  n_failed=storage.write_jsonl(ref.failures_path, failures))
+    samples_record, failures_record = write_jsonl(ref.samples_path, samples), write_jsonl(ref.failures_path, failures)
+    ref = replace(ref, n_samples=samples_record.rows or 0, n_failed=failures_record.rows or 0,
+                  samples=samples_record, failures=failures_record)
     storage.write_json(meta_path, ref.to_dict())
     return ref

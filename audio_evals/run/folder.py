@@ -9,10 +9,14 @@ what else is written goes through ``audio_evals.redaction``.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import logging
 import os
 import posixpath
+import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from audio_evals import storage
@@ -24,6 +28,7 @@ from audio_evals.run.plan import EvalPlan
 from audio_evals.run.spec import check_run_id
 from audio_evals.run.summary import (
     SAMPLES_FILE,
+    SUMMARY_FILE,
     DatasetInfo,
     FailedShard,
     ModelInfo,
@@ -33,6 +38,8 @@ from audio_evals.run.summary import (
     ShardStats,
     speed,
 )
+
+log = logging.getLogger(__name__)
 
 
 def _utcnow() -> dt.datetime:
@@ -82,6 +89,58 @@ def create_run_dir(folder: str) -> None:
         os.mkdir(folder)
     except FileExistsError:
         raise ValueError(f"run folder {folder} already exists: a run id names one run only") from None
+
+
+@contextmanager
+def reserved_run_dir(folder: str) -> Iterator[None]:
+    """The run folder, created now (``create_run_dir``) so a second run with the same id is refused
+    before any work, and removed again when the run fails before writing anything into it."""
+    create_run_dir(folder)
+    try:
+        yield
+    except BaseException:
+        if not storage.is_remote(folder):
+            with suppress(OSError):  # not empty: what was written stays
+                os.rmdir(folder)
+        raise
+
+
+def _writer_alive(name: str) -> bool:
+    """Whether the process that is writing the temporary file ``name`` (``.tmp-<pid>-...``) still runs."""
+    match = re.match(r"\.tmp-(\d+)-", name)
+    if not match:
+        return False
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # alive, someone else's
+    return True
+
+
+def report_debris(folder: str) -> None:
+    """Before a run writes ``folder``: delete the temporary files crashed runs left beside it (their
+    writer is gone) and say, in one line, which earlier run folders have no ``summary.json``."""
+    parent = os.path.dirname(folder)
+    if storage.is_remote(folder) or not os.path.isdir(parent):
+        return
+    removed, unfinished = 0, []
+    for run in sorted(os.scandir(parent), key=lambda e: e.name):
+        if not run.is_dir(follow_symlinks=False):
+            continue
+        for entry in os.scandir(run.path):
+            if entry.name.startswith(".tmp-") and entry.is_file(follow_symlinks=False) and not _writer_alive(entry.name):
+                with suppress(OSError):
+                    os.unlink(entry.path)
+                    removed += 1
+        if not os.path.exists(os.path.join(run.path, SUMMARY_FILE)):
+            unfinished.append(run.name)
+    if removed:
+        log.warning("removed %d temporary file(s) that crashed runs left under %s", removed, parent)
+    if unfinished:
+        log.warning("%d run folder(s) under %s have no %s (crashed, or still running): %s", len(unfinished), parent,
+                    SUMMARY_FILE, ", ".join(unfinished[:5]) + (" ..." if len(unfinished) > 5 else ""))
 
 
 def run_identity(plan: EvalPlan, dataset: DatasetRef, prepared: PreparedRef, model_fingerprint: dict[str, Any],
@@ -156,11 +215,21 @@ def build_summary(
     return summary.model_copy(update={"rtfx": speed(summary.shards.audio_seconds, summary.infer_seconds)})
 
 
+def generated_audio_name(sample_id: str, source: str) -> str:
+    """The run-folder file of a sample's generated clip: its id made safe (and short), then a hash of
+    the exact id, so ids that read alike once made safe (``a/b``, ``a_b``, ``a b``, all-non-ASCII
+    ones) never share a file."""
+    extension = os.path.splitext(source)[1]
+    extension = extension if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", extension) else ".wav"
+    digest = hashlib.sha256(sample_id.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"generated/{folder_name(sample_id)[:80]}-{digest}{extension}"
+
+
 def _keep_generated_audio(folder: str, row: SampleRow) -> SampleRow:
     """Copy a speech-out model's generated clip into the run folder; the row points at the copy."""
     source = row.generated_audio
     if source and storage.exists(source):
-        name = f"generated/{folder_name(row.id)}{os.path.splitext(source)[1] or '.wav'}"
+        name = generated_audio_name(row.id, source)
         storage.write_bytes(storage.join(folder, name), storage.read_bytes(source))
         row.generated_audio = name
     return row
