@@ -14,6 +14,8 @@ from audio_evals.run.summary import RunSummary
 from flows import progress
 
 console = Console(stderr=False)
+#: Warnings beside a command's output (which may be piped: ``leaderboard --markdown > board.md``).
+err_console = Console(stderr=True)
 
 
 class ShardProgress:

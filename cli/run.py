@@ -11,6 +11,7 @@ import typer
 from audio_evals.pipeline.download import check_source
 from audio_evals.pipeline.preflight import preflight
 from audio_evals.redaction import MARK, redact, redact_text
+from audio_evals.run.command import eval_cli
 from audio_evals.run.plan import EvalPlan, plan_of
 from audio_evals.run.spec import RunSpec
 from audio_evals.run.summary import RunSummary
@@ -56,7 +57,7 @@ def run(
     except USER_ERRORS as e:
         fail(str(e), 2)
     if dry_run:
-        console.print_json(data=plan_record(plan))
+        console.print_json(data=plan_record(plan, spec))
         return
     for note in accepted:
         console.print(f"note: {note}", markup=False)
@@ -84,15 +85,15 @@ def run(
     _check_fail_rate(summary, spec.max_fail_rate)
 
 
-def plan_record(plan: EvalPlan) -> dict[str, Any]:
-    """The resolved plan as ``--dry-run`` prints it, secrets masked."""
+def plan_record(plan: EvalPlan, spec: RunSpec) -> dict[str, Any]:
+    """The resolved plan of ``spec`` as ``--dry-run`` prints it, with the command that reproduces it, secrets masked."""
     return redact({
         "dataset": plan.dataset.model_dump(mode="json"), "task": plan.task.model_dump(mode="json"),
         "model": plan.model.model_dump(mode="json"), "prompt": plan.prompt.name,
         "generation": plan.generation, "sent": plan.sent_parameters(),
         "post_process": list(plan.post_process),
         "transcribe_with": {lang: m.name for lang, m in plan.transcribers.items()} or None,
-        "eval_cli": plan.eval_cli(),
+        "eval_cli": eval_cli(spec.model_dump(mode="json")),
     })
 
 

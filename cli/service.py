@@ -15,7 +15,7 @@ from audio_evals.run.spec import RunOptions
 from audio_evals.run.suites import Suite, load_suite
 from audio_evals.watch import DEFAULT_CONFIG, MODEL_PUBLISHED, load_config, model_resource, poll, state_path
 from cli import server as local_server
-from cli.console import console, hide_prefect_failures
+from cli.console import console, err_console, hide_prefect_failures
 from cli.errors import USER_ERRORS, fail, verbose_logs
 from cli.options import spec_options
 
@@ -127,7 +127,7 @@ def _suite_plans(suite: Suite, options: RunOptions) -> list[dict[str, Any]]:
         head = {"row": number, "section": section.family, "measure": row.measure,
                 "drop_above_wer": spec.drop_above_wer, "note": "; ".join(note)}
         try:
-            plans.append({**head, **plan_record(plan_of(spec))})
+            plans.append({**head, **plan_record(plan_of(spec), spec)})
         except USER_ERRORS as e:
             plans.append({**head, "dataset": row.dataset, "model": row.model, "not_runnable": str(e)})
     return plans
@@ -137,13 +137,19 @@ def leaderboard(
     results_dir: Annotated[str, typer.Argument(help="Results root of earlier runs (<model>/<dataset>/<run>).")] = "results",
     markdown: Annotated[bool, typer.Option("--markdown", help="Print the table as markdown.")] = False,
 ) -> None:
-    """Models × datasets of the latest runs under RESULTS_DIR, with averages and RTFx; no suite file."""
+    """Models × datasets of the latest usable runs under RESULTS_DIR, with averages and RTFx; no suite file.
+
+    A run over its fail-rate limit is not used (the one before it is); runs with options that change
+    the numbers (--limit, -P, -A, ...) get a row of their own; unreadable summaries are named and skipped.
+    """
     from audio_evals.report import leaderboard_of_results
 
     try:
         board = leaderboard_of_results(results_dir)
     except (FileNotFoundError, ValueError) as e:
         fail(str(e), 2)
+    for line in board.skipped + board.excluded:
+        err_console.print(f"warning: {line}", markup=False, soft_wrap=True)
     if markdown:
         console.print(board.markdown(), markup=False, soft_wrap=True)
     else:
