@@ -188,7 +188,8 @@ def _suite_line(number: int, section: SuiteSection, row: SuiteRow, summaries: li
     if summary is None:
         status = ([filter_note(row.drop_above_wer)] if row.drop_above_wer is not None else []) + ["not run"]
     else:
-        reason = [markup.text(unusable(summary) or f"no {row.measure} result")] if value is None else []
+        why = markup.text(summary.error) if summary.error else unusable(summary) or f"no {row.measure} result"
+        reason = [why] if value is None else []
         status = reason + _run_note(summary, metric)
     cells = (section.task, markup.text(row.label or row.dataset), measure.measure, _performance(value, row.official),
              f"[{number}]", _join([row.note, *status]))
