@@ -24,7 +24,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 
 from audio_evals import storage
-from audio_evals.report import render_html, render_suite_chart, render_suite_report, suite_leaderboard
+from audio_evals.report import markup, render_html, render_suite_chart, render_suite_report, suite_leaderboard
 from audio_evals.run.plan import plan_of
 from audio_evals.run.regression import render_section
 from audio_evals.run.spec import Choices, RunOptions, registry_choices
@@ -70,11 +70,11 @@ def runs_section(summaries: list[RunSummary]) -> str:
     """Every evaluation's sample viewer and report, linked by full address (the UI shows the artifact elsewhere)."""
     lines = ["## Runs", ""]
     for s in summaries:
-        name = f"{s.model.name} on {s.dataset.name}"
+        name = f"{markup.text(s.model.name)} on {markup.text(s.dataset.name)}"
         if s.paths.get("view"):
             lines.append(f"- {name}: [samples]({file_url(s.paths['view'])}) · [report]({file_url(s.paths['report'])})")
         else:
-            lines.append(f"- {name}: not run ({s.error})")
+            lines.append(f"- {name}: not run ({markup.text(s.error)})")
     return "\n".join(lines) + "\n"
 
 

@@ -84,10 +84,12 @@ def test_a_suite_report_row_does_not_show_an_over_limit_runs_figure() -> None:
 
 def test_a_smoke_runs_suite_report_says_so_and_no_card_claims_another_count() -> None:
     smoke = run(5.0, "2026-11-23T08:00:00+00:00", dataset={"name": "speech-sample-en", "task": "asr-en",
-                                                           "task_label": "asr(en)"}, options={"limit": 4})
+                                                           "task_label": "asr(en)"}, options={"limit": 4},
+                eval_cli="python audio_evals/main.py --dataset speech-sample-en --model whisper-tiny.en --limit 4")
     smoke.metrics[0].n = 4
     text = render_suite_report([smoke], load_suite(suite_path("sample.yaml")))
     assert "n=4" in text and "run with --limit 4" in text and "26 real clips" not in text
+    assert "[1] `python audio_evals/main.py --dataset speech-sample-en --model whisper-tiny.en --limit 4`" in text
 
 
 def _write(folder: Path, summary: dict[str, Any] | str) -> Path:

@@ -217,5 +217,11 @@ def render_suite_report(summaries: list[RunSummary], suite: Suite) -> str:
     for section in suite.sections:
         rows = [next(in_order).cells for _ in section.rows]
         lines += _section(section.family, rows, official=any(r.official is not None for r in section.rows))
-    lines += _commands([suite.eval_cli(row) for _, row in suite.rows()])
+    lines += _commands([_row_command(suite, row, summaries) for _, row in suite.rows()])
     return "\n".join(lines)
+
+
+def _row_command(suite: Suite, row: SuiteRow, summaries: list[RunSummary]) -> str:
+    """The command of the run behind a row (it carries the suite's options, ``--limit 4``), else the row's own."""
+    summary, _ = row_result(summaries, row)
+    return summary.eval_cli if summary is not None and summary.eval_cli else suite.eval_cli(row)
