@@ -165,6 +165,9 @@ def retry(
 
     try:
         earlier = retries.load(run)
+    except retries.NothingToRetry as e:
+        console.print(str(e), markup=False, soft_wrap=True)
+        return
     except retries.RunRecordError as e:
         fail(str(e), 2)
     if MARK in earlier.spec.model_dump_json():

@@ -193,7 +193,13 @@ server = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
 def server_start(
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 for the API and the UI.")] = local_server.DEFAULT_PORT,
 ) -> None:
-    """Start 'prefect server start' in the background; CLI calls use it (unless PREFECT_API_URL is set)."""
+    """Start 'prefect server start' in the background; CLI calls use it (unless PREFECT_API_URL is set).
+
+    With one running already, says where it is and exits 0: the wanted state holds."""
+    if (already := local_server.running()) is not None:
+        console.print(f"a server is already running (pid {already.pid}) at {already.ui_url}; nothing to start",
+                      markup=False, soft_wrap=True)
+        return
     try:
         running = local_server.start(port)
     except local_server.ServerError as e:
@@ -219,7 +225,10 @@ def server_status() -> None:
 
 @server.command("stop")
 def server_stop() -> None:
-    """Stop the server and remove its state file."""
+    """Stop the server and remove its state file; with none running, says so and exits 0."""
+    if local_server.running() is None:
+        console.print("no audio-evals server is running; nothing to stop", markup=False)
+        return
     try:
         stopped = local_server.stop()
     except local_server.ServerError as e:

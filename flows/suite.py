@@ -146,7 +146,14 @@ def run_suite(suite_file: str, models: list[str] | None, max_parallel: int, opti
     return {"suite": spec.title, "name": name, "runs": runs, **report}
 
 
-@flow(name="suite", flow_run_name="suite {suite_file}", validate_parameters=True)
+def suite_run_name() -> str:
+    """``suite sample``: a suite's flow run is named by the suite, never by a file's absolute path."""
+    from prefect.runtime import flow_run
+
+    return f"suite {Path(str(flow_run.parameters.get('suite_file', DEFAULT_SUITE))).name.removesuffix('.yaml')}"
+
+
+@flow(name="suite", flow_run_name=suite_run_name, validate_parameters=True)
 def suite(
     suite_file: SuiteFile = DEFAULT_SUITE,
     models: list[ModelName] | None = None,

@@ -179,7 +179,11 @@ def comparison_name(before: RunRecord, after: RunRecord) -> str:
 
 def write_comparison(before_path: str, after_path: str, out: str | None = None) -> str:
     """Write the page comparing run B (``after_path``) with run A (default: in the current folder)."""
-    before, after = read_run(before_path), read_run(after_path)
-    target = _target(out, ".", comparison_name(before, after))
-    storage.write_text(target, render_comparison(compare_runs(before, after), _page_dir(target)))
+    return write_compared(compare_runs(read_run(before_path), read_run(after_path)), out)
+
+
+def write_compared(comparison: Comparison, out: str | None = None) -> str:
+    """Write the page of ``comparison`` (default: in the current folder); its path."""
+    target = _target(out, ".", comparison_name(comparison.before, comparison.after))
+    storage.write_text(target, render_comparison(comparison, _page_dir(target)))
     return target

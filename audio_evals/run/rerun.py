@@ -25,6 +25,10 @@ class RunRecordError(ValueError):
     """A run's ``summary.json`` cannot be used for a retry; the message names the file and field."""
 
 
+class NothingToRetry(RunRecordError):
+    """The run has no failed shard: a retry would only make a copy of it."""
+
+
 class RunChanged(ValueError):
     """The dataset or options changed since the run being retried; the message says what."""
 
@@ -81,6 +85,10 @@ def load(run: str) -> Retry:
         recorded = RunSpec.model_validate(record.options)
     except ValidationError as e:
         raise _first_error(path, e, within="options") from None
+    if not record.failed_shards:
+        failed = f"; its {record.counts.failed} failed samples fail the same way each time (causes in " \
+                 f"{record.files.samples})" if record.counts.failed else ""
+        raise NothingToRetry(f"nothing to retry: run {record.run_id} has no failed shard{failed}; no new run made")
     dataset = recorded.dataset
     if record.dataset.source.get("type") == "manifest" and dataset.endswith((".jsonl", ".json")):
         dataset = record.dataset.source.get("path") or dataset  # absolute: any cwd
@@ -102,10 +110,25 @@ def _short(value: Any) -> str:
     return text if len(text) <= 24 else text[:20] + "…"
 
 
+#: What a changed hash in a run's identity means, said in words beside it.
+MEANING = {
+    "dataset.fingerprint": "the dataset's files changed",
+    "dataset.revision": "the dataset's revision changed",
+    "prepared.key": "the preprocessed shards would differ",
+    "model.fingerprint": "the model's weights or settings changed",
+    "prompt.messages": "the prompt's text changed",
+}
+
+
+def _change(key: str, old: Any, new: Any) -> str:
+    meaning = f" ({MEANING[key]})" if key in MEANING else ""
+    return f"{key}{meaning} {_short(old)} → {_short(new)}"
+
+
 def check_unchanged(parent: ParentRun, identity: dict[str, Any]) -> None:
     """Refuse (``RunChanged``) when this run would not evaluate what ``parent`` evaluated."""
     old, new = _leaves(parent.identity), _leaves(identity)
-    changes = [f"{key} {_short(old.get(key))} → {_short(new.get(key))}"
+    changes = [_change(key, old.get(key), new.get(key))
                for key in sorted(old.keys() | new.keys()) if old.get(key) != new.get(key)]
     if changes:
         raise RunChanged(f"run {parent.run_id} cannot be retried: the dataset or options changed since it ran "
