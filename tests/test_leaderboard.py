@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from audio_evals.report import leaderboard_of_results, render_run_report, render_suite_report
 from audio_evals.report.leaderboard import runs_leaderboard
 from audio_evals.report.samples import read_run
+from audio_evals.run.command import eval_cli
 from audio_evals.run.suites import load_suite
 from audio_evals.run.summary import RunSummary
 from tests.test_report import record, suite_path
@@ -32,6 +33,9 @@ def run(value: float, created: str, run_id: str = "20261122T080000Z-1a2b3c4d", *
     base = record(value=value, created_at=created, run_id=run_id, **changes)
     for key, fields in parts.items():
         base[key].update(fields)
+    if "options" in changes and "eval_cli" not in changes:  # the command the run printed, as a run writes it
+        base["eval_cli"] = eval_cli({"dataset": base["dataset"]["name"], "model": base["model"]["name"],
+                                     **changes["options"]})
     return RunSummary.model_validate(base)
 
 
@@ -84,8 +88,7 @@ def test_a_suite_report_row_does_not_show_an_over_limit_runs_figure() -> None:
 
 def test_a_smoke_runs_suite_report_says_so_and_no_card_claims_another_count() -> None:
     smoke = run(5.0, "2026-11-23T08:00:00+00:00", dataset={"name": "speech-sample-en", "task": "asr-en",
-                                                           "task_label": "asr(en)"}, options={"limit": 4},
-                eval_cli="python audio_evals/main.py --dataset speech-sample-en --model whisper-tiny.en --limit 4")
+                                                           "task_label": "asr(en)"}, options={"limit": 4})
     smoke.metrics[0].n = 4
     text = render_suite_report([smoke], load_suite(suite_path("sample.yaml")))
     assert "n=4" in text and "run with --limit 4" in text and "26 real clips" not in text

@@ -50,7 +50,7 @@ def dataset_place(summary: RunSummary) -> str:
 
 def setting(summary: RunSummary) -> str:
     """How the run differs from the default evaluation of its model and dataset ("" when it does not)."""
-    return setting_label(summary.options)
+    return setting_label(summary.eval_cli)
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,19 @@ def eval_cli(options: Mapping[str, Any]) -> str:
     return shlex.join(parts + number_options(options))
 
 
-def setting_label(options: Mapping[str, Any]) -> str:
-    """``--limit 4 -P beam_size=1``: how a run differs from the default evaluation ("" when it does not)."""
-    return shlex.join(number_options(options)) if number_options(options) else ""
+#: The options of a printed command that name the evaluation rather than change its numbers' setting.
+NAMING = frozenset({"--dataset", "--model", "--name", "--registry_path", "--prompt"})
+
+
+def setting_label(command: str) -> str:
+    """``--limit 4 -P beam_size=1``: how the run of a printed command (``eval_cli``) differs from the
+    default evaluation of its model, dataset and prompt ("" when it does not)."""
+    parts = shlex.split(command)[len(SCRIPT):] if command.startswith(" ".join(SCRIPT)) else []
+    kept, index = [], 0
+    while index < len(parts):
+        if parts[index] in NAMING:
+            index += 2
+            continue
+        kept.append(parts[index])
+        index += 1
+    return shlex.join(kept)
