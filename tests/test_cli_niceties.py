@@ -108,3 +108,18 @@ def test_view_of_two_runs_prints_the_difference(prefect_api, tmp_path, scripted_
     assert result.exit_code == 0, result.output
     assert "wer: A 0.00 → B 0.00, B − A +0.00 [+0.00, +0.00] (95% paired CI, n=20)" in result.output
     assert "note: the runs differ in options that change numbers: A default options; B --limit 20" in result.output
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_result_files_honour_the_umask(tmp_path, umask) -> None:
+    """Before: every file written atomically was 0600 whatever the umask (mkstemp's mode)."""
+    import os
+
+    from audio_evals import storage
+
+    old = os.umask(umask)
+    try:
+        storage.write_text(str(tmp_path / "report.md"), "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "report.md").stat().st_mode & 0o777 == 0o666 & ~umask
