@@ -123,3 +123,15 @@ def test_result_files_honour_the_umask(tmp_path, umask) -> None:
     finally:
         os.umask(old)
     assert (tmp_path / "report.md").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_model_args_take_several_in_one_and_a_bad_compute_type_is_refused_before_work(tmp_path) -> None:
+    """Before: ``-A a=1,b=2`` was one value ``1,b=2``; ``-A compute_type=float99`` failed all 26 samples."""
+    from cli.options import parse_assignments
+
+    assert parse_assignments(["device=cpu,compute_type=int8", "x=[1, 2]"], "-A") == {
+        "device": "cpu", "compute_type": "int8", "x": [1, 2]}
+    result = runner.invoke(app, ["run", "--dataset", "speech-sample-en", "--model", "whisper-tiny.en",
+                                 "-A", "compute_type=float99", "--output", str(tmp_path / "results")])
+    assert result.exit_code == 2 and "compute_type 'float99' is not one CTranslate2 knows" in result.output
+    assert not (tmp_path / "results" / "whisper-tiny.en").exists()
