@@ -102,7 +102,26 @@ def main(argv: list[str] | None = None) -> None:
         args.insert(0, "run")
     if args[:1] == ["run"]:
         args = ["run", *reference.normalise_argv(args[1:])]
-    app(args=args, prog_name="audio-evals")
+    sys.exit(_invoke(args))
+
+
+def _invoke(args: list[str]) -> int:
+    """The app's exit code; click's own errors (a misspelt option, a missing argument) read as ours do:
+    one ``error:`` line saying what to do, exit 2, instead of a usage block over ``Error:``."""
+    try:
+        code = app(args=args, prog_name="audio-evals", standalone_mode=False)
+    except typer.Abort:  # Ctrl-C while click itself was prompting or parsing
+        return 130
+    except typer.TyperException as e:  # typer's click: UsageError, BadParameter, NoSuchOption, ...
+        if type(e).__name__ == "NoArgsIsHelpError":  # a bare command group: its help is the answer
+            console.print(e.format_message(), markup=False, soft_wrap=True)
+            return 0
+        ctx = getattr(e, "ctx", None)
+        command = ctx.command_path if ctx is not None else "audio-evals"
+        message = " ".join(e.format_message().split()) if hasattr(e, "format_message") else str(e)
+        console.print(f"error: {message} (see: {command} --help)", markup=False, soft_wrap=True)
+        return getattr(e, "exit_code", 2)
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

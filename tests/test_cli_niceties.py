@@ -135,3 +135,14 @@ def test_model_args_take_several_in_one_and_a_bad_compute_type_is_refused_before
                                  "-A", "compute_type=float99", "--output", str(tmp_path / "results")])
     assert result.exit_code == 2 and "compute_type 'float99' is not one CTranslate2 knows" in result.output
     assert not (tmp_path / "results" / "whisper-tiny.en").exists()
+
+
+def test_clicks_own_errors_read_as_ours(capsys) -> None:
+    """Before: a misspelt option printed click's usage block over ``Error:``; ours say ``error:`` in one line."""
+    from cli.main import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "--datset", "x"])
+    out = capsys.readouterr().out
+    assert exited.value.code == 2 and out.startswith("error: No such option: --datset") and "Usage:" not in out
+    assert len(out.strip().splitlines()) == 1 and "--dataset" in out and "(see: audio-evals run --help)" in out
