@@ -172,7 +172,8 @@ def _texts(row: SampleRow) -> dict[str, Any]:
 
 
 def sample_record(row: SampleRow, links: "FileLinks", causes: dict[str, int]) -> dict[str, Any]:
-    """One row as the page holds it; ``causes`` numbers each distinct cause (shared by the page)."""
+    """One row as the page holds it; ``causes`` numbers each distinct cause (shared by the page, for the
+    filter), ``e`` is the row's own full error (paths and line numbers kept), ``lt`` its latency."""
     why = cause(row)
     secondary = [[name, _number(verdict.value), _text(verdict.explanation)]
                  for name, verdict in (row.secondary or {}).items()]
@@ -181,6 +182,8 @@ def sample_record(row: SampleRow, links: "FileLinks", causes: dict[str, int]) ->
         "a": links(row.audio), "ga": links(row.generated_audio),
         "m": row.metric, "v": _number(row.value), "d": _detail(row.stats),
         "c": causes.setdefault(why, len(causes)) if why else None,
+        "e": _text(row.error) if row.error and why != f"{row.stage}: {' '.join(row.error.split())}" else None,
+        "lt": _number(row.latency_s),
         **_texts(row), "x": _text(row.explanation), "sec": secondary,
     })
 

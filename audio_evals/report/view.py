@@ -56,7 +56,17 @@ def _run_line(run: RunRecord, links: FileLinks, tag: str | None = None) -> str:
     generation = ", ".join(f"{k}={v}" for k, v in run.summary.model.generation.items())
     settings = f" · {html.escape(generation)}" if generation else ""
     return (f"<p class=\"run\">{name}run <code>{html.escape(run.run_id)}</code>, "
-            f"{html.escape(str(run.summary.created_at or ''))}{settings} · {anchors}</p>")
+            f"{html.escape(str(run.summary.created_at or ''))}{settings} · {anchors}</p>{_request(run)}")
+
+
+def _request(run: RunRecord) -> str:
+    """What every sample was sent: the prompt's messages (``{{audio}}`` where the clip goes) and the
+    parameters of each model call, exactly as the summary records them; and the command giving the run again."""
+    summary = run.summary
+    sent = json.dumps({"prompt": summary.prompt.name, "messages": summary.prompt.messages,
+                       "parameters": summary.model.sent or summary.model.generation}, indent=1, ensure_ascii=False)
+    command = f"<p>command: <code>{html.escape(summary.eval_cli)}</code></p>" if summary.eval_cli else ""
+    return f"<details class=\"request\"><summary>request sent per sample</summary><pre>{html.escape(sent)}</pre></details>{command}"
 
 
 def _counts(rows: list[SampleRow]) -> str:

@@ -91,7 +91,8 @@ class EvalPlan:
 
     def skip_key(self) -> str:
         """Identity of ``skip_reason`` and ``reference_problem`` for cache keys."""
-        key: list[Any] = [self.task.metric, self.model.languages, "references checked per metric"]
+        key: list[Any] = [self.task.metric, self.model.languages, "references checked per metric",
+                          "skipped rows keep lang and reference"]
         if self.transcribers:
             key.append({lang: [m.name, m.languages] for lang, m in sorted(self.transcribers.items())})
         return repr(key)
