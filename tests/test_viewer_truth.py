@@ -7,6 +7,7 @@ Before: skipped rows lost their language and reference (``#lang=zh`` showed 0 of
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
@@ -26,7 +27,8 @@ def test_skipped_rows_keep_language_and_reference_and_the_page_shows_the_request
     page = Path(summary.paths["view"]).read_text(encoding="utf-8")
     data = page_data(page)
     assert sum(s.get("l") == "zh" for s in data["rows"]) == 2
-    assert "request sent per sample" in page and json.dumps(summary.prompt.name) in page
+    assert "request sent per sample" in page and html.escape(json.dumps(summary.prompt.name)) in page
+    assert "listen the audio, output the audio content" in page  # the prompt's own text, not only its name
     assert "command: <code>python audio_evals/main.py --dataset speech-sample --model scripted" in page
 
 
