@@ -42,3 +42,24 @@ def test_each_failed_row_shows_its_own_full_cause(tmp_path) -> None:
     record = sample_record(row, lambda path: path, {})
     assert "…" in cause(row) and record["e"] == error  # the filter groups; the row says exactly
     assert record["lt"] == 1.23  # where the backend timed the request, the page shows it
+
+
+def test_the_results_index_lists_every_run_as_runs_finish(prefect_api, tmp_path, scripted_registry) -> None:
+    """Before: there was no page listing runs."""
+    import re
+
+    first = _evaluate(tmp_path, scripted_registry, dataset="speech-sample-en", shard_size=32)
+    second = _evaluate(tmp_path, scripted_registry, dataset="speech-sample-en", shard_size=32, limit=5)
+    index = tmp_path / "results" / "index.html"
+    assert second.paths["index"] == str(index)
+    page = index.read_text(encoding="utf-8")
+    assert page.index(second.run_id) < page.index(first.run_id)  # newest first
+    assert "--limit 5" in page and "default" in page and "wer 0.00" in page
+    links = re.findall(r'href="([^"]+)"', page)
+    assert len(links) == 4 and all((index.parent / link).is_file() for link in links)
+    assert f"audio-evals view {first.run_id} {second.run_id}" not in page  # different evaluations
+    (tmp_path / "results" / "scripted" / "speech-sample-en" / "cut").mkdir()
+    (tmp_path / "results" / "scripted" / "speech-sample-en" / "cut" / "summary.json").write_text("{", encoding="utf-8")
+    third = _evaluate(tmp_path, scripted_registry, dataset="speech-sample-en", shard_size=32)
+    page = index.read_text(encoding="utf-8")
+    assert f"audio-evals view {first.run_id} {third.run_id}" in page and "Unreadable summaries" in page
