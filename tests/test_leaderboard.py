@@ -65,7 +65,7 @@ def test_non_default_runs_get_their_own_row_and_never_the_default_figure() -> No
     assert rows["whisper-tiny.en [-P beam_size=1]"][COLUMN] == 6.39
     assert rows["whisper-tiny.en [--limit 4]"][COLUMN] == 9.0
     assert rows["whisper-tiny.en [--evaluator cer --inf_file /x/samples.jsonl]"][COLUMN] == 2.0
-    assert list(rows)[0] == "whisper-tiny.en"  # the default row first
+    assert next(iter(rows)) == "whisper-tiny.en"  # the default row first
 
 
 def test_datasets_sharing_a_name_but_not_a_source_never_share_a_column() -> None:
