@@ -57,7 +57,7 @@ def run(
     except USER_ERRORS as e:
         fail(str(e), 2)
     if dry_run:
-        console.print_json(data=plan_record(plan, spec))
+        console.print_json(data={**plan_record(plan, spec), **_runs_here(plan, spec)})
         return
     for note in accepted:
         console.print(f"note: {note}", markup=False)
@@ -90,11 +90,24 @@ def plan_record(plan: EvalPlan, spec: RunSpec) -> dict[str, Any]:
     return redact({
         "dataset": plan.dataset.model_dump(mode="json"), "task": plan.task.model_dump(mode="json"),
         "model": plan.model.model_dump(mode="json"), "prompt": plan.prompt.name,
+        "prompt_messages": plan.prompt.model_dump(mode="json")["messages"],
         "generation": plan.generation, "sent": plan.sent_parameters(),
         "post_process": list(plan.post_process),
         "transcribe_with": {lang: m.name for lang, m in plan.transcribers.items()} or None,
         "eval_cli": eval_cli(spec.model_dump(mode="json")),
     })
+
+
+def _runs_here(plan: EvalPlan, spec: RunSpec) -> dict[str, Any]:
+    """Whether this machine can run the plan (the check a real run makes before Prefect starts), and why not."""
+    from audio_evals.pipeline.preflight import check_backends
+
+    try:
+        if not spec.inf_file:
+            check_backends(plan)
+    except USER_ERRORS as e:
+        return {"runs_here": False, "cannot_run_here": redact_text(str(e))}
+    return {"runs_here": True}
 
 
 def _check_fail_rate(summary: RunSummary, max_fail_rate: float) -> None:

@@ -146,3 +146,37 @@ def test_clicks_own_errors_read_as_ours(capsys) -> None:
     out = capsys.readouterr().out
     assert exited.value.code == 2 and out.startswith("error: No such option: --datset") and "Usage:" not in out
     assert len(out.strip().splitlines()) == 1 and "--dataset" in out and "(see: audio-evals run --help)" in out
+
+
+def test_dry_run_says_whether_the_backend_runs_here_and_shows_the_prompt() -> None:
+    """Before: ``--dry-run`` showed the prompt by name only and not that the backend cannot run here."""
+    from audio_evals.models.base import BackendUnavailable
+    from audio_evals.pipeline.preflight import check_backends
+    from audio_evals.run.plan import plan_of
+    from audio_evals.run.spec import RunSpec
+
+    result = runner.invoke(app, ["run", "--dataset", "speech-sample-en", "--model", "whisper-tiny.en",
+                                 "--device", "cuda", "--dry-run"])
+    plan = json.loads(result.output)
+    assert result.exit_code == 0 and "listen the audio" in json.dumps(plan["prompt_messages"])
+    try:  # what a real run would find
+        check_backends(plan_of(RunSpec(dataset="speech-sample-en", model="whisper-tiny.en",
+                                       model_args={"device": "cuda"})))
+        expected: dict = {"runs_here": True}
+    except BackendUnavailable as e:
+        expected = {"runs_here": False, "cannot_run_here": str(e)}
+    assert {k: plan.get(k) for k in expected} == expected
+    assert plan["runs_here"] or "cannot run here" in plan["cannot_run_here"]
+
+
+def test_piped_output_is_not_folded_at_80_columns() -> None:
+    """Before: piped output wrapped at 80 columns mid-phrase (the protocol lines under the table)."""
+    import os
+    import sys
+
+    line = "wer: reference protocol: " + "word " * 40
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    out = subprocess.run([sys.executable, "-c", f"from cli.console import console; console.print({line!r})"],
+                         capture_output=True, text=True, env=env, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.splitlines() == [line]
