@@ -236,11 +236,50 @@ def server_stop() -> None:
     console.print(f"stopped the server at {stopped.ui_url} (pid {stopped.pid})", markup=False)
 
 
+def serve_results(
+    results_dir: Annotated[str, typer.Argument(help="The results folder to serve (its index.html lists every run).")] = "results",
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0: any free one).")] = 8765,
+) -> None:
+    """Serve a results folder over HTTP on 127.0.0.1 until Ctrl-C, so the links in the Prefect UI's
+    artifacts and in suite reports (made http://127.0.0.1:PORT/... while it runs) open in a browser."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+    from pathlib import Path
+
+    from audio_evals.report import links
+
+    root = Path(results_dir).resolve()
+    if not root.is_dir():
+        fail(f"no results folder at {results_dir}", 2)
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
+            pass  # one line per request would drown the address printed below
+
+    try:
+        httpd = ThreadingHTTPServer(("127.0.0.1", port), functools.partial(Quiet, directory=str(root)))
+    except OSError as e:
+        fail(f"cannot listen on 127.0.0.1:{port}: {e.strerror or e}; choose another with --port", 2)
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/"
+    links.record(links.ResultsServer(root=str(root), url=url, pid=os.getpid()))
+    console.print(f"serving {root} at {url} (runs: {url}index.html); links made now open there; Ctrl-C stops",
+                  markup=False, soft_wrap=True)
+    try:
+        httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        httpd.server_close()
+        if (current := links.running()) is not None and current.pid == os.getpid():
+            links.state_path().unlink(missing_ok=True)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(server, name="server")
     app.command()(suite)
     app.command()(leaderboard)
     app.command()(publish)
     app.command()(watch)
+    app.command("serve-results")(serve_results)
     app.command(add_help_option=False,
                 context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(serve)
