@@ -178,14 +178,14 @@ def retry(
 
     try:
         earlier = retries.load(run)
-    except retries.NothingToRetry as e:
-        console.print(str(e), markup=False, soft_wrap=True)
-        return
     except retries.RunRecordError as e:
         fail(str(e), 2)
     if MARK in earlier.spec.model_dump_json():
         fail(f"run {earlier.run_id} was given secrets, which are never recorded: run its command again "
              "with them instead of retrying it", 2)
+    if earlier.nothing_to_do:
+        console.print(earlier.nothing_to_do, markup=False, soft_wrap=True)
+        return
     if verbose:
         verbose_logs()
     spec = earlier.spec.replace(command=shlex.join(["audio-evals", *sys.argv[1:]]))

@@ -25,10 +25,6 @@ class RunRecordError(ValueError):
     """A run's ``summary.json`` cannot be used for a retry; the message names the file and field."""
 
 
-class NothingToRetry(RunRecordError):
-    """The run has no failed shard: a retry would only make a copy of it."""
-
-
 class RunChanged(ValueError):
     """The dataset or options changed since the run being retried; the message says what."""
 
@@ -39,7 +35,18 @@ class Retry:
 
     run_id: str
     failed_shards: int
+    #: Samples that failed in completed shards: deterministic, a retry would not change them.
+    failed_samples: int
     spec: RunSpec  # what the retry evaluates: the recorded spec, beside the earlier run, naming it as parent
+
+    @property
+    def nothing_to_do(self) -> str | None:
+        """Why retrying makes no sense (no failed shard), or None."""
+        if self.failed_shards:
+            return None
+        samples = (f"; its {self.failed_samples} failed samples fail the same way each time (causes in its "
+                   "samples.jsonl)") if self.failed_samples else ""
+        return f"nothing to retry: run {self.run_id} has no failed shard{samples}; no new run made"
 
 
 def _first_error(path: str, error: ValidationError, within: str = "") -> RunRecordError:
@@ -85,10 +92,6 @@ def load(run: str) -> Retry:
         recorded = RunSpec.model_validate(record.options)
     except ValidationError as e:
         raise _first_error(path, e, within="options") from None
-    if not record.failed_shards:
-        failed = f"; its {record.counts.failed} failed samples fail the same way each time (causes in " \
-                 f"{record.files.samples})" if record.counts.failed else ""
-        raise NothingToRetry(f"nothing to retry: run {record.run_id} has no failed shard{failed}; no new run made")
     dataset = recorded.dataset
     if record.dataset.source.get("type") == "manifest" and dataset.endswith((".jsonl", ".json")):
         dataset = record.dataset.source.get("path") or dataset  # absolute: any cwd
@@ -96,7 +99,8 @@ def load(run: str) -> Retry:
     # Not ``fresh``: completed shards come from the cache.
     spec = recorded.replace(dataset=dataset, output=_results_root(folder, record), fresh=False,
                             parent=ParentRun(run_id=record.run_id, identity=record.identity))
-    return Retry(run_id=record.run_id, failed_shards=len(record.failed_shards), spec=spec)
+    return Retry(run_id=record.run_id, failed_shards=len(record.failed_shards), failed_samples=record.counts.failed,
+                 spec=spec)
 
 
 def _leaves(value: Any, prefix: str = "") -> dict[str, Any]:
