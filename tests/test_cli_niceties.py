@@ -180,3 +180,24 @@ def test_piped_output_is_not_folded_at_80_columns() -> None:
                          capture_output=True, text=True, env=env, check=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.splitlines() == [line]
+
+
+def test_a_suites_flow_run_is_named_by_the_suite_not_its_path(prefect_api, tmp_path) -> None:
+    """Before: the flow run was named ``suite /abs/path/to/my-suite.yaml``."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    from audio_evals.run.spec import RunOptions
+    from flows.suite import suite
+
+    suite_file = tmp_path / "my-suite.yaml"
+    suite_file.write_text("title: t\nsections:\n  - family: ASR\n    task: asr\n    rows:\n"
+                          "      - {dataset: speech-sample-en, model: no-such-model, measure: wer}\n", encoding="utf-8")
+    state = suite(suite_file=str(suite_file), options=RunOptions(output=str(tmp_path / "results")), return_state=True)
+
+    async def name() -> str:
+        async with get_client() as client:
+            return (await client.read_flow_run(state.state_details.flow_run_id)).name
+
+    assert asyncio.run(name()) == "suite my-suite"
