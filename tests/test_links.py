@@ -59,4 +59,6 @@ def test_an_object_store_result_gets_a_presigned_https_link(monkeypatch) -> None
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     url = links.link("s3://bucket/results/m/d/run/view.html")
-    assert url.startswith("https://") and "bucket" in url and "Signature" in url and "test-secret" not in url
+    # https on AWS; the endpoint's own scheme where AWS_ENDPOINT_URL names one (a moto server in other tests)
+    assert url.startswith(("https://", "http://")) and "/results/m/d/run/view.html?" in url and "bucket" in url
+    assert "Signature" in url and "test-secret" not in url and "testing" not in url.split("Signature")[1]
