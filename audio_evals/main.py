@@ -22,12 +22,17 @@ def evaluate(dataset: str = "speech-sample", model: str = "whisper-tiny.en", **f
     (``limit=26``, ``prompt=...``, ``generation={"beam_size": 1}``, ``model_args={"device": "cpu"}``).
     Returns the run's typed summary (``audio_evals.run.summary.RunSummary``).
 
-    Raises pydantic's ``ValidationError`` for an absurd value, before any work.
+    Raises pydantic's ``ValidationError`` for an absurd value and ``UnknownName`` (a ``KeyError``) for a
+    misspelt name, before any flow run starts.
     """
+    from audio_evals.run.plan import plan_of
     from audio_evals.run.spec import RunSpec
+
+    spec = RunSpec(dataset=dataset, model=model, **fields)
+    plan_of(spec)  # every name looked up now: a typo is an exception here, not a failed flow run
     from flows.evaluate import evaluate as evaluate_flow
 
-    return evaluate_flow(RunSpec(dataset=dataset, model=model, **fields))
+    return evaluate_flow(spec)
 
 
 if __name__ == "__main__":

@@ -87,6 +87,21 @@ def read_bytes(url: str) -> bytes:
     return _remote(lambda: fs.cat_file(path), url)
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where Linux tells it (``os.umask`` sets it, racing
+    other threads creating files); elsewhere set and restored at once."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_writer(url: str) -> Iterator[BinaryIO]:
     """A binary file that appears at ``url`` whole when the block ends, or not at all.
@@ -108,6 +123,7 @@ def atomic_writer(url: str) -> Iterator[BinaryIO]:
             fs, path = filesystem(url)
             _remote(lambda: fs.put_file(tmp, path), url)
         else:
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600: a result file gets what the umask gives
             os.replace(tmp, url)
     except OSError as e:
         if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG):

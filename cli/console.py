@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from rich.console import Console
@@ -13,7 +14,11 @@ from audio_evals.records import SampleRow
 from audio_evals.run.summary import RunSummary
 from flows import progress
 
-console = Console(stderr=False)
+#: Piped or redirected output is not folded at 80 columns (rich's width without a terminal): a line
+#: stays whole for ``grep`` and logs; a terminal still gets rich's wrapping at its width.
+console = Console(stderr=False, soft_wrap=not sys.stdout.isatty())
+#: Warnings beside a command's output (which may be piped: ``leaderboard --markdown > board.md``).
+err_console = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 
 
 class ShardProgress:

@@ -16,7 +16,22 @@ from cli.options import registry_paths
 from cli.run import retry, run
 
 # Plain help (no rich boxes): no option name or word cut at 80 columns, flags shown without a type.
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, rich_markup_mode=None)
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, rich_markup_mode=None,
+                  context_settings={"help_option_names": ["-h", "--help"]})
+
+
+def _version(value: bool) -> None:
+    if value:
+        from audio_evals import __version__
+
+        console.print(f"audio-evals {__version__}", markup=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """audio-evals: run evaluations, list the registry, run suites, serve the deployments."""
 app.command()(run)
 app.command()(retry)
 service.register(app)
@@ -62,12 +77,20 @@ def view(
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Page file or folder (default: view.html in RUN's folder; with RUN_B, compare-A-B.html here).")] = None,
 ) -> None:
     """Every sample of a run in one offline HTML page; with RUN_B, what got better or worse and a paired CI."""
-    from audio_evals.report.view import write_comparison, write_view
+    from audio_evals.report.compare import compare_runs, console_lines
+    from audio_evals.report.samples import read_run
+    from audio_evals.report.view import write_compared, write_view
 
     try:
-        page = write_comparison(run, run_b, out) if run_b else write_view(run, out)
+        if run_b is None:
+            console.print(write_view(run, out), soft_wrap=True, markup=False)
+            return
+        comparison = compare_runs(read_run(run), read_run(run_b))
+        page = write_compared(comparison, out)
     except (FileNotFoundError, ValueError) as e:
         fail(str(e), 2)
+    for line in console_lines(comparison):
+        console.print(line, soft_wrap=True, markup=False)
     console.print(page, soft_wrap=True, markup=False)
 
 
@@ -75,11 +98,30 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point; a first argument that is an option means ``run`` (reference form)."""
     args = list(sys.argv[1:] if argv is None else argv)
     local_server.use_running()  # before Prefect loads: a running `audio-evals server` unless PREFECT_API_URL is set
-    if args and args[0].startswith("-") and args[0] not in ("--help", "-h"):
+    if args and args[0].startswith("-") and args[0] not in ("--help", "-h", "--version"):
         args.insert(0, "run")
     if args[:1] == ["run"]:
         args = ["run", *reference.normalise_argv(args[1:])]
-    app(args=args, prog_name="audio-evals")
+    sys.exit(_invoke(args))
+
+
+def _invoke(args: list[str]) -> int:
+    """The app's exit code; click's own errors (a misspelt option, a missing argument) read as ours do:
+    one ``error:`` line saying what to do, exit 2, instead of a usage block over ``Error:``."""
+    try:
+        code = app(args=args, prog_name="audio-evals", standalone_mode=False)
+    except typer.Abort:  # Ctrl-C while click itself was prompting or parsing
+        return 130
+    except typer.TyperException as e:  # typer's click: UsageError, BadParameter, NoSuchOption, ...
+        if type(e).__name__ == "NoArgsIsHelpError":  # a bare command group: its help is the answer
+            console.print(e.format_message(), markup=False, soft_wrap=True)
+            return 0
+        ctx = getattr(e, "ctx", None)
+        command = ctx.command_path if ctx is not None else "audio-evals"
+        message = " ".join(e.format_message().split()) if hasattr(e, "format_message") else str(e)
+        console.print(f"error: {message} (see: {command} --help)", markup=False, soft_wrap=True)
+        return getattr(e, "exit_code", 2)
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

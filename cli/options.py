@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import re
 import tempfile
 import types
 from collections.abc import Callable
@@ -37,11 +38,16 @@ def registry_paths(values: list[str]) -> list[str]:
     return [p for v in values for p in v.split()]
 
 
+#: ``a=1,b=2`` (lm-eval's ``--model_args`` habit) is two items: a comma followed by the next ``key=``.
+_ITEMS = re.compile(r",(?=[A-Za-z_][\w.-]*=)")
+
+
 def parse_assignments(items: list[str], option: str) -> dict[str, Any]:
-    """``key=value`` items (``-P beam_size=1``, ``--model-args device=cuda``) as a dict, each value
-    read as YAML (``1`` an int, ``true`` a bool, ``[a, b]`` a list); ValueError names the bad item."""
+    """``key=value`` items (``-P beam_size=1``, ``--model-args device=cuda``, or several in one:
+    ``-A device=cpu,compute_type=int8``) as a dict, each value read as YAML (``1`` an int, ``true`` a
+    bool, ``[a, b]`` a list); ValueError names the bad item."""
     values = {}
-    for item in items:
+    for item in (part for given in items for part in _ITEMS.split(given)):
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"{option} takes key=value, got {item!r}")

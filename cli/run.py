@@ -12,6 +12,7 @@ import typer
 from audio_evals.pipeline.download import check_source
 from audio_evals.pipeline.preflight import preflight
 from audio_evals.redaction import MARK, redact, redact_text
+from audio_evals.run.command import eval_cli
 from audio_evals.run.plan import EvalPlan, plan_of
 from audio_evals.run.spec import RunSpec
 from audio_evals.run.summary import RunSummary
@@ -58,7 +59,7 @@ def run(
     except USER_ERRORS as e:
         fail(str(e), 2)
     if dry_run:
-        console.print_json(data=plan_record(plan))
+        console.print_json(data={**plan_record(plan, spec), **_runs_here(plan, spec)})
         return
     for note in accepted:
         console.print(f"note: {note}", markup=False)
@@ -95,16 +96,29 @@ def _given(option: str) -> bool:
     return any(arg == option or arg.startswith(f"{option}=") for arg in sys.argv[1:])
 
 
-def plan_record(plan: EvalPlan) -> dict[str, Any]:
-    """The resolved plan as ``--dry-run`` prints it, secrets masked."""
+def plan_record(plan: EvalPlan, spec: RunSpec) -> dict[str, Any]:
+    """The resolved plan of ``spec`` as ``--dry-run`` prints it, with the command that reproduces it, secrets masked."""
     return redact({
         "dataset": plan.dataset.model_dump(mode="json"), "task": plan.task.model_dump(mode="json"),
         "model": plan.model.model_dump(mode="json"), "prompt": plan.prompt.name,
+        "prompt_messages": plan.prompt.model_dump(mode="json")["messages"],
         "generation": plan.generation, "sent": plan.sent_parameters(),
         "post_process": list(plan.post_process),
         "transcribe_with": {lang: m.name for lang, m in plan.transcribers.items()} or None,
-        "eval_cli": plan.eval_cli(),
+        "eval_cli": eval_cli(spec.model_dump(mode="json")),
     })
+
+
+def _runs_here(plan: EvalPlan, spec: RunSpec) -> dict[str, Any]:
+    """Whether this machine can run the plan (the check a real run makes before Prefect starts), and why not."""
+    from audio_evals.pipeline.preflight import check_backends
+
+    try:
+        if not spec.inf_file:
+            check_backends(plan)
+    except USER_ERRORS as e:
+        return {"runs_here": False, "cannot_run_here": redact_text(str(e))}
+    return {"runs_here": True}
 
 
 def _check_fail_rate(summary: RunSummary, max_fail_rate: float) -> None:
@@ -184,6 +198,9 @@ def retry(
     if MARK in earlier.spec.model_dump_json():
         fail(f"run {earlier.run_id} was given secrets, which are never recorded: run its command again "
              "with them instead of retrying it", 2)
+    if earlier.nothing_to_do:
+        console.print(earlier.nothing_to_do, markup=False, soft_wrap=True)
+        return
     if verbose:
         verbose_logs()
     spec = earlier.spec.replace(command=shlex.join(["audio-evals", *sys.argv[1:]]))

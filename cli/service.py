@@ -15,7 +15,7 @@ from audio_evals.run.spec import RunOptions
 from audio_evals.run.suites import Suite, load_suite
 from audio_evals.watch import DEFAULT_CONFIG, MODEL_PUBLISHED, load_config, model_resource, poll, state_path
 from cli import server as local_server
-from cli.console import console, hide_prefect_failures
+from cli.console import console, err_console, hide_prefect_failures
 from cli.errors import USER_ERRORS, fail, verbose_logs
 from cli.options import spec_options
 
@@ -127,7 +127,7 @@ def _suite_plans(suite: Suite, options: RunOptions) -> list[dict[str, Any]]:
         head = {"row": number, "section": section.family, "measure": row.measure,
                 "drop_above_wer": spec.drop_above_wer, "note": "; ".join(note)}
         try:
-            plans.append({**head, **plan_record(plan_of(spec))})
+            plans.append({**head, **plan_record(plan_of(spec), spec)})
         except USER_ERRORS as e:
             plans.append({**head, "dataset": row.dataset, "model": row.model, "not_runnable": str(e)})
     return plans
@@ -137,13 +137,19 @@ def leaderboard(
     results_dir: Annotated[str, typer.Argument(help="Results root of earlier runs (<model>/<dataset>/<run>).")] = "results",
     markdown: Annotated[bool, typer.Option("--markdown", help="Print the table as markdown.")] = False,
 ) -> None:
-    """Models × datasets of the latest runs under RESULTS_DIR, with averages and RTFx; no suite file."""
+    """Models × datasets of the latest usable runs under RESULTS_DIR, with averages and RTFx; no suite file.
+
+    A run over its fail-rate limit is not used (the one before it is); runs with options that change
+    the numbers (--limit, -P, -A, ...) get a row of their own; unreadable summaries are named and skipped.
+    """
     from audio_evals.report import leaderboard_of_results
 
     try:
         board = leaderboard_of_results(results_dir)
     except (FileNotFoundError, ValueError) as e:
         fail(str(e), 2)
+    for line in board.skipped + board.excluded:
+        err_console.print(f"warning: {line}", markup=False, soft_wrap=True)
     if markdown:
         console.print(board.markdown(), markup=False, soft_wrap=True)
     else:
@@ -187,7 +193,13 @@ server = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
 def server_start(
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 for the API and the UI.")] = local_server.DEFAULT_PORT,
 ) -> None:
-    """Start 'prefect server start' in the background; CLI calls use it (unless PREFECT_API_URL is set)."""
+    """Start 'prefect server start' in the background; CLI calls use it (unless PREFECT_API_URL is set).
+
+    With one running already, says where it is and exits 0: the wanted state holds."""
+    if (already := local_server.running()) is not None:
+        console.print(f"a server is already running (pid {already.pid}) at {already.ui_url}; nothing to start",
+                      markup=False, soft_wrap=True)
+        return
     try:
         running = local_server.start(port)
     except local_server.ServerError as e:
@@ -213,12 +225,53 @@ def server_status() -> None:
 
 @server.command("stop")
 def server_stop() -> None:
-    """Stop the server and remove its state file."""
+    """Stop the server and remove its state file; with none running, says so and exits 0."""
+    if local_server.running() is None:
+        console.print("no audio-evals server is running; nothing to stop", markup=False)
+        return
     try:
         stopped = local_server.stop()
     except local_server.ServerError as e:
         fail(str(e), 1)
     console.print(f"stopped the server at {stopped.ui_url} (pid {stopped.pid})", markup=False)
+
+
+def serve_results(
+    results_dir: Annotated[str, typer.Argument(help="The results folder to serve (its index.html lists every run).")] = "results",
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0: any free one).")] = 8765,
+) -> None:
+    """Serve a results folder over HTTP on 127.0.0.1 until Ctrl-C, so the links in the Prefect UI's
+    artifacts and in suite reports (made http://127.0.0.1:PORT/... while it runs) open in a browser."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+    from pathlib import Path
+
+    from audio_evals.report import links
+
+    root = Path(results_dir).resolve()
+    if not root.is_dir():
+        fail(f"no results folder at {results_dir}", 2)
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
+            pass  # one line per request would drown the address printed below
+
+    try:
+        httpd = ThreadingHTTPServer(("127.0.0.1", port), functools.partial(Quiet, directory=str(root)))
+    except OSError as e:
+        fail(f"cannot listen on 127.0.0.1:{port}: {e.strerror or e}; choose another with --port", 2)
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/"
+    links.record(links.ResultsServer(root=str(root), url=url, pid=os.getpid()))
+    console.print(f"serving {root} at {url} (runs: {url}index.html); links made now open there; Ctrl-C stops",
+                  markup=False, soft_wrap=True)
+    try:
+        httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        httpd.server_close()
+        if (current := links.running()) is not None and current.pid == os.getpid():
+            links.state_path().unlink(missing_ok=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -227,5 +280,6 @@ def register(app: typer.Typer) -> None:
     app.command()(leaderboard)
     app.command()(publish)
     app.command()(watch)
+    app.command("serve-results")(serve_results)
     app.command(add_help_option=False,
                 context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(serve)

@@ -21,6 +21,7 @@ from audio_evals.pipeline.preflight import preflight
 from audio_evals.pipeline.subset import draw_subset
 from audio_evals.records import ModelOutput, PreparedRef, ShardResult
 from audio_evals.redaction import install_log_redaction, redact, remember_secret_params
+from audio_evals.run.command import eval_cli
 from audio_evals.run.folder import build_summary, new_run_id, report_debris, reserved_run_dir, run_dir, run_identity
 from audio_evals.run.plan import EvalPlan, plan_of
 from audio_evals.run.rerun import check_unchanged
@@ -162,6 +163,7 @@ def run_evaluation(spec: RunSpec) -> RunSummary:
     backend = get_backend(plan.model, plan.generation)
     fingerprint = predictions.fingerprint(spec.inf_file) if spec.inf_file else backend.fingerprint()
     run_id = spec.run_id or new_run_id()
+    command_line = eval_cli(spec.model_dump(mode="json"))  # as given, before the defaults below fill it in
     folder = run_dir(spec.output, plan, run_id)  # checked now: a bad or used run id stops before any work
     report_debris(folder)
     with reserved_run_dir(folder):  # a second run with this id is refused now, before any work
@@ -227,7 +229,7 @@ def run_evaluation(spec: RunSpec) -> RunSummary:
             failed_shards=failed_shards, shard_stats=shard_stats,
             timings={k: round(v, 3) for k, v in timings.items()}, peak_rss_mb=peak_rss, options=redact(options),
             command=spec.command or shlex.join(["audio-evals", "run", "--dataset", spec.dataset, "--model", spec.model]),
-            model_load_s=round(load_s, 3),
+            eval_cli=command_line, model_load_s=round(load_s, 3),
         ).redacted()  # secret parameters, URL credentials and known keys masked
         paths = report(folder, summary, keys["eval"], keys["eval-report"])
         progress.publish("end", {"folder": folder})

@@ -24,7 +24,8 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 
 from audio_evals import storage
-from audio_evals.report import render_html, render_suite_chart, render_suite_report, suite_leaderboard
+from audio_evals.report import markup, render_html, render_suite_chart, render_suite_report, suite_leaderboard
+from audio_evals.report.links import link
 from audio_evals.run.plan import plan_of
 from audio_evals.run.regression import render_section
 from audio_evals.run.spec import Choices, RunOptions, registry_choices
@@ -33,7 +34,7 @@ from audio_evals.run.summary import RunSummary
 from audio_evals.storage import stable_hash
 from flows.credentials import apply_store_credentials
 from flows.regressions import evaluate_and_check
-from tasks.report import artifact_key, file_url
+from tasks.report import artifact_key
 
 DEFAULT_SUITE = "sample"  # bundled with the package (audio_evals.run.suites.find_suite)
 Evaluation = tuple[str, str, str | None, float | None]  # dataset, model, prompt, the row's --drop-above-wer
@@ -70,11 +71,11 @@ def runs_section(summaries: list[RunSummary]) -> str:
     """Every evaluation's sample viewer and report, linked by full address (the UI shows the artifact elsewhere)."""
     lines = ["## Runs", ""]
     for s in summaries:
-        name = f"{s.model.name} on {s.dataset.name}"
+        name = f"{markup.text(s.model.name)} on {markup.text(s.dataset.name)}"
         if s.paths.get("view"):
-            lines.append(f"- {name}: [samples]({file_url(s.paths['view'])}) · [report]({file_url(s.paths['report'])})")
+            lines.append(f"- {name}: [samples]({link(s.paths['view'])}) · [report]({link(s.paths['report'])})")
         else:
-            lines.append(f"- {name}: not run ({s.error})")
+            lines.append(f"- {name}: not run ({markup.text(s.error)})")
     return "\n".join(lines) + "\n"
 
 
@@ -102,7 +103,7 @@ def suite_report(suite: Suite, name: str, summaries: list[RunSummary], models: l
     create_markdown_artifact(key=suite_key("suite", name, models, options),
                              markdown=markdown.rstrip("\n") + "\n\n" + runs_section(summaries),
                              description=f"{suite.title}: {folder}")
-    create_link_artifact(key=suite_key("suite-html", name, models, options), link=file_url(paths["html"]),
+    create_link_artifact(key=suite_key("suite-html", name, models, options), link=link(paths["html"]),
                          link_text="report.html", description=f"{suite.title}: the report with its chart")
     return {"folder": folder, "paths": paths, "leaderboard": table,
             "regressions": [r.model_dump() for r in regressions]}
@@ -146,7 +147,14 @@ def run_suite(suite_file: str, models: list[str] | None, max_parallel: int, opti
     return {"suite": spec.title, "name": name, "runs": runs, **report}
 
 
-@flow(name="suite", flow_run_name="suite {suite_file}", validate_parameters=True)
+def suite_run_name() -> str:
+    """``suite sample``: a suite's flow run is named by the suite, never by a file's absolute path."""
+    from prefect.runtime import flow_run
+
+    return f"suite {Path(str(flow_run.parameters.get('suite_file', DEFAULT_SUITE))).name.removesuffix('.yaml')}"
+
+
+@flow(name="suite", flow_run_name=suite_run_name, validate_parameters=True)
 def suite(
     suite_file: SuiteFile = DEFAULT_SUITE,
     models: list[ModelName] | None = None,

@@ -4,15 +4,14 @@ results as Prefect artifacts."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from audio_evals import storage
 from audio_evals.pipeline import report as stage
+from audio_evals.report.links import link
 from audio_evals.run.spec import RunSpec
 from audio_evals.run.summary import VIEW_FILE, RunSummary
 
@@ -30,11 +29,6 @@ def run_key(kind: str, spec: RunSpec) -> str:
     return artifact_key(kind, spec.title, variant=spec.variant)
 
 
-def file_url(path: str) -> str:
-    """An address the UI can link: remote URLs as they are, local paths as absolute file URLs."""
-    return path if storage.is_remote(path) else Path(path).resolve().as_uri()
-
-
 def metrics_table(summary: RunSummary) -> list[dict[str, Any]]:
     """One row per metric: the run's figures as the UI's table artifact shows them."""
     return [{"dataset": summary.dataset.name, "model": summary.model.name, "metric": m.label,
@@ -44,7 +38,7 @@ def metrics_table(summary: RunSummary) -> list[dict[str, Any]]:
 
 def _linked_view(markdown: str, view_path: str) -> str:
     """The report's relative link to the sample viewer, made absolute: the UI shows the report elsewhere."""
-    return markdown.replace(f"]({VIEW_FILE})", f"]({file_url(view_path)})")
+    return markdown.replace(f"]({VIEW_FILE})", f"]({link(view_path)})")
 
 
 @task(name="report", cache_policy=NO_CACHE)

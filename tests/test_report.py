@@ -189,9 +189,10 @@ def test_load_suite_refuses_non_mapping(tmp_path: Path) -> None:
 
 def kimi_runs() -> list[RunSummary]:
     """Three of the eighteen Kimi rows ran; one of them twice."""
-    asr = summary("librispeech-test-clean", "kimiaudio", 1.5, prompt={"name": "kimi-audio-asr-en"})
+    command = "python audio_evals/main.py --dataset librispeech-test-clean --model kimiaudio --prompt kimi-audio-asr-en"
+    asr = summary("librispeech-test-clean", "kimiaudio", 1.5, prompt={"name": "kimi-audio-asr-en"}, eval_cli=command)
     rerun = summary("librispeech-test-clean", "kimiaudio", 1.28, prompt={"name": "kimi-audio-asr-en"},
-                    created_at="2026-11-23T09:00:00+00:00")
+                    created_at="2026-11-23T09:00:00+00:00", eval_cli=command)
     bleu = with_metric(record("covost2-zh-en", "kimiaudio", prompt={"name": "ast-zh-en"}), "bleu", 18.3)
     judge = with_metric(record("speech-alpacaeval", "kimiaudio-speech"), "g_eval", 34.4)
     return [asr, rerun, bleu, judge]

@@ -23,6 +23,10 @@ _TRANSCRIBE_KEYS = frozenset({
     "no_speech_threshold", "compression_ratio_threshold", "log_prob_threshold",
 })
 
+#: CTranslate2's compute types (its documented names; ``auto`` picks the fastest the device has).
+COMPUTE_TYPES = ("default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16",
+                 "bfloat16", "float32")
+
 
 @dataclass(kw_only=True)
 class FasterWhisperBackend(Backend):
@@ -57,7 +61,11 @@ class FasterWhisperBackend(Backend):
         }
 
     def check(self) -> None:
-        """A GPU asked for (``device: cuda``) must be there: CTranslate2 would fail only at load."""
+        """A known ``compute_type``, and a GPU where one is asked for (``device: cuda``): CTranslate2 would
+        fail only at load, in every shard."""
+        if self.compute_type not in COMPUTE_TYPES:
+            raise ValueError(f"compute_type {self.compute_type!r} is not one CTranslate2 knows: "
+                             f"use one of {', '.join(COMPUTE_TYPES)}")
         if not self.device.startswith("cuda"):
             return
         try:

@@ -137,7 +137,8 @@ def preprocess(
         sample = Sample.from_dict(row)
         reason = skip_reason(sample)
         if reason:
-            failures.append(SampleFailure(id=sample.id, stage="preprocess", error=reason, kind="skipped", audio=sample.audio))
+            failures.append(SampleFailure(id=sample.id, stage="preprocess", error=reason, kind="skipped", audio=sample.audio,
+                                          reference=sample.reference, lang=sample.lang))  # the viewer filters by both
             continue
         problem = reference_problem(sample)
         if problem:

@@ -17,6 +17,7 @@ from audio_evals.metrics.bootstrap import paired_difference_ci
 from audio_evals.models.base import BackendUnavailable
 from audio_evals.plugins import UnknownName
 from audio_evals.records import SampleRow
+from audio_evals.report.runs import setting, unusable
 from audio_evals.report.samples import RunRecord
 from audio_evals.run.summary import MetricResult, RunSummary
 
@@ -148,3 +149,25 @@ def compare_runs(before: RunRecord, after: RunRecord, n_resamples: int = 1000, s
     pairs = pair_samples(before, after)
     names = dict.fromkeys(p.before.metric for p in pairs if p.gain is not None)
     return Comparison(before, after, pairs, [_difference(n, pairs, before, n_resamples, seed) for n in names])
+
+
+def console_lines(comparison: Comparison) -> list[str]:
+    """What a terminal shows of a comparison: each metric's A → B, B − A with its paired CI and verdict,
+    a run that is not a usable result (over its fail-rate limit), and how the runs' settings differ
+    when they are not the same evaluation."""
+    lines = []
+    for d in comparison.metrics:
+        label = d.name + (f" ({d.group})" if d.group else "")
+        if d.difference is None:
+            lines.append(f"{label}: {d.note or 'no paired figure'}")
+            continue
+        ci = f" [{d.ci95[0]:+.2f}, {d.ci95[1]:+.2f}]" if d.ci95 else ""
+        lines.append(f"{label}: A {d.before:.2f} → B {d.after:.2f}, B − A {d.difference:+.2f}{ci} "
+                     f"(95% paired CI, n={d.n}): {d.verdict}")
+    for tag, run in (("A", comparison.before), ("B", comparison.after)):
+        if (why := unusable(run.summary)) is not None:
+            lines.append(f"note: {tag} ({run.run_id}) is not a usable result: {why}")
+    a, b = (setting(r.summary) or "default options" for r in (comparison.before, comparison.after))
+    if a != b:
+        lines.append(f"note: the runs differ in options that change numbers: A {a}; B {b}")
+    return lines

@@ -8,11 +8,12 @@ second of inference, model loading left out) beside the per-dataset figures.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from audio_evals import storage
 from audio_evals.metrics import metric_class, reported_names
+from audio_evals.report import markup
+from audio_evals.report.runs import Evaluation, dataset_place, latest_usable, record_problem, unusable
 from audio_evals.run.suites import Suite, SuiteRow
 from audio_evals.run.summary import (
     ARROW,
@@ -26,6 +27,8 @@ from audio_evals.run.summary import (
 )
 
 NOT_RUN = "not run"
+#: A cell whose only run failed or lost more samples than its fail-rate limit allows.
+FAILED = "failed"
 
 def metric_key(name: str) -> str:
     """Measures compare case- and separator-insensitively: seeds write ``G-EVAL``, modules ``g_eval``."""
@@ -44,11 +47,6 @@ def known_measure(name: str) -> Measure:
     return Measure(name=name, description=description, higher_is_better=higher.pop() if len(higher) == 1 else None)
 
 
-def latest(summaries: Iterable[RunSummary]) -> RunSummary | None:
-    """The most recent of several runs of the same evaluation (a re-run supersedes)."""
-    return max(summaries, key=lambda s: s.created_at or "", default=None)
-
-
 def pick_metric(summary: RunSummary, measure: str) -> MetricResult | None:
     """The metric named ``measure``; a single-headline run answers whatever the seed calls it (MMAU ``acc``)."""
     named = [m for m in summary.metrics if metric_key(m.name) == metric_key(measure)]
@@ -64,9 +62,10 @@ def matches(summary: RunSummary, dataset: str, model: str, prompt: str | None) -
 
 
 def row_result(summaries: list[RunSummary], row: SuiteRow) -> tuple[RunSummary | None, MetricResult | None]:
-    """The latest run answering a suite row, and its metric for the row's measure."""
-    summary = latest(s for s in summaries if matches(s, row.dataset, row.model, row.prompt))
-    return summary, (pick_metric(summary, row.measure) if summary else None)
+    """The latest usable run answering a suite row and its metric for the row's measure; without a usable
+    run, the latest run (``unusable`` says why) and no metric."""
+    summary, reason = latest_usable(s for s in summaries if matches(s, row.dataset, row.model, row.prompt))
+    return summary, (pick_metric(summary, row.measure) if summary and reason is None else None)
 
 
 @dataclass(frozen=True)
@@ -91,18 +90,23 @@ class Leaderboard:
     cells: dict[tuple[str, tuple[str, str]], str | MetricResult] = field(default_factory=dict)
     runs: dict[str, dict[str, RunSummary]] = field(default_factory=dict)
     arrows: dict[str, str] = field(default_factory=dict)
+    #: One line per summary.json that could not be read, naming the file and why.
+    skipped: list[str] = field(default_factory=list)
+    #: One line per evaluation whose runs could not stand for a figure, and why.
+    excluded: list[str] = field(default_factory=list)
 
     def add(self, model: str, column: Column, summary: RunSummary | None, metric: MetricResult | None) -> None:
-        """One figure (or why there is none); the first one for a (model, column) stays."""
+        """One figure (or why there is none: ``not run``, ``failed``); the first one for a (model, column) stays."""
         if column.key not in {c.key for c in self.columns}:
             self.columns.append(column)
         if model not in self.models:
             self.models.append(model)
-        if summary is not None and summary.run_id:
+        reason = unusable(summary) if summary is not None else None
+        if summary is not None and summary.run_id and reason is None:
             self.runs.setdefault(model, {})[summary.run_id] = summary
         if metric is not None:
             self.arrows.setdefault(metric_key(column.measure), metric.arrow)
-        cell = NOT_RUN if summary is not None and not summary.ran else metric
+        cell = (NOT_RUN if not summary.ran else FAILED) if summary is not None and reason else metric
         if cell is not None:
             self.cells.setdefault((model, column.key), cell)
 
@@ -154,9 +158,9 @@ class Leaderboard:
 
     def markdown(self) -> str:
         def text(cell: str | float | None) -> str:
-            return cell if isinstance(cell, str) else format_value(cell)
+            return markup.cell(markup.text(cell)) if isinstance(cell, str) else format_value(cell)
 
-        lines = ["| " + " | ".join(self.headings()) + " |", "|" + "---|" * len(self.headings())]
+        lines = ["| " + " | ".join(text(h) for h in self.headings()) + " |", "|" + "---|" * len(self.headings())]
         lines += ["| " + " | ".join(text(c) for c in row) + " |" for row in self.rows()]
         return "\n".join(lines)
 
@@ -170,22 +174,57 @@ def suite_leaderboard(suite: Suite, summaries: list[RunSummary]) -> Leaderboard:
     return board
 
 
+def _dataset_labels(runs: dict[Evaluation, RunSummary]) -> dict[Evaluation, str]:
+    """Each evaluation's dataset as its column names it: the source is added where two datasets share a
+    name (two files named ``manifest.jsonl``), the prompt where one dataset was asked with several."""
+    sources: dict[str, set[str]] = {}
+    prompts: dict[tuple[str, str], set[str | None]] = {}
+    for e in runs:
+        sources.setdefault(e.dataset, set()).add(e.dataset_identity)
+        prompts.setdefault((e.dataset, e.dataset_identity), set()).add(e.prompt)
+    labels = {}
+    for e, summary in runs.items():
+        label = e.dataset + (f" ({dataset_place(summary)})" if len(sources[e.dataset]) > 1 else "")
+        labels[e] = label + (f" · prompt {e.prompt}" if len(prompts[(e.dataset, e.dataset_identity)]) > 1 else "")
+    return labels
+
+
 def runs_leaderboard(summaries: list[RunSummary], title: str = "Leaderboard") -> Leaderboard:
-    """Every headline metric of the latest run of each (model, dataset, prompt), without a suite."""
-    newest: dict[tuple[str, str, str | None], RunSummary] = {}
-    for summary in sorted(summaries, key=lambda s: s.created_at or ""):
-        newest[(summary.model.name, summary.dataset.name, summary.prompt.name)] = summary
+    """Every headline metric of the latest usable run of each evaluation (``Evaluation``), without a suite.
+
+    A model's runs with options that change the numbers (``--limit 4``, ``-P beam_size=1``) make a row
+    of their own, labelled with those options; the model's own row holds only default runs.
+    """
+    groups: dict[Evaluation, list[RunSummary]] = {}
+    for summary in summaries:
+        groups.setdefault(Evaluation.of(summary), []).append(summary)
+    chosen = {e: latest_usable(runs) for e, runs in groups.items()}
+    labels = _dataset_labels({e: s for e, (s, _) in chosen.items() if s is not None})
     board = Leaderboard(title)
-    for summary in sorted(newest.values(), key=lambda s: (s.model.name, s.dataset.name)):
-        for metric in summary.headlines:
-            dataset = summary.dataset.name + (f" ({metric.group})" if metric.group else "")
-            board.add(summary.model.name, Column(dataset, metric.name), summary, metric)
+    for e in sorted(chosen, key=lambda e: (e.model, e.setting != "", e.setting, labels[e])):
+        summary, reason = chosen[e]
+        row = e.model + (f" [{e.setting}]" if e.setting else "")
+        if reason:
+            board.excluded.append(f"{row} on {labels[e]}: run {summary.run_id} not used: {reason}")
+        for metric in summary.headlines or [MetricResult(name=summary.dataset.task or "result")]:
+            dataset = labels[e] + (f" ({metric.group})" if metric.group else "")
+            board.add(row, Column(dataset, metric.name), summary, None if reason else metric)
     return board
 
 
 def leaderboard_of_results(results_dir: str) -> Leaderboard:
-    """The models × datasets table of the runs under ``results_dir`` (``<model>/<dataset>/<run>``), no suite file."""
+    """The models × datasets table of the runs under ``results_dir`` (``<model>/<dataset>/<run>``), no suite file.
+
+    A ``summary.json`` that cannot be read or fails validation is left out, named in ``skipped``.
+    """
     if not storage.exists(results_dir):
         raise FileNotFoundError(f"no results folder at {results_dir}")
-    runs = [read_summary(path) for path in summaries_under(results_dir, depth=3)]
-    return runs_leaderboard(runs, f"Leaderboard of {results_dir}")
+    runs, skipped = [], []
+    for path in summaries_under(results_dir, depth=3):
+        try:
+            runs.append(read_summary(path))
+        except (OSError, ValueError) as e:  # pydantic's ValidationError and JSON errors are ValueErrors
+            skipped.append(f"skipped {path}: {record_problem(e)}")
+    board = runs_leaderboard(runs, f"Leaderboard of {results_dir}")
+    board.skipped = skipped
+    return board

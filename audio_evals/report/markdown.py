@@ -13,7 +13,9 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from audio_evals.report import markup
 from audio_evals.report.leaderboard import known_measure, metric_key, row_result, suite_leaderboard
+from audio_evals.report.runs import setting, unusable
 from audio_evals.run.suites import Suite, SuiteRow, SuiteSection
 from audio_evals.run.summary import MISSING, Measure, MetricResult, RunSummary, format_value
 
@@ -43,14 +45,9 @@ def _run_date(summary: RunSummary) -> str | None:
     return dt.datetime.fromisoformat(summary.created_at).strftime("%Y/%m/%d") if summary.created_at else None
 
 
-def _cell(text: object) -> str:
-    """Table cells are one line and may not contain a bare ``|``."""
-    return " ".join(str(text).split()).replace("|", "\\|")
-
-
 def _table(rows: list[tuple[str, ...]]) -> str:
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "|".join("-" * (len(h) + 2) for h in HEADER) + "|"]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(markup.cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -80,7 +77,7 @@ def _section(family: str, rows: list[tuple[str, ...]], official: bool = False) -
 def _commands(commands: list[str]) -> list[str]:
     lines = ["## Evaluation Commands", ""]
     for number, command in enumerate(commands, 1):
-        lines += [f"[{number}] `{command}`", ""]
+        lines += [f"[{number}] {markup.code(command)}", ""]
     return lines
 
 
@@ -114,6 +111,8 @@ def _run_note(summary: RunSummary, metric: MetricResult | None) -> list[str]:
         parts.append(f"unparsed {counts.unparsed} (counted wrong)")
     if summary.failed_shards:
         parts.append("failed shards " + ", ".join(str(s.index) for s in summary.failed_shards))
+    if setting(summary):  # a smoke or non-default run says so beside its figure
+        parts.append(f"run with {markup.text(setting(summary))}")
     return parts
 
 
@@ -123,36 +122,36 @@ def _join(parts: list[str]) -> str:
 
 def _run_details(summary: RunSummary) -> list[str]:
     model, dataset, counts, code = summary.model, summary.dataset, summary.counts, summary.code
-    generation = ", ".join(f"`{k}={v}`" for k, v in model.generation.items()) or "model defaults"
+    generation = ", ".join(markup.code(f"{k}={v}") for k, v in model.generation.items()) or "model defaults"
     timings = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in summary.timings_s.items())
     lines = [
         "## Run Details",
         "",
-        f"- **Run**: `{summary.run_id}` ({summary.status}" + (", strict" if summary.strict else "") + ")",
-        f"- **Dataset revision**: `{dataset.revision or 'unknown'}`",
-        f"- **Model**: backend `{model.backend}`, revision `{model.revision or 'unknown'}`",
-        f"- **Prompt**: `{summary.prompt.name or 'none'}`",
+        f"- **Run**: {markup.code(summary.run_id)} ({summary.status}" + (", strict" if summary.strict else "") + ")",
+        f"- **Dataset revision**: {markup.code(dataset.revision or 'unknown')}",
+        f"- **Model**: backend {markup.code(model.backend)}, revision {markup.code(model.revision or 'unknown')}",
+        f"- **Prompt**: {markup.code(summary.prompt.name or 'none')}",
         f"- **Generation**: {generation}",
         f"- **Samples**: {counts.samples} (scored {counts.scored}, failed {counts.failed}, "
         f"skipped {counts.skipped}, unparsed {counts.unparsed}; fail rate {100 * counts.fail_rate:.1f}%)",
         f"- **Audio**: {summary.audio_seconds:.1f} s; RTFx {summary.rtfx_text}",
         f"- **Stage timings**: {timings or MISSING}",
-        f"- **Code**: audio-evals {code.version} (git `{code.git_commit or 'unknown'}`)",
+        f"- **Code**: audio-evals {markup.text(code.version)} (git {markup.code(code.git_commit or 'unknown')})",
     ]
-    lines += [f"- **Failed shard {s.index}**: {_cell(s.error)}" for s in summary.failed_shards]
+    lines += [f"- **Failed shard {s.index}**: {markup.text(s.error)}" for s in summary.failed_shards]
     return lines + [""]
 
 
 def render_run_report(summary: RunSummary) -> str:
     """The report of one run: the seed layout, plus the details needed to reproduce it."""
-    model, dataset = summary.model.name, summary.dataset.name
+    model, dataset = markup.text(summary.model.name), markup.text(summary.dataset.name)
     rows = [(summary.task_label_of(m), dataset, m.measure, m.value_text, "[1]", _join(_run_note(summary, m)))
             for m in summary.metrics]
     if not rows:  # every sample failed before scoring: say so where the figure would be
-        reason = summary.error or "no scored samples"
+        reason = markup.text(summary.error or "no scored samples")
         rows = [(summary.task_label, dataset, MISSING, MISSING, "[1]", _join([reason, *_run_note(summary, None)]))]
-    fields = [f"**Model**: {model} (backend `{summary.model.backend}`)",
-              f"**Dataset**: {dataset} (task `{summary.dataset.task}`)",
+    fields = [f"**Model**: {model} (backend {markup.code(summary.model.backend)})",
+              f"**Dataset**: {dataset} (task {markup.code(summary.dataset.task)})",
               f"**Evaluation Date**: {_run_date(summary) or MISSING}"]
     if summary.files.view:
         fields.append(f"**Samples**: [{summary.files.view}]({summary.files.view}) (every sample: audio, edits, score, cause)")
@@ -189,9 +188,10 @@ def _suite_line(number: int, section: SuiteSection, row: SuiteRow, summaries: li
     if summary is None:
         status = ([filter_note(row.drop_above_wer)] if row.drop_above_wer is not None else []) + ["not run"]
     else:
-        reason = [summary.error or f"no {row.measure} result"] if value is None else []
+        why = markup.text(summary.error) if summary.error else unusable(summary) or f"no {row.measure} result"
+        reason = [why] if value is None else []
         status = reason + _run_note(summary, metric)
-    cells = (section.task, row.label or row.dataset, measure.measure, _performance(value, row.official),
+    cells = (section.task, markup.text(row.label or row.dataset), measure.measure, _performance(value, row.official),
              f"[{number}]", _join([row.note, *status]))
     return _SuiteLine(cells, measure, _run_date(summary) if summary else None)
 
@@ -208,7 +208,7 @@ def render_suite_report(summaries: list[RunSummary], suite: Suite) -> str:
     suite's order, whether it ran or not."""
     known = {metric_key(m.name): m for s in summaries for m in s.metrics}
     table_lines = [_suite_line(n, section, row, summaries, known) for n, (section, row) in enumerate(suite.rows(), 1)]
-    models = ", ".join(dict.fromkeys(row.model for _, row in suite.rows()))
+    models = ", ".join(dict.fromkeys(markup.text(row.model) for _, row in suite.rows()))
     fields = [f"**Model**: {models}", f"**Evaluation Date**: {_date_range(x.date for x in table_lines)}",
               *suite.model_card]
     lines = _header(suite.title, fields, _legend(x.measure for x in table_lines))
@@ -217,5 +217,11 @@ def render_suite_report(summaries: list[RunSummary], suite: Suite) -> str:
     for section in suite.sections:
         rows = [next(in_order).cells for _ in section.rows]
         lines += _section(section.family, rows, official=any(r.official is not None for r in section.rows))
-    lines += _commands([suite.eval_cli(row) for _, row in suite.rows()])
+    lines += _commands([_row_command(suite, row, summaries) for _, row in suite.rows()])
     return "\n".join(lines)
+
+
+def _row_command(suite: Suite, row: SuiteRow, summaries: list[RunSummary]) -> str:
+    """The command of the run behind a row (it carries the suite's options, ``--limit 4``), else the row's own."""
+    summary, _ = row_result(summaries, row)
+    return summary.eval_cli if summary is not None and summary.eval_cli else suite.eval_cli(row)

@@ -22,6 +22,7 @@ import jiwer
 from audio_evals import storage
 from audio_evals.paths import resolve_resource
 from audio_evals.records import SampleRow
+from audio_evals.report.runs import record_problem
 from audio_evals.run.summary import SUMMARY_FILE, RunSummary
 
 #: Characters kept of one text field: long replies would make a 10k page large; samples.jsonl keeps all.
@@ -64,9 +65,18 @@ def read_run(path: str, summary: RunSummary | None = None) -> RunRecord:
         summary_path = storage.join(folder, SUMMARY_FILE)
         if not storage.exists(summary_path):
             raise FileNotFoundError(f"{folder} is not a run folder: it has no {SUMMARY_FILE}")
-        summary = RunSummary.model_validate(storage.read_json(summary_path))
-    samples = summary.files.samples
-    return RunRecord(folder, summary, [SampleRow.model_validate(r) for r in storage.read_jsonl(storage.join(folder, samples))])
+        try:
+            summary = RunSummary.model_validate(storage.read_json(summary_path))
+        except ValueError as e:  # not JSON, or a field that fails validation (pydantic's error is a ValueError)
+            raise ValueError(f"{summary_path} cannot be read: {record_problem(e)}") from None
+    samples_path = storage.join(folder, summary.files.samples)
+    rows = []
+    for number, row in enumerate(storage.read_jsonl(samples_path), 1):
+        try:
+            rows.append(SampleRow.model_validate(row))
+        except ValueError as e:
+            raise ValueError(f"{samples_path} row {number} cannot be read: {record_problem(e)}") from None
+    return RunRecord(folder, summary, rows)
 
 
 def _joined(tokens: list[str]) -> str:
@@ -162,7 +172,8 @@ def _texts(row: SampleRow) -> dict[str, Any]:
 
 
 def sample_record(row: SampleRow, links: "FileLinks", causes: dict[str, int]) -> dict[str, Any]:
-    """One row as the page holds it; ``causes`` numbers each distinct cause (shared by the page)."""
+    """One row as the page holds it; ``causes`` numbers each distinct cause (shared by the page, for the
+    filter), ``e`` is the row's own full error (paths and line numbers kept), ``lt`` its latency."""
     why = cause(row)
     secondary = [[name, _number(verdict.value), _text(verdict.explanation)]
                  for name, verdict in (row.secondary or {}).items()]
@@ -171,6 +182,8 @@ def sample_record(row: SampleRow, links: "FileLinks", causes: dict[str, int]) ->
         "a": links(row.audio), "ga": links(row.generated_audio),
         "m": row.metric, "v": _number(row.value), "d": _detail(row.stats),
         "c": causes.setdefault(why, len(causes)) if why else None,
+        "e": _text(row.error) if row.error and why != f"{row.stage}: {' '.join(row.error.split())}" else None,
+        "lt": _number(row.latency_s),
         **_texts(row), "x": _text(row.explanation), "sec": secondary,
     })
 

@@ -56,7 +56,17 @@ def _run_line(run: RunRecord, links: FileLinks, tag: str | None = None) -> str:
     generation = ", ".join(f"{k}={v}" for k, v in run.summary.model.generation.items())
     settings = f" · {html.escape(generation)}" if generation else ""
     return (f"<p class=\"run\">{name}run <code>{html.escape(run.run_id)}</code>, "
-            f"{html.escape(str(run.summary.created_at or ''))}{settings} · {anchors}</p>")
+            f"{html.escape(str(run.summary.created_at or ''))}{settings} · {anchors}</p>{_request(run)}")
+
+
+def _request(run: RunRecord) -> str:
+    """What every sample was sent: the prompt's messages (``{{audio}}`` where the clip goes) and the
+    parameters of each model call, exactly as the summary records them; and the command giving the run again."""
+    summary = run.summary
+    sent = json.dumps({"prompt": summary.prompt.name, "messages": summary.prompt.messages,
+                       "parameters": summary.model.sent or summary.model.generation}, indent=1, ensure_ascii=False)
+    command = f"<p>command: <code>{html.escape(summary.eval_cli)}</code></p>" if summary.eval_cli else ""
+    return f"<details class=\"request\"><summary>request sent per sample</summary><pre>{html.escape(sent)}</pre></details>{command}"
 
 
 def _counts(rows: list[SampleRow]) -> str:
@@ -179,7 +189,11 @@ def comparison_name(before: RunRecord, after: RunRecord) -> str:
 
 def write_comparison(before_path: str, after_path: str, out: str | None = None) -> str:
     """Write the page comparing run B (``after_path``) with run A (default: in the current folder)."""
-    before, after = read_run(before_path), read_run(after_path)
-    target = _target(out, ".", comparison_name(before, after))
-    storage.write_text(target, render_comparison(compare_runs(before, after), _page_dir(target)))
+    return write_compared(compare_runs(read_run(before_path), read_run(after_path)), out)
+
+
+def write_compared(comparison: Comparison, out: str | None = None) -> str:
+    """Write the page of ``comparison`` (default: in the current folder); its path."""
+    target = _target(out, ".", comparison_name(comparison.before, comparison.after))
+    storage.write_text(target, render_comparison(comparison, _page_dir(target)))
     return target

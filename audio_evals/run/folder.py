@@ -174,6 +174,7 @@ def build_summary(
     timings: dict[str, float],
     options: dict[str, Any],
     command: str,
+    eval_cli: str,
     peak_rss_mb: dict[str, float] | None = None,
     parent_run_id: str | None = None,
     model_load_s: float | None = None,
@@ -210,7 +211,7 @@ def build_summary(
         identity=identity,
         code=code_version(),
         command=command,
-        eval_cli=plan.eval_cli(),
+        eval_cli=eval_cli,
     )
     return summary.model_copy(update={"rtfx": speed(summary.shards.audio_seconds, summary.infer_seconds)})
 

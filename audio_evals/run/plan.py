@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -92,7 +91,8 @@ class EvalPlan:
 
     def skip_key(self) -> str:
         """Identity of ``skip_reason`` and ``reference_problem`` for cache keys."""
-        key: list[Any] = [self.task.metric, self.model.languages, "references checked per metric"]
+        key: list[Any] = [self.task.metric, self.model.languages, "references checked per metric",
+                          "skipped rows keep lang and reference"]
         if self.transcribers:
             key.append({lang: [m.name, m.languages] for lang, m in sorted(self.transcribers.items())})
         return repr(key)
@@ -102,12 +102,6 @@ class EvalPlan:
         return replace(self, generation=redact(self.generation),
                        model=self.model.model_copy(update={"args": redact(self.model.args)}))
 
-    def eval_cli(self) -> str:
-        """The reference tool's command form for this evaluation (as in the seed reports)."""
-        parts = ["python", "audio_evals/main.py", "--dataset", self.dataset.name, "--model", self.model.name]
-        if self.prompt_given:
-            parts += ["--prompt", self.prompt.name]
-        return shlex.join(parts)
 
 
 

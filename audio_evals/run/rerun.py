@@ -35,7 +35,18 @@ class Retry:
 
     run_id: str
     failed_shards: int
+    #: Samples that failed in completed shards: deterministic, a retry would not change them.
+    failed_samples: int
     spec: RunSpec  # what the retry evaluates: the recorded spec, beside the earlier run, naming it as parent
+
+    @property
+    def nothing_to_do(self) -> str | None:
+        """Why retrying makes no sense (no failed shard), or None."""
+        if self.failed_shards:
+            return None
+        samples = (f"; its {self.failed_samples} failed samples fail the same way each time (causes in its "
+                   "samples.jsonl)") if self.failed_samples else ""
+        return f"nothing to retry: run {self.run_id} has no failed shard{samples}; no new run made"
 
 
 def _first_error(path: str, error: ValidationError, within: str = "") -> RunRecordError:
@@ -88,7 +99,8 @@ def load(run: str) -> Retry:
     # Not ``fresh``: completed shards come from the cache.
     spec = recorded.replace(dataset=dataset, output=_results_root(folder, record), fresh=False,
                             parent=ParentRun(run_id=record.run_id, identity=record.identity))
-    return Retry(run_id=record.run_id, failed_shards=len(record.failed_shards), spec=spec)
+    return Retry(run_id=record.run_id, failed_shards=len(record.failed_shards), failed_samples=record.counts.failed,
+                 spec=spec)
 
 
 def _leaves(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -102,10 +114,25 @@ def _short(value: Any) -> str:
     return text if len(text) <= 24 else text[:20] + "…"
 
 
+#: What a changed hash in a run's identity means, said in words beside it.
+MEANING = {
+    "dataset.fingerprint": "the dataset's files changed",
+    "dataset.revision": "the dataset's revision changed",
+    "prepared.key": "the preprocessed shards would differ",
+    "model.fingerprint": "the model's weights or settings changed",
+    "prompt.messages": "the prompt's text changed",
+}
+
+
+def _change(key: str, old: Any, new: Any) -> str:
+    meaning = f" ({MEANING[key]})" if key in MEANING else ""
+    return f"{key}{meaning} {_short(old)} → {_short(new)}"
+
+
 def check_unchanged(parent: ParentRun, identity: dict[str, Any]) -> None:
     """Refuse (``RunChanged``) when this run would not evaluate what ``parent`` evaluated."""
     old, new = _leaves(parent.identity), _leaves(identity)
-    changes = [f"{key} {_short(old.get(key))} → {_short(new.get(key))}"
+    changes = [_change(key, old.get(key), new.get(key))
                for key in sorted(old.keys() | new.keys()) if old.get(key) != new.get(key)]
     if changes:
         raise RunChanged(f"run {parent.run_id} cannot be retried: the dataset or options changed since it ran "

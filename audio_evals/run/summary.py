@@ -196,6 +196,14 @@ class RunFiles(_Record):
     report: str = REPORT_FILE
     view: str | None = VIEW_FILE
 
+    @field_validator("samples", "summary", "report", "view")
+    @classmethod
+    def _file_name(cls, value: str | None) -> str | None:
+        """Read back from a summary.json: a file of the run folder, never a path out of it."""
+        if value is not None and (not value or "/" in value or "\\" in value or value in (".", "..")):
+            raise ValueError(f"must be a file name inside the run folder, not {value!r}")
+        return value
+
 
 class Regression(BaseModel):
     """One metric that got worse by more than the noise of both runs."""

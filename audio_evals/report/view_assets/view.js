@@ -208,7 +208,8 @@ function viewer(data) {
     box.append(el("span", "badge s-" + s.s, s.s));
     if (s.v !== undefined) box.append(el("div", "score", `${s.m || ""} ${s.v.toFixed(2)}`));
     if (s.d) box.append(el("div", "detail", s.d));
-    if (s.c !== undefined) box.append(el("div", "cause", data.causes[s.c]));
+    if (s.lt !== undefined) box.append(el("div", "detail", `latency ${s.lt.toFixed(2)} s`));
+    if (s.e !== undefined || s.c !== undefined) box.append(el("div", "cause", s.e ?? data.causes[s.c]));
     return box;
   }
 

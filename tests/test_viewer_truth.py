@@ -1,0 +1,65 @@
+"""The viewer tells the whole truth: every row keeps its language and reference, each sample its own full
+cause and (where the backend timed it) latency, and the run page shows the request every sample was sent.
+
+Before: skipped rows lost their language and reference (``#lang=zh`` showed 0 of 28), causes showed
+"…" where samples.jsonl had the line number and path, and no page showed the prompt sent or a latency.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from audio_evals import storage
+from tests.test_pipeline import _evaluate
+from tests.test_view import page_data
+
+
+def test_skipped_rows_keep_language_and_reference_and_the_page_shows_the_request(prefect_api, tmp_path,
+                                                                                 scripted_registry) -> None:
+    models = Path(scripted_registry["path"]) / "models.yaml"
+    models.write_text(models.read_text(encoding="utf-8") + "    languages: [en]\n", encoding="utf-8")  # an English-only model
+    summary = _evaluate(tmp_path, scripted_registry, dataset="speech-sample", shard_size=32, generation={})
+    rows = {r["id"]: r for r in storage.read_jsonl(summary.paths["samples"])}
+    skipped = [r for r in rows.values() if r["status"] == "skipped"]
+    assert len(skipped) == 2 and all(r["lang"] == "zh" and r["reference"] for r in skipped)
+    page = Path(summary.paths["view"]).read_text(encoding="utf-8")
+    data = page_data(page)
+    assert sum(s.get("l") == "zh" for s in data["rows"]) == 2
+    assert "request sent per sample" in page and html.escape(json.dumps(summary.prompt.name)) in page
+    assert "listen the audio, output the audio content" in page  # the prompt's own text, not only its name
+    assert "command: <code>python audio_evals/main.py --dataset speech-sample --model scripted" in page
+
+
+def test_each_failed_row_shows_its_own_full_cause(tmp_path) -> None:
+    from audio_evals.records import SampleRow
+    from audio_evals.report.samples import cause, sample_record
+
+    error = "bad manifest row: /data/set-a/manifest.jsonl line 17: 'text' is not a string"
+    row = SampleRow.model_validate({"id": "x", "status": "failed", "stage": "download", "error": error,
+                                    "latency_s": 1.234})
+    record = sample_record(row, lambda path: path, {})
+    assert "…" in cause(row) and record["e"] == error  # the filter groups; the row says exactly
+    assert record["lt"] == 1.23  # where the backend timed the request, the page shows it
+
+
+def test_the_results_index_lists_every_run_as_runs_finish(prefect_api, tmp_path, scripted_registry) -> None:
+    """Before: there was no page listing runs."""
+    import re
+
+    first = _evaluate(tmp_path, scripted_registry, dataset="speech-sample-en", shard_size=32)
+    second = _evaluate(tmp_path, scripted_registry, dataset="speech-sample-en", shard_size=32, limit=5)
+    index = tmp_path / "results" / "index.html"
+    assert second.paths["index"] == str(index)
+    page = index.read_text(encoding="utf-8")
+    assert page.index(second.run_id) < page.index(first.run_id)  # newest first
+    assert "--limit 5" in page and "default" in page and "wer 0.00" in page
+    links = re.findall(r'href="([^"]+)"', page)
+    assert len(links) == 4 and all((index.parent / link).is_file() for link in links)
+    assert f"audio-evals view {first.run_id} {second.run_id}" not in page  # different evaluations
+    (tmp_path / "results" / "scripted" / "speech-sample-en" / "cut").mkdir()
+    (tmp_path / "results" / "scripted" / "speech-sample-en" / "cut" / "summary.json").write_text("{", encoding="utf-8")
+    third = _evaluate(tmp_path, scripted_registry, dataset="speech-sample-en", shard_size=32)
+    page = index.read_text(encoding="utf-8")
+    assert f"audio-evals view {first.run_id} {third.run_id}" in page and "Unreadable summaries" in page
