@@ -112,6 +112,8 @@ class ModelOutput:
     latency_s: float | None = None
     #: For speech-out models: the ASR transcript of ``audio_path``, which is what gets scored.
     transcript: str | None = None
+    #: The rendered prompt this reply answers (``ModelRequest.sent``), for the sample's page.
+    prompt: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -268,6 +270,8 @@ class SampleRow(BaseModel):
     reasoning: str | None = None
     generated_audio: str | None = None
     latency_s: float | None = None
+    #: The rendered prompt the model was sent (audio parts as ``<audio>``).
+    prompt: str | None = None
     metric: str | None = None
     value: float | None = None
     #: The metric's sufficient statistics (edits and reference tokens, correct, rating).

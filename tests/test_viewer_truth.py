@@ -32,6 +32,18 @@ def test_skipped_rows_keep_language_and_reference_and_the_page_shows_the_request
     assert "command: <code>python audio_evals/main.py --dataset speech-sample --model scripted" in page
 
 
+def test_each_answered_row_keeps_the_rendered_prompt_it_was_sent(prefect_api, tmp_path, scripted_registry) -> None:
+    """Every answered sample's row (and its entry on the page) holds the prompt as rendered for that sample,
+    audio parts shown as ``<audio>`` rather than a path of this machine."""
+    summary = _evaluate(tmp_path, scripted_registry, dataset="speech-sample-en", shard_size=32, generation={})
+    rows = [r for r in storage.read_jsonl(summary.paths["samples"]) if r["status"] == "ok"]
+    assert rows and all(r["prompt"].startswith("user: ") and "<audio>" in r["prompt"] for r in rows)
+    assert all("listen the audio, output the audio content" in r["prompt"] for r in rows)
+    assert not any("/" in r["prompt"].replace("listen the audio, output the audio content", "") for r in rows)
+    page_rows = {s["i"]: s for s in page_data(Path(summary.paths["view"]).read_text(encoding="utf-8"))["rows"]}
+    assert all(page_rows[r["id"]]["p"] == r["prompt"] for r in rows)
+
+
 def test_each_failed_row_shows_its_own_full_cause(tmp_path) -> None:
     from audio_evals.records import SampleRow
     from audio_evals.report.samples import cause, sample_record

@@ -137,6 +137,14 @@ class ModelRequest:
             arrays.append(data if data.ndim == 1 else data.mean(axis=1))
         return arrays
 
+    def sent(self) -> str:
+        """The rendered prompt as a person reads it (one ``role: parts`` line per message, audio as ``<audio>``):
+        kept with the reply so a sample's page shows what was asked, without this machine's clip paths."""
+        return "\n".join(
+            f"{m.role}: " + " ".join("<audio>" if c.type == "audio" else c.value for c in m.contents)
+            for m in self.messages
+        )
+
     def text(self) -> str:
         """All text parts of the prompt joined, for backends that take one instruction string."""
         return "\n".join(

@@ -146,6 +146,8 @@ def infer_shard(shard: ShardRef, backend: Backend, prompt: PromptEntry, audio_di
             raise RuntimeError(
                 f"backend returned outputs for {len(results)} samples, not the {len(requests)} requested in order"
             )
+        for output, request in zip(results, requests):
+            output.prompt = request.sent()
     generated = [*earlier.values(), *results]
     if transcribers:
         load_s += sum(load_model(asr) for asr in transcribers.values())

@@ -90,7 +90,7 @@ def output_row(p: PreparedSample, shard: ShardRef, out: ModelOutput | None, shar
     if out is None:
         _set(row, status="failed", stage="infer", error=f"shard {shard.index} failed: {shard_error or 'no output'}")
     elif out.error:
-        _set(row, status="failed", stage="infer", error=out.error)
+        _set(row, status="failed", stage="infer", error=out.error, prompt=out.prompt)
     else:
         answer = out.transcript if out.transcript is not None else out.text
         reply = postprocess.apply(steps, answer) if answer is not None else None
@@ -98,7 +98,8 @@ def output_row(p: PreparedSample, shard: ShardRef, out: ModelOutput | None, shar
             reply_type = "null" if reply is None else type(reply).__name__
             reply = str(reply)
         _set(row, hypothesis=reply, model_text=out.text,
-             reasoning=out.reasoning, generated_audio=out.audio_path, latency_s=out.latency_s)
+             reasoning=out.reasoning, generated_audio=out.audio_path, latency_s=out.latency_s,
+             prompt=out.prompt)
     return row, reply_type
 
 

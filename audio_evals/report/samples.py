@@ -173,7 +173,8 @@ def _texts(row: SampleRow) -> dict[str, Any]:
 
 def sample_record(row: SampleRow, links: "FileLinks", causes: dict[str, int]) -> dict[str, Any]:
     """One row as the page holds it; ``causes`` numbers each distinct cause (shared by the page, for the
-    filter), ``e`` is the row's own full error (paths and line numbers kept), ``lt`` its latency."""
+    filter), ``e`` is the row's own full error (paths and line numbers kept), ``lt`` its latency,
+    ``p`` the prompt sent."""
     why = cause(row)
     secondary = [[name, _number(verdict.value), _text(verdict.explanation)]
                  for name, verdict in (row.secondary or {}).items()]
@@ -183,7 +184,7 @@ def sample_record(row: SampleRow, links: "FileLinks", causes: dict[str, int]) ->
         "m": row.metric, "v": _number(row.value), "d": _detail(row.stats),
         "c": causes.setdefault(why, len(causes)) if why else None,
         "e": _text(row.error) if row.error and why != f"{row.stage}: {' '.join(row.error.split())}" else None,
-        "lt": _number(row.latency_s),
+        "lt": _number(row.latency_s), "p": _text(row.prompt),
         **_texts(row), "x": _text(row.explanation), "sec": secondary,
     })
 

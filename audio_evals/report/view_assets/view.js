@@ -196,6 +196,11 @@ function viewer(data) {
         box.append(textLine("compared", "raw", `${h}  vs  ${r}`));
       }
     }
+    if (s.p) {  // the rendered prompt this sample was sent
+      const sent = el("details");
+      sent.append(el("summary", null, "prompt sent"), textLine("sent", "raw", s.p));
+      box.append(sent);
+    }
     if (s.x) box.append(textLine("why", "why", s.x));
     for (const [name, value, why] of s.sec || []) {
       box.append(textLine(name, "why", `${value === null || value === undefined ? "—" : value}${why ? " — " + why : ""}`));
