@@ -215,7 +215,7 @@ def test_configuration_errors_are_clear(monkeypatch, openai_server, clips):
     # The fingerprint needs no key (a cached run never calls the endpoint) and never holds one.
     assert backend.fingerprint() == {"backend": "openai_api", "base_url": openai_server.base_url, "model": "m",
                                      "mode": "chat", "think_tags": ["<reasoning>", "</reasoning>"],
-                                     "assistant_prefill": None, "audio_chunk_s": None,
+                                     "assistant_prefill": None, "audio_chunk_s": None, "user_role": "user",
                                      "generation": {"temperature": 0.0}}
     with pytest.raises(BackendUnavailable, match=f"{KEY_ENV} is not set"):
         backend.generate([_text_request(0, clips[0]["path"])])

@@ -50,7 +50,8 @@ def test_real_server_lifecycle_order_deadline_restart_and_clean_stop(tiny_model,
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
-    ports = iter([taken.getsockname()[1]])
+    taken_port = taken.getsockname()[1]
+    ports = iter([taken_port])
     real_free_port = vllm_served.free_port
     monkeypatch.setattr(vllm_served, "free_port", lambda: next(ports, None) or real_free_port())
     served = backend(python, tiny_model, tmp_path, max_retries=0)
@@ -60,8 +61,8 @@ def test_real_server_lifecycle_order_deadline_restart_and_clean_stop(tiny_model,
     outputs = served.generate(requests)  # first port taken: the server exits, a second port serves
     taken.close()
     server, _ = served.loaded()
-    logs = sorted(tmp_path.glob("vllm-serve-*.log"))
-    assert len(logs) == 2 and "address already in use" in logs[0].read_text().lower()
+    assert len(list(tmp_path.glob("vllm-serve-*.log"))) == 2 and server.port != taken_port
+    assert "address already in use" in next(tmp_path.glob(f"vllm-serve-*-{taken_port}.log")).read_text().lower()
     assert [o.sample_id for o in outputs] == [r.sample_id for r in requests]
     assert all(o.error is None and o.text for o in outputs), outputs
 

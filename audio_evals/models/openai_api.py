@@ -55,30 +55,37 @@ def _wav_part(data: bytes) -> dict[str, Any]:
 
 
 def _audio_parts(path: str, chunk_s: float | None) -> list[dict[str, Any]]:
-    """The clip as one WAV part, or as consecutive ``chunk_s``-second parts when it is longer."""
+    """The clip as one WAV part or, when longer than ``chunk_s``, as the Step-Audio client cuts it:
+    ``int(duration // chunk_s) + 1`` parts of ``chunk_s`` (duration in whole milliseconds, as pydub
+    measures it), so a clip of exactly twice ``chunk_s`` ends with an empty part."""
     if chunk_s:
         samples, rate = sf.read(path, dtype="float32", always_2d=False)
-        step = int(chunk_s * rate)
-        if len(samples) > step:
-            return [_wav_part(encode_wav(samples[i:i + step], rate)) for i in range(0, len(samples), step)]
+        duration_s = round(1000 * len(samples) / rate) / 1000
+        if duration_s > chunk_s:
+            step = int(chunk_s * rate)
+            return [_wav_part(encode_wav(samples[i * step:(i + 1) * step], rate))
+                    for i in range(int(duration_s // chunk_s) + 1)]
     with open(path, "rb") as f:
         return [_wav_part(f.read())]
 
 
-def chat_messages(messages: tuple[Message, ...], audio_path: str, chunk_s: float | None = None) -> list[dict[str, Any]]:
+def chat_messages(messages: tuple[Message, ...], audio_path: str, chunk_s: float | None = None,
+                  user_role: str = "user") -> list[dict[str, Any]]:
     """OpenAI chat messages: text-only messages as plain strings (what every server accepts),
-    others as content parts; a request without messages sends its audio alone."""
+    others as content parts; a request without messages sends its audio alone. The user's
+    messages carry ``user_role`` (Step-Audio's client sends ``human``)."""
     if not messages:
-        return [{"role": "user", "content": _audio_parts(audio_path, chunk_s)}]
+        return [{"role": user_role, "content": _audio_parts(audio_path, chunk_s)}]
     out = []
     for message in messages:
+        role = user_role if message.role == "user" else message.role
         if all(c.type == "text" for c in message.contents):
-            out.append({"role": message.role, "content": "\n".join(c.value for c in message.contents)})
+            out.append({"role": role, "content": "\n".join(c.value for c in message.contents)})
         else:
             parts = []
             for c in message.contents:
                 parts += [{"type": "text", "text": c.value}] if c.type == "text" else _audio_parts(c.value, chunk_s)
-            out.append({"role": message.role, "content": parts})
+            out.append({"role": role, "content": parts})
     return out
 
 
@@ -95,6 +102,8 @@ class RequestShape:
     assistant_prefill: str | None = None
     #: Chat: clips longer than this many seconds go as consecutive audio parts of this length.
     audio_chunk_s: float | None = None
+    #: Chat: the role the user's messages carry (Step-Audio's client sends ``human``).
+    user_role: str = "user"
 
     def __post_init__(self) -> None:
         if self.mode not in ("chat", "transcriptions"):
@@ -177,7 +186,7 @@ class OpenAIBackend(RequestShape, Backend):
                 with open(request.audio_path, "rb") as f:
                     text = client.transcribe(f.read(), self.model, **self.request_params)
             else:
-                messages = chat_messages(request.messages, request.audio_path, self.audio_chunk_s)
+                messages = chat_messages(request.messages, request.audio_path, self.audio_chunk_s, self.user_role)
                 if self.assistant_prefill is not None:
                     messages.append({"role": "assistant", "content": self.assistant_prefill})
                 text = client.chat(messages, self.model, **self.sent_parameters())
