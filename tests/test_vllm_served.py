@@ -28,7 +28,7 @@ from tests.vllm_env import group_gone, group_members, vllm_python
 pytestmark = pytest.mark.timeout(900)
 
 CLIPS = sorted(p for p in (SAMPLE_DIR / "audio").glob("spk*.wav"))[:8]
-GENERATION = {"temperature": 0.0, "max_tokens": 8, "ignore_eos": True}
+GENERATION = {"temperature": 0.0, "max_tokens": 8, "ignore_eos": True, "skip_special_tokens": False}
 
 
 def ask(path: Path, text: str = "Transcribe the audio.") -> ModelRequest:

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 #: Bump when a builder changes: a cached model of another version is not reused.
-VERSION = "1"
+VERSION = "2"
 VOCAB_SIZE = 151936
 STEP_TOKENS = {"<|BOT|>": 151664, "<|EOT|>": 151665, "<audio_patch>": 151690}
 #: Qwen2-Audio's processor needs these two as well; where they sit does not matter.
@@ -39,14 +39,16 @@ def default_root() -> Path:
 
 
 def _tokenizer(folder: Path):
-    """A byte-level BPE tokenizer (every byte a token) padded to Step's vocabulary, specials at their ids."""
+    """A byte-level BPE tokenizer (every byte a token, no merges) padded to Step's vocabulary with
+    three-byte tokens, specials at their ids."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {c: i for i, c in enumerate(pre_tokenizers.ByteLevel.alphabet())}
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {c: i for i, c in enumerate(alphabet)}
     specials = {**STEP_TOKENS, **AUDIO_MARKERS}
-    for i in range(len(vocab), VOCAB_SIZE):
-        vocab.setdefault(f"<|filler_{i}|>", i)
+    for i in range(len(vocab), VOCAB_SIZE):  # three-byte fillers: random replies decode to visible text
+        vocab["".join(alphabet[i // 256 ** k % 256] for k in range(3))] = i
     by_id = {i: t for t, i in vocab.items()}
     for token, i in specials.items():
         del vocab[by_id[i]]
