@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -26,7 +27,7 @@ GOOD = {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
 
 
 class Misbehaving(BaseHTTPRequestHandler):
-    seen: Counter = Counter()
+    seen: ClassVar[Counter] = Counter()
     lock = threading.Lock()
 
     def log_message(self, *args: object) -> None:

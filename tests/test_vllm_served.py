@@ -20,7 +20,14 @@ from pathlib import Path
 import pytest
 
 from audio_evals.models import vllm_served
-from audio_evals.models.base import BackendUnavailable, Content, Message, ModelRequest, RequestsFailed, TransientBackendError
+from audio_evals.models.base import (
+    BackendUnavailable,
+    Content,
+    Message,
+    ModelRequest,
+    RequestsFailed,
+    TransientBackendError,
+)
 from tests import tiny_vllm_models
 from tests.conftest import SAMPLE_DIR
 from tests.vllm_env import group_gone, group_members, vllm_python

@@ -63,10 +63,10 @@ def _tokenizer(folder: Path):
 
 
 def _text_config(tokenizer) -> dict:
-    return dict(model_type="qwen2", vocab_size=VOCAB_SIZE, hidden_size=128, intermediate_size=256,
-                num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2, head_dim=32,
-                max_position_embeddings=8192, tie_word_embeddings=True,
-                eos_token_id=STEP_TOKENS["<|EOT|>"], pad_token_id=tokenizer.pad_token_id)
+    return {"model_type": "qwen2", "vocab_size": VOCAB_SIZE, "hidden_size": 128, "intermediate_size": 256,
+                "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 32,
+                "max_position_embeddings": 8192, "tie_word_embeddings": True,
+                "eos_token_id": STEP_TOKENS["<|EOT|>"], "pad_token_id": tokenizer.pad_token_id}
 
 
 def _to_hub_layout(folder: Path) -> None:
@@ -91,7 +91,7 @@ def _build_audio(folder: Path) -> None:
                                       audio_eos_token="<|audio_eos|>")
     processor.save_pretrained(folder)
     config = t.Qwen2AudioConfig(
-        audio_config=dict(d_model=64, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=128),
+        audio_config={"d_model": 64, "encoder_layers": 1, "encoder_attention_heads": 2, "encoder_ffn_dim": 128},
         text_config=_text_config(tokenizer), audio_token_index=STEP_TOKENS["<audio_patch>"],
     )
     torch.manual_seed(0)

@@ -83,7 +83,8 @@ class VLLMInstall:
 def probe_vllm(python: str) -> VLLMInstall:
     """What ``python`` has, or BackendUnavailable saying exactly what is missing (cheap: imports nothing big)."""
     try:
-        done = subprocess.run([python, "-c", _PROBE, *_AUDIO_MODULES], capture_output=True, text=True, timeout=60)
+        done = subprocess.run([python, "-c", _PROBE, *_AUDIO_MODULES], capture_output=True, text=True, timeout=60,
+                              check=False)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise BackendUnavailable(f"vllm_served: cannot run the vLLM Python {python!r} ({e}); {INSTALL_HINT}") from None
     try:
@@ -127,7 +128,7 @@ while server.poll() is None:
 sys.exit(server.returncode)
 """
 #: What a server that could not bind its port says in its log.
-_PORT_TAKEN = re.compile(r"address already in use", re.I)
+_PORT_TAKEN = re.compile(r"address already in use", re.IGNORECASE)
 
 
 def serve_args(serve: dict[str, Any]) -> list[str]:
