@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 #: Bump when a builder changes: a cached model of another version is not reused.
-VERSION = "2"
+VERSION = "3"
 VOCAB_SIZE = 151936
 STEP_TOKENS = {"<|BOT|>": 151664, "<|EOT|>": 151665, "<audio_patch>": 151690}
 #: Qwen2-Audio's processor needs these two as well; where they sit does not matter.
@@ -65,7 +65,7 @@ def _tokenizer(folder: Path):
 def _text_config(tokenizer) -> dict:
     return {"model_type": "qwen2", "vocab_size": VOCAB_SIZE, "hidden_size": 128, "intermediate_size": 256,
                 "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 32,
-                "max_position_embeddings": 8192, "tie_word_embeddings": True,
+                "max_position_embeddings": 8192, "tie_word_embeddings": False, "initializer_range": 0.5,
                 "eos_token_id": STEP_TOKENS["<|EOT|>"], "pad_token_id": tokenizer.pad_token_id}
 
 
