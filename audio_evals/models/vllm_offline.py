@@ -17,8 +17,10 @@ from audio_evals.models.reasoning import DEFAULT_TAGS, split_reasoning
 from audio_evals.models.weights import HubWeights, version
 
 #: How to run this backend where the project's environment has no vLLM.
-VLLM_HINT = ("run audio-evals in a Python that has vLLM (pip install 'audio-evals[vllm]' on a GPU box, or"
-             " scripts/install-vllm, then install audio-evals there), or serve the model with vllm_served")
+VLLM_HINT = ("on a GPU box: pip install 'audio-evals[vllm]' into this environment; without a GPU: run"
+             " scripts/install-vllm and call the backend from .venv-vllm/bin/python (audio-evals is installed"
+             " there as a library, without the CLI's dependencies), or use a vllm_served entry, which starts"
+             " that venv's server and works from this CLI")
 
 #: Registry generation keys → ``SamplingParams`` fields.
 _ALIASES = {"max_new_tokens": "max_tokens"}
