@@ -148,6 +148,10 @@ class RequestFailed(Exception):
     """The request still failed after the client's retries (rate limit, 5xx, timeout, connection)."""
 
 
+class RequestTimedOut(RequestFailed):
+    """No answer within ``timeout_s``, on every attempt."""
+
+
 class _Unreadable(Exception):
     """A 2xx whose body is no answer (not JSON, cut short, another shape): retried like a 5xx."""
 
@@ -212,7 +216,8 @@ class OpenAIClient:
             raise ApiError(e.status_code, message) from None
         except openai.APIConnectionError as e:  # timeouts, refused or dropped connections
             cause = e.__cause__ or e
-            raise RequestFailed(f"{where}: {type(cause).__name__}: {self._excerpt(cause)} "
+            timed_out = isinstance(e, openai.APITimeoutError) or isinstance(cause, httpx2.TimeoutException)
+            raise (RequestTimedOut if timed_out else RequestFailed)(f"{where}: {type(cause).__name__}: {self._excerpt(cause)} "
                                 f"(gave up after {self.max_retries + 1} attempts)") from None
         except (openai.APIError, ValueError) as e:  # a 2xx the SDK cannot read; JSON cut short
             raise _Unreadable(self._excerpt(e)) from None

@@ -27,8 +27,16 @@ import soundfile as sf
 
 from audio_evals.data.audio import encode_wav
 from audio_evals.models.base import Backend, Message, ModelOutput, ModelRequest, RequestsFailed
-from audio_evals.models.http_client import ApiError, OpenAIClient, RequestFailed, Secret, resolve_base_url
+from audio_evals.models.http_client import (
+    ApiError,
+    OpenAIClient,
+    RequestFailed,
+    RequestTimedOut,
+    Secret,
+    resolve_base_url,
+)
 from audio_evals.models.reasoning import DEFAULT_TAGS, split_reasoning
+from audio_evals.records import TIME_LIMIT_ERROR
 from audio_evals.redaction import redact_text
 
 #: The generation parameter that carries an API key (sent as the Authorization header).
@@ -142,6 +150,9 @@ class OpenAIBackend(RequestShape, Backend):
     max_concurrency: int = 8
     timeout_s: float = 120.0
     max_retries: int = 4
+    #: A request with no answer within ``timeout_s`` (every attempt) fails its sample, which is left
+    #: out of the figure and counted, instead of the shard (the reference gives up on the sample).
+    timeout_fails_sample: bool = False
     thread_safe: bool = True
 
     def __post_init__(self) -> None:
@@ -160,7 +171,8 @@ class OpenAIBackend(RequestShape, Backend):
 
     def fingerprint(self) -> dict[str, Any]:
         return {"backend": "openai_api", "base_url": redact_text(self.endpoint), "model": self.model,
-                **self.shape(), "think_tags": list(self.think_tags), "generation": self.request_params}
+                **self.shape(), "think_tags": list(self.think_tags), "generation": self.request_params,
+                **({"timeout_fails_sample": True} if self.timeout_fails_sample else {})}
 
     def _api_key(self) -> Secret | None:
         given = self.generation.get(API_KEY_PARAM)
@@ -192,6 +204,10 @@ class OpenAIBackend(RequestShape, Backend):
                 text = client.chat(messages, self.model, **self.sent_parameters())
         except (ApiError, OSError) as e:
             return ModelOutput(request.sample_id, error=f"openai_api: {e}")
+        except RequestTimedOut as e:
+            if self.timeout_fails_sample:
+                return ModelOutput(request.sample_id, error=f"{TIME_LIMIT_ERROR} ({self.timeout_s:g} s): {e}")
+            return e
         except RequestFailed as e:
             return e
         answer, reasoning = split_reasoning(text, self.think_tags)

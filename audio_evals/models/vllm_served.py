@@ -238,6 +238,8 @@ class VLLMServedBackend(RequestShape, Backend):
     max_concurrency: int = 32
     timeout_s: float = 600.0
     max_retries: int = 2
+    #: As the API backend's: no answer within ``timeout_s`` fails the sample, not the shard.
+    timeout_fails_sample: bool = False
     startup_timeout_s: float = 1800.0
     #: Ports tried when the one picked is taken by the time the server binds it.
     port_attempts: int = 3
@@ -292,7 +294,8 @@ class VLLMServedBackend(RequestShape, Backend):
         where = {"base_url": self.base_url} if self.base_url else {
             "serve": self.server_settings(), "vllm": f"{self.install().dist}=={self.install().version}"}
         return redact({"backend": "vllm_served", **where, "model": self.served_model, **self.shape(),
-                       "think_tags": list(self.think_tags), "generation": self.generation})
+                       "think_tags": list(self.think_tags), "generation": self.generation,
+                       **({"timeout_fails_sample": True} if self.timeout_fails_sample else {})})
 
     def check(self) -> None:
         if self.serve:
@@ -327,7 +330,7 @@ class VLLMServedBackend(RequestShape, Backend):
         client = OpenAIBackend(
             generation=self.generation, base_url=base_url, model=self.served_model, **self.shape(),
             api_key_env=self.api_key_env, max_concurrency=self.max_concurrency, timeout_s=self.timeout_s,
-            max_retries=self.max_retries,
+            max_retries=self.max_retries, timeout_fails_sample=self.timeout_fails_sample,
         )
         return server, client
     def _release(self, loaded: tuple[ManagedServer | None, OpenAIBackend]) -> None:
