@@ -84,18 +84,21 @@ def test_run_survives_server_killed_mid_shard_resending_only_the_unanswered(tiny
     assert not server_groups(f"--port {logs[1].stem.rsplit('-', 1)[1]}"), "the server outlived a normal end"
 
 
-@pytest.mark.parametrize("how", ["ctrl-c", "kill-9-process-group"])
-def test_stopping_the_cli_leaves_no_vllm_process(tiny_model, tmp_path, how):
-    cli = start_cli(tmp_path, tiny_model, "-P", "max_tokens=2000", "-P", "ignore_eos=true")
-    group, _ = server_group(tmp_path, cli)
-    if how == "ctrl-c":
-        cli.send_signal(signal.SIGINT)
-        out, _ = cli.communicate(timeout=120)
-        assert cli.returncode != 0, out
-    else:
-        os.killpg(cli.pid, signal.SIGKILL)
-        cli.wait(30)
-    assert group_gone(group, within_s=60), f"{how}: vLLM processes left: {group_members(group)}"
+def test_ctrl_c_and_kill_9_of_the_cli_leave_no_vllm_process(tiny_model, tmp_path):
+    """Two CLIs at once (their server starts overlap, to start fewer in sequence): one gets Ctrl-C,
+    the other's process group SIGKILL."""
+    (tmp_path / "ctrl-c").mkdir()
+    (tmp_path / "kill-9").mkdir()
+    clis = {how: start_cli(tmp_path / how, tiny_model, "-P", "max_tokens=2000", "-P", "ignore_eos=true")
+            for how in ("ctrl-c", "kill-9")}
+    groups = {how: server_group(tmp_path / how, cli)[0] for how, cli in clis.items()}
+    clis["ctrl-c"].send_signal(signal.SIGINT)
+    os.killpg(clis["kill-9"].pid, signal.SIGKILL)
+    out, _ = clis["ctrl-c"].communicate(timeout=120)
+    assert clis["ctrl-c"].returncode != 0, out
+    clis["kill-9"].wait(30)
+    for how, group in groups.items():
+        assert group_gone(group, within_s=60), f"{how}: vLLM processes left: {group_members(group)}"
 
 
 def test_weights_vllm_cannot_load_are_one_error_line_with_the_server_log(tiny_model, tmp_path):
