@@ -291,6 +291,11 @@ def test_g_eval_default_is_the_reference_single_answer_protocol(openai_server, m
 REFERENCE_PROMPT_SHA = "e4a30d7d83b8ab8c"
 
 
+def test_g_eval_request_params_cannot_change_what_the_protocol_fixes():
+    with pytest.raises(ValueError, match="cannot set temperature"):
+        g_eval.build(base_url="http://127.0.0.1:9/v1", api_key_env=None, request_params={"temperature": 1.0})
+
+
 def test_g_eval_prompt_is_fixed():
     """Changing the judge prompt changes every score: it needs a new version, not an edit."""
     assert g_eval.PROMPTS["g-eval-v1"] is g_eval.JUDGE_PROMPT_V1

@@ -84,6 +84,9 @@ class GEval(Metric):
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.parse_retries = parse_retries
+        fixed = sorted({"model", "messages", "temperature"} & set(request_params or {}))
+        if fixed:
+            raise ValueError(f"g-eval: request_params cannot set {', '.join(fixed)} (the judge protocol fixes them)")
         self.request_params = dict(request_params or {})
         with_reference = prompt_version == "g-eval-v1"
         self.normalization = ("None: the judge reads the raw answer, the question"
