@@ -96,6 +96,11 @@ class SampleFailure:
         return cls(**row)
 
 
+#: Starts the error of a sample whose model call had no answer within the per-sample time limit
+#: (the score stage counts these beside the figure).
+TIME_LIMIT_ERROR = "past the per-sample time limit"
+
+
 @dataclass
 class ModelOutput:
     """One sample's result: text (and generated audio for speech-out models) or an error.

@@ -215,7 +215,7 @@ def test_configuration_errors_are_clear(monkeypatch, openai_server, clips):
     # The fingerprint needs no key (a cached run never calls the endpoint) and never holds one.
     assert backend.fingerprint() == {"backend": "openai_api", "base_url": openai_server.base_url, "model": "m",
                                      "mode": "chat", "think_tags": ["<reasoning>", "</reasoning>"],
-                                     "assistant_prefill": None, "audio_chunk_s": None,
+                                     "assistant_prefill": None, "audio_chunk_s": None, "user_role": "user",
                                      "generation": {"temperature": 0.0}}
     with pytest.raises(BackendUnavailable, match=f"{KEY_ENV} is not set"):
         backend.generate([_text_request(0, clips[0]["path"])])
@@ -289,6 +289,11 @@ def test_g_eval_default_is_the_reference_single_answer_protocol(openai_server, m
 
 #: The reference's chatbot-eval template as its YAML loads it, placeholders renamed (checked against its source).
 REFERENCE_PROMPT_SHA = "e4a30d7d83b8ab8c"
+
+
+def test_g_eval_request_params_cannot_change_what_the_protocol_fixes():
+    with pytest.raises(ValueError, match="cannot set temperature"):
+        g_eval.build(base_url="http://127.0.0.1:9/v1", api_key_env=None, request_params={"temperature": 1.0})
 
 
 def test_g_eval_prompt_is_fixed():

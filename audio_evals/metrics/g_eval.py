@@ -9,7 +9,8 @@ instruction, the first integer ``[[n]]`` of the reply, temperature 0, at most 20
 The judge runs through the shared OpenAI-compatible client (bounded concurrency, retries on rate
 limits). A reply without a rating is asked again up to ``parse_retries`` times (the reference
 drops such a sample with an error); still none, it is recorded unparsed with the raw reply, left
-out of the mean and counted as ``unparsed``.
+out of the mean and counted as ``unparsed``. ``request_params`` are extra request-body fields
+(e.g. vLLM's ``structured_outputs``) sent with every judge request and recorded in ``params``.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ class GEval(Metric):
     description = "LLM-judge rating 1-10, mean x10 (0-100, higher is better)"
 
     def __init__(self, base_url: str, model: str, api_key: Secret | None, prompt_version: str,
-                 max_concurrency: int, timeout_s: float, max_retries: int, parse_retries: int):
+                 max_concurrency: int, timeout_s: float, max_retries: int, parse_retries: int,
+                 request_params: dict[str, Any] | None = None):
         if prompt_version not in PROMPTS:
             raise ValueError(f"g-eval: unknown prompt_version {prompt_version!r} (known: {', '.join(PROMPTS)})")
         self.base_url = base_url
@@ -82,6 +84,10 @@ class GEval(Metric):
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.parse_retries = parse_retries
+        fixed = sorted({"model", "messages", "temperature"} & set(request_params or {}))
+        if fixed:
+            raise ValueError(f"g-eval: request_params cannot set {', '.join(fixed)} (the judge protocol fixes them)")
+        self.request_params = dict(request_params or {})
         with_reference = prompt_version == "g-eval-v1"
         self.normalization = ("None: the judge reads the raw answer, the question"
                               + (" and the reference answer." if with_reference else " (no reference answer)."))
@@ -91,7 +97,8 @@ class GEval(Metric):
 
     def params(self) -> dict[str, Any]:
         return {"judge_model": self.model, "base_url": self.base_url, "prompt_version": self.prompt_version,
-                "temperature": 0.0, "max_tokens": MAX_TOKENS[self.prompt_version], "parse_retries": self.parse_retries}
+                "temperature": 0.0, "max_tokens": MAX_TOKENS[self.prompt_version], "parse_retries": self.parse_retries,
+                **({"request_params": self.request_params} if self.request_params else {})}
 
     def _prompt(self, item: ScoreItem) -> str:
         question = item.fields.get("question") or item.fields.get("instruction") or "(not available)"
@@ -104,6 +111,7 @@ class GEval(Metric):
         messages = [{"role": "user", "content": self._prompt(item)}]
         reply = ""
         extra = {"max_tokens": MAX_TOKENS[self.prompt_version]} if MAX_TOKENS[self.prompt_version] else {}
+        extra.update(self.request_params)
         asked = 0
         try:
             for asked in range(1, self.parse_retries + 2):
@@ -138,7 +146,8 @@ def build(
     timeout_s: float = 120.0,
     max_retries: int = 4,
     parse_retries: int = 2,
+    request_params: dict[str, Any] | None = None,
 ) -> GEval:
     """The judge named by the task's ``metric_params``; endpoint and key come from the environment."""
     return GEval(resolve_base_url(base_url, base_url_env, "g-eval judge"), model, Secret.from_env(api_key_env),
-                 prompt_version, max_concurrency, timeout_s, max_retries, parse_retries)
+                 prompt_version, max_concurrency, timeout_s, max_retries, parse_retries, request_params)

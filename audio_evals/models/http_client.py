@@ -9,6 +9,10 @@ only maps those errors onto what the runner understands and keeps secrets out of
   fails the shard, keeping the answers it got; nothing retries it again);
 * other 4xx are the request's own fault: ``ApiError`` (the caller records it for that sample),
   except 401/403, which no retry or other sample can fix: ``BackendUnavailable``;
+* every attempt of a request has a total deadline of ``timeout_s`` (the SDK's timeout bounds each
+  read, so a server trickling bytes would otherwise hold a request without end);
+* a 200 whose body is not a readable answer (an HTML page, cut JSON) is retried like a 5xx, then
+  fails that request only;
 * one client holds one thread pool of ``max_concurrency`` workers, so that bound holds for
   in-flight requests even when several threads call;
 * the API key is a ``Secret``: it is sent in the Authorization header and scrubbed from every
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
@@ -90,6 +95,39 @@ def split_credentials(url: str) -> tuple[str, httpx2.BasicAuth | None]:
     return str(parsed.copy_with(userinfo=b"")), httpx2.BasicAuth(parsed.username, parsed.password)
 
 
+class _DeadlineStream(httpx2.SyncByteStream):
+    """A response body that raises ``ReadTimeout`` once its request's deadline has passed."""
+
+    def __init__(self, inner: httpx2.SyncByteStream, deadline: float, total_s: float, request: httpx2.Request):
+        self._inner, self._deadline, self._total_s, self._request = inner, deadline, total_s, request
+
+    def __iter__(self) -> Generator[bytes, None, None]:
+        for chunk in self._inner:
+            if time.monotonic() > self._deadline:
+                raise httpx2.ReadTimeout(f"no complete response within {self._total_s:g} s", request=self._request)
+            yield chunk
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class DeadlineTransport(httpx2.BaseTransport):
+    """HTTP with a total deadline per request, body included: httpx's timeouts bound each read only.
+    A body still arriving after ``total_s`` is cut (at most one read timeout late)."""
+
+    def __init__(self, inner: httpx2.BaseTransport, total_s: float):
+        self._inner, self._total_s = inner, total_s
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        deadline = time.monotonic() + self._total_s
+        response = self._inner.handle_request(request)
+        response.stream = _DeadlineStream(response.stream, deadline, self._total_s, request)  # type: ignore[arg-type]
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 class _NoAuthorization(httpx2.Auth):
     """Sends no Authorization header: the SDK insists on a key, a keyless endpoint needs none."""
 
@@ -110,6 +148,14 @@ class RequestFailed(Exception):
     """The request still failed after the client's retries (rate limit, 5xx, timeout, connection)."""
 
 
+class RequestTimedOut(RequestFailed):
+    """No answer within ``timeout_s``, on every attempt."""
+
+
+class _Unreadable(Exception):
+    """A 2xx whose body is no answer (not JSON, cut short, another shape): retried like a 5xx."""
+
+
 class OpenAIClient:
     """Bounded access to one OpenAI-compatible endpoint; ``base_url`` includes the API prefix
     (``https://api.openai.com/v1``). Every method may be called from any thread."""
@@ -125,9 +171,10 @@ class OpenAIClient:
         self.max_concurrency = max_concurrency
         limits = httpx2.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency)
         auth = None if api_key else url_auth or _NoAuthorization()
+        transport = DeadlineTransport(httpx2.HTTPTransport(limits=limits), timeout_s)
         self._sdk = openai.OpenAI(base_url=self.base_url, api_key=api_key.reveal() if api_key else "none",
                                   timeout=timeout_s, max_retries=max_retries,
-                                  http_client=httpx2.Client(auth=auth, limits=limits, timeout=timeout_s))
+                                  http_client=httpx2.Client(auth=auth, timeout=timeout_s, transport=transport))
         self._pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="openai-client")
         self._closed = threading.Event()
 
@@ -169,29 +216,46 @@ class OpenAIClient:
             raise ApiError(e.status_code, message) from None
         except openai.APIConnectionError as e:  # timeouts, refused or dropped connections
             cause = e.__cause__ or e
-            raise RequestFailed(f"{where}: {type(cause).__name__}: {self._excerpt(cause)} "
+            timed_out = isinstance(e, openai.APITimeoutError) or isinstance(cause, httpx2.TimeoutException)
+            raise (RequestTimedOut if timed_out else RequestFailed)(f"{where}: {type(cause).__name__}: {self._excerpt(cause)} "
                                 f"(gave up after {self.max_retries + 1} attempts)") from None
-        except openai.APIError as e:  # a 2xx the SDK cannot read
-            raise ApiError(200, f"unreadable response: {self._excerpt(e)}") from None
+        except (openai.APIError, ValueError) as e:  # a 2xx the SDK cannot read; JSON cut short
+            raise _Unreadable(self._excerpt(e)) from None
+
+    def _answer(self, path: str, request: Callable[[], Any], extract: Callable[[Any], str]) -> str:
+        """``extract`` of the reply to ``request()``; an unreadable reply is asked again with the
+        client's retry count and backoff, then raises ``RequestFailed`` (this request only)."""
+        problem = ""
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                time.sleep(min(8.0, 0.5 * 2 ** (attempt - 1)))
+            try:
+                reply = self._call(path, request)
+                try:
+                    return extract(reply)
+                except (AttributeError, IndexError, KeyError, TypeError):
+                    raise _Unreadable(f"no answer in the response: {self._excerpt(reply)}") from None
+            except _Unreadable as e:
+                problem = str(e)
+        raise RequestFailed(f"{self.base_url}{path}: unreadable response ({problem}) "
+                            f"(gave up after {self.max_retries + 1} attempts)")
 
     def chat(self, messages: list[dict[str, Any]], model: str, **gen: Any) -> str:
         """The assistant's reply text from /chat/completions; ``gen`` goes in the body as given."""
-        reply = self._call("/chat/completions", lambda: self._sdk.chat.completions.create(
-            model=model, messages=messages, extra_body=gen))
-        try:
-            return reply.choices[0].message.content or ""
-        except (AttributeError, IndexError, TypeError):
-            raise ApiError(200, f"unexpected chat response: {self._excerpt(reply)}") from None
+        return self._answer("/chat/completions", lambda: self._sdk.chat.completions.create(
+            model=model, messages=messages, extra_body=gen), lambda reply: reply.choices[0].message.content or "")
 
     def transcribe(self, wav_bytes: bytes, model: str, **gen: Any) -> str:
         """The transcript from /audio/transcriptions (multipart upload of a WAV file)."""
         fields = {k: v for k, v in gen.items() if v is not None}
-        reply = self._call("/audio/transcriptions", lambda: self._sdk.audio.transcriptions.create(
-            file=("audio.wav", wav_bytes, "audio/wav"), model=model, response_format="json", extra_body=fields))
-        text = getattr(reply, "text", None)
-        if not isinstance(text, str):
-            raise ApiError(200, f"unexpected transcription response: {self._excerpt(reply)}")
-        return text
+
+        def text(reply: Any) -> str:
+            if not isinstance(reply.text, str):
+                raise TypeError("text is not a string")
+            return reply.text
+
+        return self._answer("/audio/transcriptions", lambda: self._sdk.audio.transcriptions.create(
+            file=("audio.wav", wav_bytes, "audio/wav"), model=model, response_format="json", extra_body=fields), text)
 
     def map(self, call: Callable[[R], T], items: Sequence[R]) -> list[T]:
         """``call`` on every item, at most ``max_concurrency`` at once across all callers; results

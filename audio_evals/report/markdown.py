@@ -96,6 +96,8 @@ def _run_note(summary: RunSummary, metric: MetricResult | None) -> list[str]:
         parts += [filter_note(threshold), f"dropped {metric.dropped}, unfiltered {format_value(metric.unfiltered)}"]
     if metric and metric.levels:
         parts.append("mean of levels " + ", ".join(f"{lv.level} {format_value(lv.value)}" for lv in metric.levels))
+    if metric and metric.timed_out:
+        parts.append(f"{metric.timed_out} past the per-sample time limit, left out")
     if metric and metric.judge_reasked:
         parts.append(f"judge re-asked {metric.judge_reasked}×")
     if metric and metric.ci95:

@@ -93,6 +93,8 @@ class MetricResult(Measure):
     #: kept (written only for a filtered error rate), so the reference-style number has its raw one beside it.
     dropped: int | None = Field(default=None, exclude_if=lambda v: v is None)
     unfiltered: float | None = Field(default=None, exclude_if=lambda v: v is None)
+    #: Of ``failed``: samples the per-sample time limit left out (written only when there are some).
+    timed_out: int | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @property
     def label(self) -> str:
