@@ -37,14 +37,16 @@ def test_generated_audio_of_ids_that_read_alike_never_shares_a_file(tmp_path):
 
 
 def test_a_2_gb_sparse_audio_file_is_refused_without_being_read():
-    """Run in a child process so its peak memory is this read's alone."""
-    code = ("import os, resource, tempfile\n"
+    """Run in a child process so its peak memory is this read's alone (VmHWM: ru_maxrss would carry over the
+    pytest process's own peak through fork and exec)."""
+    code = ("import os, tempfile\n"
             "from audio_evals.data.audio import AudioError, read_clip\n"
             "path = os.path.join(tempfile.mkdtemp(), 'huge.wav')\n"
             "with open(path, 'wb') as f: f.truncate((2 << 30) + 1)\n"
             "try:\n    read_clip(path)\nexcept AudioError as e:\n    print('refused:', e)\n"
             "os.unlink(path)\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n")
+            "hwm = next(line for line in open('/proc/self/status') if line.startswith('VmHWM:'))\n"
+            "print(int(hwm.split()[1]) // 1024)\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           check=True)
     refused, peak_mb = done.stdout.splitlines()
