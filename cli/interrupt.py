@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import sqlite3
 import sys
 import threading
@@ -102,6 +103,36 @@ def stop_children(grace_s: float = CHILD_GRACE_S) -> None:
             continue
 
 
+def _watch_stop_signals(first: Callable[[int], None]) -> Callable[[], None]:
+    """Call ``first(signum)`` from a thread of its own as soon as a stop signal arrives; returns the undo.
+
+    Python runs signal handlers in the main thread only, and only once it executes again: a signal the
+    kernel hands to another thread (Dask's, Prefect's, a model server's) while the main thread waits on
+    a lock runs nothing until that wait ends, which can be the end of the run. The C-level handler writes
+    each signal's number to the wakeup socket at once, from whichever thread received it.
+    """
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+
+    def watch() -> None:
+        while (received := reader.recv(1)) and received[0]:  # b"\0" is the undo's stop mark
+            if received[0] in STOP_SIGNALS:
+                first(received[0])
+
+    watcher = threading.Thread(target=watch, name="stop-signal-watcher", daemon=True)
+    watcher.start()
+
+    def undo() -> None:
+        signal.set_wakeup_fd(previous)
+        writer.send(b"\0")
+        watcher.join()
+        reader.close()
+        writer.close()
+
+    return undo
+
+
 def run_interruptible(run: Callable[[], T], resume_hint: Callable[[], str]) -> T:
     """``run()``; on the first Ctrl-C or SIGTERM, print ``resume_hint()``, stop the processes this one
     started and end the process with exit code 128 + the signal's number (130, 143).
@@ -111,11 +142,12 @@ def run_interruptible(run: Callable[[], T], resume_hint: Callable[[], str]) -> T
     if threading.current_thread() is not threading.main_thread():
         return run()
     leaving = threading.Lock()
+    stopping = threading.Lock()
     received: list[int] = []
 
     def leave() -> None:
         if not leaving.acquire(blocking=False):
-            return
+            threading.Event().wait()  # another thread is leaving: its os._exit ends this one too
         console.print(resume_hint(), soft_wrap=True, markup=False, highlight=False)
         sys.stdout.flush()
         for server in _started_server:
@@ -123,23 +155,31 @@ def run_interruptible(run: Callable[[], T], resume_hint: Callable[[], str]) -> T
         stop_children()
         os._exit(128 + received[0])
 
-    def interrupt(signum: int, frame: object) -> None:
-        for sig in STOP_SIGNALS:  # the first signal is enough; more change nothing
-            signal.signal(sig, signal.SIG_IGN)
+    def begin_stop(signum: int) -> None:
+        """The first stop signal, seen by the watcher or the handler, whichever is first: GRACE_S to leave."""
+        if not stopping.acquire(blocking=False):
+            return
         received.append(signum)
         logging.disable(logging.ERROR)  # Prefect's crash report is recorded, not printed
         watchdog = threading.Timer(GRACE_S, leave)
         watchdog.daemon = True
         watchdog.start()
+
+    def interrupt(signum: int, frame: object) -> None:
+        for sig in STOP_SIGNALS:  # the first signal is enough; more change nothing
+            signal.signal(sig, signal.SIG_IGN)
+        begin_stop(signum)
         raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, interrupt) for sig in STOP_SIGNALS}
+    unwatch = _watch_stop_signals(begin_stop)
     try:
         return run()
     except KeyboardInterrupt:
-        received.append(signal.SIGINT)  # a KeyboardInterrupt no handler of ours raised
+        begin_stop(signal.SIGINT)  # a KeyboardInterrupt no signal of ours raised
         leave()
         raise  # unreachable: leave() ends the process
     finally:
+        unwatch()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -145,6 +145,14 @@ def _task_runner(kind: str, workers: int, address: str | None) -> Any:
     raise typer.BadParameter(f"--task-runner must be thread or dask, not {kind!r}")
 
 
+def _buckets(spec: RunSpec) -> str:
+    """The buckets a run writes to (``s3://name``), for a message about one that is missing."""
+    from audio_evals import storage
+
+    urls = (url for url in (spec.cache_dir, spec.output) if url and storage.is_remote(url))
+    return ", ".join(sorted({"/".join(url.split("/")[:3]) for url in urls}))
+
+
 def _run_flow(label: str, spec: RunSpec, verbose: bool, runner: Any = None) -> RunSummary:
     """Run the evaluate flow with a progress bar; user errors exit with a message, not a trace."""
     from flows.evaluate import StrictModeFailure, evaluate
@@ -172,7 +180,7 @@ def _run_flow(label: str, spec: RunSpec, verbose: bool, runner: Any = None) -> R
         fail(str(e), 1)
     except FileNotFoundError as e:
         if "bucket" in str(e).lower():  # not a lost file: the store itself is not there
-            fail(f"{e}: create the bucket first, or correct --store / --cache-dir / --output", 2)
+            fail(f"{e} ({_buckets(spec)}): create the bucket first, or correct --store / --cache-dir / --output", 2)
         fail(f"file not found: {e.filename or e} (if a cache or store lost it, the same command recomputes it)", 2)
     except StoreFull as e:
         fail(f"{e.strerror}: finished shards are kept in the cache; make room (or fix the permissions) and run the same command again", 1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -40,8 +41,7 @@ def _sigterm_mid_run(tmp_path: Path, registry: dict, *extra: str) -> tuple[subpr
     return result, home
 
 
-# The Dask runner is left out: under load its shutdown after SIGTERM sometimes outlasts 60 s (seen in full runs).
-@pytest.mark.parametrize("runner", [[]], ids=["thread"])
+@pytest.mark.parametrize("runner", [[], ["--task-runner", "dask", "--workers", "2"]], ids=["thread", "dask"])
 def test_sigterm_stops_the_run_and_everything_it_started_with_one_resume_line_and_exit_143(
         tmp_path, scripted_registry, runner):
     result, home = _sigterm_mid_run(tmp_path, scripted_registry, *runner)
@@ -53,3 +53,31 @@ def test_sigterm_stops_the_run_and_everything_it_started_with_one_resume_line_an
     assert "to resume, run the same command again: audio-evals run --dataset speech-sample-en" in hint
     time.sleep(1)
     assert not _processes_with(home)  # the API server and the Dask workers went with it
+
+
+WAITS_ON_A_LOCK = """
+import signal, sys, threading, time
+from cli.interrupt import run_interruptible
+SIGNUM = getattr(signal, sys.argv[1])
+
+def run():
+    def worker():  # the kernel may hand a process-directed signal to any thread: here, this one
+        time.sleep(0.5)  # the main thread is in its wait by then
+        signal.pthread_kill(threading.get_ident(), SIGNUM)
+    threading.Thread(target=worker).start()
+    threading.Event().wait()  # a lock wait that a signal landing on another thread does not interrupt
+
+run_interruptible(run, lambda: "interrupted: resume hint")
+"""
+
+
+@pytest.mark.parametrize("name, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_stop_signal_landing_on_another_thread_still_ends_a_main_thread_waiting_on_a_lock(name, code):
+    """The Python handler would only run once the main thread's wait ends (never, here): the signal's
+    wakeup byte starts the grace, and the process prints the hint and exits 128 + signum within it."""
+    start = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", WAITS_ON_A_LOCK, name], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == code, result.stdout + result.stderr
+    assert result.stdout.strip() == "interrupted: resume hint", result.stdout
+    assert time.monotonic() - start < 30

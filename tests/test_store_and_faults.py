@@ -131,6 +131,19 @@ def test_s3_outage_mid_run_then_the_same_command_completes(prefect_api, tmp_path
     assert len(rows) == len({r["id"] for r in rows}) == 26
 
 
+def test_a_store_whose_bucket_does_not_exist_is_one_error_line_saying_to_create_it(
+        prefect_api, tmp_path, scripted_registry, s3_bucket):
+    """A wrong bucket is not a lost file: one ``error:`` line names the bucket and says to create it, exit 2."""
+    missing = f"{s3_bucket}-absent"
+    command = scripted_run_command(scripted_registry["path"], tmp_path, "nobucket")[:-4] + ["--store", f"s3://{missing}/store"]
+    done = subprocess.run(command, cwd=ROOT, env=prefect_api_env(), capture_output=True, text=True, timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and missing in errors[0] and "create the bucket first" in errors[0], output
+    assert "Traceback" not in output and "recomputes it" not in output, output
+
+
 def test_s3_credentials_from_a_prefect_secret_block_never_reach_the_results(prefect_api, tmp_path, scripted_registry,
                                                                            s3_bucket):
     from prefect.blocks.system import Secret
