@@ -67,6 +67,13 @@ def join(base: str, *parts: str) -> str:
     return os.path.join(base, *parts)
 
 
+def parent(url: str) -> str:
+    """The folder holding ``url`` (a local path or a URL)."""
+    if is_remote(url):
+        return url.rstrip("/").rsplit("/", 1)[0]
+    return os.path.dirname(url)
+
+
 def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     fs, path = fsspec.core.url_to_fs(url)
     return fs, path

@@ -74,4 +74,19 @@ def test_the_results_index_lists_every_run_as_runs_finish(prefect_api, tmp_path,
     (tmp_path / "results" / "scripted" / "speech-sample-en" / "cut" / "summary.json").write_text("{", encoding="utf-8")
     third = _evaluate(tmp_path, scripted_registry, dataset="speech-sample-en", shard_size=32)
     page = index.read_text(encoding="utf-8")
-    assert f"audio-evals view {first.run_id} {third.run_id}" in page and "Unreadable summaries" in page
+    assert "Unreadable summaries" in page
+    compare = Path(third.paths["compare"])  # the same evaluation as the first: compared with it
+    assert compare == Path(third.paths["summary"]).parent / f"compare-{first.run_id}-{third.run_id}.html"
+    assert f'href="{compare.relative_to(index.parent)}">compare</a>' in page
+    assert first.run_id in compare.read_text(encoding="utf-8") and third.run_id in compare.read_text(encoding="utf-8")
+
+
+def test_the_index_gives_the_comparison_command_for_a_run_made_before_comparison_pages(
+        prefect_api, tmp_path, scripted_registry) -> None:
+    from audio_evals.report.index import write_index
+
+    first = _evaluate(tmp_path, scripted_registry, dataset="speech-sample-en", shard_size=32)
+    second = _evaluate(tmp_path, scripted_registry, dataset="speech-sample-en", shard_size=32)
+    Path(second.paths["compare"]).unlink()
+    page = Path(write_index(str(tmp_path / "results"))).read_text(encoding="utf-8")
+    assert f"<code>audio-evals view {first.run_id} {second.run_id}</code>" in page and ">compare</a>" not in page

@@ -183,8 +183,8 @@ def write_view(run_path: str, out: str | None = None) -> str:
     return target
 
 
-def comparison_name(before: RunRecord, after: RunRecord) -> str:
-    return f"compare-{before.run_id}-{after.run_id}.html"
+def comparison_name(before_id: str, after_id: str) -> str:
+    return f"compare-{before_id}-{after_id}.html"
 
 
 def write_comparison(before_path: str, after_path: str, out: str | None = None) -> str:
@@ -194,6 +194,6 @@ def write_comparison(before_path: str, after_path: str, out: str | None = None) 
 
 def write_compared(comparison: Comparison, out: str | None = None) -> str:
     """Write the page of ``comparison`` (default: in the current folder); its path."""
-    target = _target(out, ".", comparison_name(comparison.before, comparison.after))
+    target = _target(out, ".", comparison_name(comparison.before.run_id, comparison.after.run_id))
     storage.write_text(target, render_comparison(comparison, _page_dir(target)))
     return target

@@ -95,7 +95,7 @@ def load(run: str) -> Retry:
     dataset = recorded.dataset
     if record.dataset.source.get("type") == "manifest" and dataset.endswith((".jsonl", ".json")):
         dataset = record.dataset.source.get("path") or dataset  # absolute: any cwd
-    folder = (posixpath if storage.is_remote(path) else os.path).dirname(path)
+    folder = storage.parent(path)
     # Not ``fresh``: completed shards come from the cache.
     spec = recorded.replace(dataset=dataset, output=_results_root(folder, record), fresh=False,
                             parent=ParentRun(run_id=record.run_id, identity=record.identity))
