@@ -1,11 +1,9 @@
 """Ctrl-C or SIGTERM ends a run within seconds: finished shards stay cached, one line says how to
 resume, exit 130 (SIGINT) or 143 (SIGTERM, what a scheduler, a Prefect worker or Kubernetes sends).
 
-A terminal's Ctrl-C signals the whole foreground process group, and Prefect's ephemeral API server
-is a child in that group: left alone it dies first and the run then hangs reporting its state. So
-the server is started here from a thread that blocks SIGINT (the child inherits the blocked signal
-across exec), and the first Ctrl-C raises ``KeyboardInterrupt`` in the CLI once; later ones are
-ignored, so none is ever needed. Prefect records the run as crashed; shards still in flight are
+The first Ctrl-C raises ``KeyboardInterrupt`` in the CLI once; later ones are ignored, so none is
+ever needed (Prefect's ephemeral API server, a child in the terminal's process group, does not
+hear it: ``cli.ephemeral``). Prefect records the run as crashed; shards still in flight are
 abandoned (``os._exit``), since a model call cannot be stopped and would hold the exit for minutes.
 Before leaving, every process this one started (the API server, Dask workers, a vLLM server) is
 stopped: ``os._exit`` runs no clean-up, and a SIGTERM sent to this process alone reaches none of them.
@@ -17,11 +15,9 @@ import logging
 import os
 import signal
 import socket
-import sqlite3
 import sys
 import threading
 from collections.abc import Callable
-from contextlib import closing
 from typing import TypeVar
 
 import psutil
@@ -35,53 +31,6 @@ GRACE_S = 5.0
 CHILD_GRACE_S = 3.0
 #: The signals that stop a run; the exit code is 128 + the signal's number, as shells expect.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_started_server: list[object] = []
-
-
-def database_problem() -> str | None:
-    """Why the ephemeral API server cannot use its SQLite database, as one line saying what to do; None if it can.
-
-    A damaged database otherwise costs minutes of Prefect's retries and thousands of log lines.
-    """
-    from prefect.settings import get_current_settings
-
-    url = get_current_settings().server.database.connection_url
-    path = url.get_secret_value().split(":///", 1)[1] if url and url.get_secret_value().startswith("sqlite") else None
-    if not path or not os.path.isfile(path):
-        return None
-    try:
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            (verdict,) = db.execute("PRAGMA quick_check").fetchone()
-    except sqlite3.DatabaseError as e:
-        verdict = str(e)
-    if verdict == "ok":
-        return None
-    return (f"Prefect's database {path} is damaged ({verdict.splitlines()[0]}): move it aside or delete it and run "
-            "again (a new one is made; it holds run history only, results and caches are kept), "
-            "or set PREFECT_API_URL to a running Prefect server")
-
-
-def start_ephemeral_api() -> None:
-    """Start Prefect's ephemeral API server now, deaf to the terminal's Ctrl-C (only without PREFECT_API_URL);
-    ``ValueError`` (one line) when its database is damaged."""
-    from prefect.settings import PREFECT_API_URL
-
-    if PREFECT_API_URL.value():
-        return
-    problem = database_problem()
-    if problem:
-        raise ValueError(problem)
-    from prefect.server.api.server import SubprocessASGIServer
-
-    def start() -> None:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # this thread only; the server inherits it
-        server = SubprocessASGIServer()  # the instance Prefect's clients use
-        _started_server.append(server)
-        server.start()
-
-    starter = threading.Thread(target=start, name="start-ephemeral-api", daemon=True)
-    starter.start()
-    starter.join()
 
 
 def stop_children(grace_s: float = CHILD_GRACE_S) -> None:
@@ -150,8 +99,6 @@ def run_interruptible(run: Callable[[], T], resume_hint: Callable[[], str]) -> T
             threading.Event().wait()  # another thread is leaving: its os._exit ends this one too
         console.print(resume_hint(), soft_wrap=True, markup=False, highlight=False)
         sys.stdout.flush()
-        for server in _started_server:
-            server.stop()
         stop_children()
         os._exit(128 + received[0])
 

@@ -17,10 +17,10 @@ from audio_evals.run.plan import EvalPlan, plan_of
 from audio_evals.run.spec import RunSpec
 from audio_evals.run.summary import RunSummary
 from audio_evals.storage import StoreFull
-from cli import reference
+from cli import ephemeral, reference
 from cli.console import ShardProgress, console, hide_prefect_failures, print_summary
 from cli.errors import USER_ERRORS, fail, verbose_logs
-from cli.interrupt import run_interruptible, start_ephemeral_api
+from cli.interrupt import run_interruptible
 from cli.options import folder_problem, spec_options
 from flows.credentials import apply_store_credentials
 
@@ -83,8 +83,9 @@ def run(
         problem = folder and folder_problem(option, folder)
         if problem:
             fail(problem, 2)
+    api = _start_api()  # before Prefect is imported (the task runner's import is the first)
     summary = _run_flow(f"{spec.model} on {plan.dataset.name}", spec, verbose=bool(verbose or debug_mode),
-                        runner=_task_runner(task_runner, spec.workers, dask_address))
+                        runner=_task_runner(task_runner, spec.workers, dask_address), api=api)
     if save:
         summary.paths.update(reference.write_save(save, summary))
     print_summary(summary)
@@ -153,8 +154,19 @@ def _buckets(spec: RunSpec) -> str:
     return ", ".join(sorted({"/".join(url.split("/")[:3]) for url in urls}))
 
 
-def _run_flow(label: str, spec: RunSpec, verbose: bool, runner: Any = None) -> RunSummary:
-    """Run the evaluate flow with a progress bar; user errors exit with a message, not a trace."""
+def _start_api() -> ephemeral.EphemeralAPI | None:
+    """Prefect's ephemeral API, starting in the background while the CLI goes on (none with PREFECT_API_URL)."""
+    try:
+        return ephemeral.start()
+    except ValueError as e:
+        fail(str(e), 2)
+
+
+def _run_flow(label: str, spec: RunSpec, verbose: bool, runner: Any = None,
+              api: ephemeral.EphemeralAPI | None = None) -> RunSummary:
+    """Run the evaluate flow with a progress bar; user errors exit with a message, not a trace.
+
+    ``api``: the ephemeral API server this call started, awaited before the flow's first API call."""
     from flows.evaluate import StrictModeFailure, evaluate
 
     if not verbose:
@@ -164,7 +176,8 @@ def _run_flow(label: str, spec: RunSpec, verbose: bool, runner: Any = None) -> R
     bar = ShardProgress(label)
 
     def evaluate_with_progress() -> RunSummary:
-        start_ephemeral_api()
+        if api is not None:
+            api.ready()
         with bar:
             return flow(spec)
 
@@ -212,7 +225,7 @@ def retry(
     if verbose:
         verbose_logs()
     spec = earlier.spec.replace(command=shlex.join(["audio-evals", *sys.argv[1:]]))
-    summary = _run_flow(f"retry {earlier.run_id}", spec, verbose)
+    summary = _run_flow(f"retry {earlier.run_id}", spec, verbose, api=_start_api())
     console.print(f"retried {earlier.failed_shards} failed shard(s) of run {earlier.run_id} as run "
                   f"{summary.run_id}; now {len(summary.failed_shards)} failed")
     print_summary(summary)

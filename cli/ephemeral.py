@@ -1,0 +1,144 @@
+"""Prefect's ephemeral API for a CLI run that has no server, started before Prefect is imported.
+
+Without ``PREFECT_API_URL`` Prefect starts this server itself (uvicorn on its app factory,
+ephemeral mode, UI off) at the run's first API call, from ``prefect.server``: that import alone
+costs the CLI process 1.4 s of CPU and 70 MB (FastAPI, SQLAlchemy) just to start a subprocess,
+and the server's start-up then waits for everything before it. Here the CLI binds a loopback
+port, hands the listening socket to the server (no other process can take the port in between),
+points ``PREFECT_API_URL`` at it and goes on with its own imports while the server starts.
+
+A terminal's Ctrl-C signals the whole foreground process group, and the server is a child in that
+group: left alone it dies first and the run then hangs reporting its state. So it is started from
+a thread that blocks SIGINT (the child inherits the blocked signal across exec); the CLI stops it
+(``cli.interrupt``) when the run is interrupted, and at exit otherwise. No Prefect imports here
+until ``ready``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import MutableMapping
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+from cli.server import HOST, healthy
+
+#: Seconds the server gets to end on SIGTERM at exit before it is killed.
+STOP_GRACE_S = 5.0
+
+
+@dataclass
+class EphemeralAPI:
+    """The server this process started, and the URL Prefect's clients here use."""
+
+    process: subprocess.Popen
+    api_url: str
+
+    def ready(self) -> None:
+        """Return once the server answers; ``ValueError`` (one line) when its database is damaged or it
+        does not come up (it is stopped then)."""
+        from prefect.settings import get_current_settings
+
+        settings = get_current_settings().server
+        try:
+            problem = database_problem(settings.database.connection_url)
+            if problem:
+                raise ValueError(problem)
+            timeout_s = max(float(settings.ephemeral.startup_timeout_seconds), 60.0)
+            deadline = time.monotonic() + timeout_s
+            while not healthy(self.api_url):
+                if self.process.poll() is not None:
+                    raise ValueError(f"Prefect's ephemeral API server exited with code {self.process.returncode} "
+                                     "before it answered (its messages are above); or set PREFECT_API_URL to a "
+                                     "running Prefect server")
+                if time.monotonic() > deadline:
+                    raise ValueError(f"Prefect's ephemeral API server did not answer within {timeout_s:.0f} s; "
+                                     "start one with `audio-evals server start` or set PREFECT_API_URL")
+                time.sleep(0.05)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """SIGTERM the server, SIGKILL it after ``STOP_GRACE_S``; a no-op once it has ended."""
+        if self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def database_problem(connection_url: object) -> str | None:
+    """Why the server cannot use its SQLite database, as one line saying what to do; None if it can.
+
+    A damaged database otherwise costs minutes of Prefect's retries and thousands of log lines.
+    """
+    url = connection_url.get_secret_value() if hasattr(connection_url, "get_secret_value") else str(connection_url or "")
+    path = url.split(":///", 1)[1] if url.startswith("sqlite") and ":///" in url else None
+    if not path or not os.path.isfile(path):
+        return None
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            (verdict,) = db.execute("PRAGMA quick_check").fetchone()
+    except sqlite3.DatabaseError as e:
+        verdict = str(e)
+    if verdict == "ok":
+        return None
+    return (f"Prefect's database {path} is damaged ({verdict.splitlines()[0]}): move it aside or delete it and run "
+            "again (a new one is made; it holds run history only, results and caches are kept), "
+            "or set PREFECT_API_URL to a running Prefect server")
+
+
+def _server_argv(fd: int) -> list[str]:
+    """The command Prefect's own ``SubprocessASGIServer`` runs, on an inherited socket instead of a port."""
+    spec = importlib.util.find_spec("prefect")
+    if spec is None or spec.origin is None:
+        raise ValueError("Prefect is not installed in this environment")
+    app_dir = Path(spec.origin).parent.parent
+    return [sys.executable, "-m", "uvicorn", "--app-dir", str(app_dir), "--factory",
+            "prefect.server.api.server:create_app", "--fd", str(fd), "--log-level", "error", "--lifespan", "on"]
+
+
+def start(environ: MutableMapping[str, str] = os.environ) -> EphemeralAPI | None:
+    """Start the server for this process unless ``PREFECT_API_URL`` names one; call before Prefect is imported."""
+    if environ.get("PREFECT_API_URL"):
+        return None
+    if "prefect.context" in sys.modules:
+        raise RuntimeError("the ephemeral API is started before Prefect is imported, so that Prefect uses it")
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((HOST, 0))
+    listener.listen(128)
+    api_url = f"http://{HOST}:{listener.getsockname()[1]}/api"
+    env = {**environ, "PREFECT_API_URL": api_url, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
+           "PREFECT__SERVER_FINAL": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    started: list[subprocess.Popen] = []
+
+    def spawn() -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # this thread only; the server inherits it
+        started.append(subprocess.Popen(_server_argv(listener.fileno()), env=env, stdin=subprocess.DEVNULL,
+                                        pass_fds=(listener.fileno(),)))
+
+    spawner = threading.Thread(target=spawn, name="start-ephemeral-api", daemon=True)
+    spawner.start()
+    spawner.join()
+    listener.close()  # the server holds its own copy
+    if not started:
+        raise ValueError("Prefect's ephemeral API server could not be started")
+    environ["PREFECT_API_URL"] = api_url
+    api = EphemeralAPI(started[0], api_url)
+    atexit.register(api.stop)  # after Prefect's own exit work, registered later, which may still call the API
+    return api
