@@ -113,11 +113,10 @@ def _server_argv(fd: int) -> list[str]:
 
 
 def start(environ: MutableMapping[str, str] = os.environ) -> EphemeralAPI | None:
-    """Start the server for this process unless ``PREFECT_API_URL`` names one; call before Prefect is imported."""
+    """Start the server for this process unless ``PREFECT_API_URL`` names one (best before Prefect is imported:
+    its import is then part of what the server's start-up overlaps)."""
     if environ.get("PREFECT_API_URL"):
         return None
-    if "prefect.context" in sys.modules:
-        raise RuntimeError("the ephemeral API is started before Prefect is imported, so that Prefect uses it")
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((HOST, 0))
@@ -139,6 +138,10 @@ def start(environ: MutableMapping[str, str] = os.environ) -> EphemeralAPI | None
     if not started:
         raise ValueError("Prefect's ephemeral API server could not be started")
     environ["PREFECT_API_URL"] = api_url
+    if "prefect.context" in sys.modules:  # Prefect read its settings already (a Prefect block in the plan, say)
+        from prefect.context import refresh_global_settings_context
+
+        refresh_global_settings_context()
     api = EphemeralAPI(started[0], api_url)
     atexit.register(api.stop)  # after Prefect's own exit work, registered later, which may still call the API
     return api

@@ -50,3 +50,14 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_prefect_imported_before_the_start_still_uses_the_started_server(tmp_path):
+    """A plan that reads a Prefect block imports Prefect first: its settings are refreshed to the new URL."""
+    script = ("import prefect.context\nfrom cli import ephemeral\napi = ephemeral.start()\napi.ready()\n"
+              "from prefect.settings import get_current_settings\nprint(get_current_settings().api.url == api.api_url)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(tmp_path / "home"), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 0 and done.stdout.strip().splitlines()[-1] == "True", done.stdout + done.stderr
