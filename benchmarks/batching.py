@@ -9,20 +9,30 @@ passes go through ``VLLMServedBackend.generate`` (WAV parts, base64, the OpenAI 
 temperature 0 with ``--tokens`` forced tokens per reply, after a warm-up. Prints both wall times,
 the ratio and whether the outputs are identical.
 
+``--backend run``: end to end, ``audio-evals run --dataset speech-sample-en --model qwen2-audio-vllm``
+(26 clips, one shard, ``--tokens`` forced tokens per reply) with ``--model-args max_concurrency=1``
+against the default, each starting its own server: the ratio of the two runs' inference seconds
+(``summary.json`` ``shards.inference_s``, the server's start excluded) and whether the replies match.
+
 ``--backend transformers_chat``: the same requests through the transformers chat backend on the
 same tiny model in this process, its default ``batch_size`` against ``batch_size`` 1, up to
 ``--tokens`` new tokens per reply (greedy; the random model may stop earlier at its end token).
 
     python -m benchmarks.batching
+    python -m benchmarks.batching --backend run
     python -m benchmarks.batching --backend transformers_chat
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 from audio_evals.models import vllm_served
 from audio_evals.models.base import Backend, Content, Message, ModelRequest
@@ -96,9 +106,30 @@ def vllm_served_pass(args: argparse.Namespace) -> None:
            f"default concurrency ({batched.max_concurrency})", one_texts == many_texts)
 
 
+def through_run(args: argparse.Namespace) -> None:
+    """The CLI twice on the same clips, one request at a time and at the default concurrency."""
+    python = os.environ.get(vllm_served.PYTHON_ENV) or str(ROOT / ".venv-vllm" / "bin" / "python")
+    env = {**os.environ, vllm_served.PYTHON_ENV: python, "AUDIO_EVALS_VLLM_MODEL": args.model}
+    tmp = Path(tempfile.mkdtemp(prefix="bench-batching-run-"))
+    seconds, replies = {}, {}
+    for way, extra in (("one at a time", ["--model-args", "max_concurrency=1"]), ("default", [])):
+        out = tmp / way.replace(" ", "-")
+        subprocess.run([sys.executable, "-m", "cli", "run", "--dataset", "speech-sample-en", "--model",
+                        "qwen2-audio-vllm", "-P", f"max_tokens={args.tokens}", "-P", "ignore_eos=true",
+                        "--cache-dir", str(out / "cache"), "--output", str(out / "results"), *extra],
+                       cwd=ROOT, env=env, check=True, capture_output=True)
+        (summary,) = (out / "results").rglob("summary.json")
+        seconds[way] = json.loads(summary.read_text())["shards"]["inference_s"]
+        rows = [json.loads(line) for line in (summary.parent / "samples.jsonl").read_text().splitlines() if line]
+        replies[way] = sorted((r["id"], r.get("hypothesis")) for r in rows)
+    report("audio-evals run, inference seconds of the run (server start excluded)", len(replies["default"]),
+           args.tokens, seconds["one at a time"], seconds["default"], "default concurrency",
+           replies["one at a time"] == replies["default"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--backend", choices=("vllm_served", "transformers_chat"), default="vllm_served")
+    parser.add_argument("--backend", choices=("vllm_served", "run", "transformers_chat"), default="vllm_served")
     parser.add_argument("--n", type=int, default=64)
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--model", help="weights folder (default: the tests' tiny Qwen2-Audio)")
@@ -107,7 +138,7 @@ def main() -> None:
         from tests.tiny_vllm_models import tiny_qwen2_audio
 
         args.model = tiny_qwen2_audio()
-    (transformers_chat if args.backend == "transformers_chat" else vllm_served_pass)(args)
+    {"vllm_served": vllm_served_pass, "run": through_run, "transformers_chat": transformers_chat}[args.backend](args)
 
 
 if __name__ == "__main__":
