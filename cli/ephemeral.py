@@ -10,8 +10,8 @@ points ``PREFECT_API_URL`` at it and goes on with its own imports while the serv
 A terminal's Ctrl-C signals the whole foreground process group, and the server is a child in that
 group: left alone it dies first and the run then hangs reporting its state. So it is started from
 a thread that blocks SIGINT (the child inherits the blocked signal across exec); the CLI stops it
-(``cli.interrupt``) when the run is interrupted, and at exit otherwise. No Prefect imports here
-until ``ready``.
+(``cli.interrupt``) when the run is interrupted, and at exit otherwise. Prefect is imported only
+once the server is spawned.
 """
 
 from __future__ import annotations
@@ -112,10 +112,20 @@ def _server_argv(fd: int) -> list[str]:
             "prefect.server.api.server:create_app", "--fd", str(fd), "--log-level", "error", "--lifespan", "on"]
 
 
+def _configured_api_url() -> str | None:
+    """The API URL Prefect's settings name (a profile, ``prefect.toml``, ``.env``, a settings context), if any."""
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url
+
+
 def start(environ: MutableMapping[str, str] = os.environ) -> EphemeralAPI | None:
-    """Start the server for this process unless ``PREFECT_API_URL`` names one (best before Prefect is imported:
-    its import is then part of what the server's start-up overlaps)."""
-    if environ.get("PREFECT_API_URL"):
+    """Start the server for this process unless Prefect is given one (``PREFECT_API_URL`` or its settings).
+
+    Best called before Prefect is imported: the server is spawned first, so Prefect's import, which
+    the settings check needs, is part of what the server's start-up overlaps.
+    """
+    if environ.get("PREFECT_API_URL") or ("prefect.context" in sys.modules and _configured_api_url()):
         return None
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -137,11 +147,13 @@ def start(environ: MutableMapping[str, str] = os.environ) -> EphemeralAPI | None
     listener.close()  # the server holds its own copy
     if not started:
         raise ValueError("Prefect's ephemeral API server could not be started")
-    environ["PREFECT_API_URL"] = api_url
-    if "prefect.context" in sys.modules:  # Prefect read its settings already (a Prefect block in the plan, say)
-        from prefect.context import refresh_global_settings_context
-
-        refresh_global_settings_context()
     api = EphemeralAPI(started[0], api_url)
+    if _configured_api_url():  # a profile or settings file names a server: Prefect uses that one
+        api.stop()
+        return None
+    environ["PREFECT_API_URL"] = api_url
+    from prefect.context import refresh_global_settings_context
+
+    refresh_global_settings_context()  # Prefect has read its settings by now (the check above, at the least)
     atexit.register(api.stop)  # after Prefect's own exit work, registered later, which may still call the API
     return api

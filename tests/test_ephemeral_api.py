@@ -61,3 +61,20 @@ def test_prefect_imported_before_the_start_still_uses_the_started_server(tmp_pat
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=180)
     assert done.returncode == 0 and done.stdout.strip().splitlines()[-1] == "True", done.stdout + done.stderr
+
+
+def test_a_server_named_by_the_prefect_profile_is_used_and_no_ephemeral_one_is_left(tmp_path):
+    """Without ``PREFECT_API_URL`` in the environment, Prefect's active profile may still name a server."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "profiles.toml").write_text('active = "team"\n[profiles.team]\nPREFECT_API_URL = "http://127.0.0.1:9/api"\n',
+                                        encoding="utf-8")
+    script = ("import os, psutil\nfrom cli import ephemeral\napi = ephemeral.start()\n"
+              "print(api is None, os.environ.get('PREFECT_API_URL'),"
+              " [p.pid for p in psutil.Process().children() if p.status() != psutil.STATUS_ZOMBIE])")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "True None []", done.stdout
