@@ -25,13 +25,12 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import MutableMapping
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from cli.server import HOST, healthy
+from cli.server import HOST, ServerError, wait_healthy
 
 #: Seconds the server gets to end on SIGTERM at exit before it is killed.
 STOP_GRACE_S = 5.0
@@ -50,21 +49,17 @@ class EphemeralAPI:
         from prefect.settings import get_current_settings
 
         settings = get_current_settings().server
+        url = settings.database.connection_url
         try:
-            problem = database_problem(settings.database.connection_url)
+            problem = database_problem(url.get_secret_value() if url else None)
             if problem:
                 raise ValueError(problem)
             timeout_s = max(float(settings.ephemeral.startup_timeout_seconds), 60.0)
-            deadline = time.monotonic() + timeout_s
-            while not healthy(self.api_url):
-                if self.process.poll() is not None:
-                    raise ValueError(f"Prefect's ephemeral API server exited with code {self.process.returncode} "
-                                     "before it answered (its messages are above); or set PREFECT_API_URL to a "
-                                     "running Prefect server")
-                if time.monotonic() > deadline:
-                    raise ValueError(f"Prefect's ephemeral API server did not answer within {timeout_s:.0f} s; "
-                                     "start one with `audio-evals server start` or set PREFECT_API_URL")
-                time.sleep(0.05)
+            wait_healthy(self.process, self.api_url, timeout_s, "Prefect's ephemeral API server",
+                         "its messages are above; start one with `audio-evals server start` or set PREFECT_API_URL")
+        except ServerError as e:
+            self.stop()
+            raise ValueError(str(e)) from None
         except BaseException:
             self.stop()
             raise
@@ -81,13 +76,12 @@ class EphemeralAPI:
             self.process.wait()
 
 
-def database_problem(connection_url: object) -> str | None:
-    """Why the server cannot use its SQLite database, as one line saying what to do; None if it can.
+def database_problem(url: str | None) -> str | None:
+    """Why the server cannot use the SQLite database at ``url``, as one line saying what to do; None if it can.
 
     A damaged database otherwise costs minutes of Prefect's retries and thousands of log lines.
     """
-    url = connection_url.get_secret_value() if hasattr(connection_url, "get_secret_value") else str(connection_url or "")
-    path = url.split(":///", 1)[1] if url.startswith("sqlite") and ":///" in url else None
+    path = url.split(":///", 1)[1] if url and url.startswith("sqlite") and ":///" in url else None
     if not path or not os.path.isfile(path):
         return None
     try:

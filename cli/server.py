@@ -139,7 +139,7 @@ def start(port: int = DEFAULT_PORT, timeout_s: float = START_TIMEOUT_S) -> Local
     server = LocalServer(pid=process.pid, port=port, api_url=api_url, log=str(log),
                          created=psutil.Process(process.pid).create_time())
     try:
-        _wait_healthy(process, server, timeout_s)
+        wait_healthy(process, server.api_url, timeout_s, "prefect server start", f"see {server.log}")
         _write_state(server)
     except BaseException:  # Ctrl-C included: never leave an unrecorded server behind
         _end(server, grace_s=10)
@@ -147,14 +147,16 @@ def start(port: int = DEFAULT_PORT, timeout_s: float = START_TIMEOUT_S) -> Local
     return server
 
 
-def _wait_healthy(process: subprocess.Popen, server: LocalServer, timeout_s: float) -> None:
+def wait_healthy(process: subprocess.Popen, api_url: str, timeout_s: float, name: str, see: str) -> None:
+    """Return once the server ``process`` started answers at ``api_url``; ``ServerError`` (naming it and where to
+    look, ``see``) when it exits first or does not answer within ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
-    while not healthy(server.api_url):
+    while not healthy(api_url):
         if process.poll() is not None:
-            raise ServerError(f"prefect server start exited with code {process.returncode}; see {server.log}")
+            raise ServerError(f"{name} exited with code {process.returncode}; {see}")
         if time.monotonic() > deadline:
-            raise ServerError(f"the server did not answer within {timeout_s:.0f} s; see {server.log}")
-        time.sleep(0.5)
+            raise ServerError(f"{name} did not answer within {timeout_s:.0f} s; {see}")
+        time.sleep(0.1)
 
 
 def _write_state(server: LocalServer) -> None:
