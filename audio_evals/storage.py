@@ -74,6 +74,15 @@ def parent(url: str) -> str:
     return os.path.dirname(url)
 
 
+def glob(url: str, pattern: str) -> list[str]:
+    """Sorted paths under ``url`` matching ``pattern`` (``*/summary.json``), spelled as ``url`` is (a URL
+    or a local path); the listing is not cached, so a file written a moment ago is found."""
+    fs, root = filesystem(url)
+    fs.invalidate_cache(root)
+    found = fs.glob(f"{root.rstrip('/')}/{pattern}")
+    return sorted(fs.unstrip_protocol(p) if is_remote(url) else p for p in found)
+
+
 def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     fs, path = fsspec.core.url_to_fs(url)
     return fs, path

@@ -8,6 +8,7 @@ evaluation goes beside it, and the results folder's index is rewritten.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from audio_evals import storage
 from audio_evals.report import render_run_report
@@ -32,6 +33,7 @@ def report(folder: str, summary: RunSummary) -> tuple[dict[str, str], str]:
     if before is not None:
         try:
             paths["compare"] = _write_comparison(storage.parent(before[0]), run)
+            listing = replace(listing, pages=listing.pages | {storage.absolute(paths["compare"])})
         except (OSError, ValueError) as e:  # the earlier run is damaged: this one stands without the page
             log.warning("no page comparing run %s with the previous run (%s): %s", run.run_id, before[0], e)
     paths["index"] = write_index(root, listing)

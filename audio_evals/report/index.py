@@ -30,6 +30,8 @@ class Listing:
 
     runs: list[tuple[str, RunSummary, tuple[str, RunSummary] | None]]
     unreadable: list[tuple[str, str]]
+    #: The comparison pages in run folders (one listing, not a lookup per run).
+    pages: frozenset[str] = frozenset()
 
     def previous(self, run_id: str) -> tuple[str, RunSummary] | None:
         """The run before run ``run_id`` of the same evaluation: its summary's path and the summary."""
@@ -52,7 +54,7 @@ def list_runs(root: str) -> Listing:
         key = Evaluation.of(summary)
         listed.append((path, summary, last.get(key)))
         last[key] = (path, summary)
-    return Listing(listed, unreadable)
+    return Listing(listed, unreadable, frozenset(storage.glob(root, f"*/*/*/{comparison_name('*', '*')}")))
 
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#1f2328}table{border-collapse:collapse;font-size:14px}
@@ -69,22 +71,23 @@ def _link(root: str, summary_path: str, name: str | None, text: str | None = Non
     return f'<a href="{html.escape(target)}">{html.escape(text)}</a>'
 
 
-def _compare(root: str, path: str, summary: RunSummary, before: RunSummary) -> str:
+def _compare(root: str, path: str, summary: RunSummary, before: RunSummary, pages: frozenset[str]) -> str:
     """A link to the page comparing the run with ``before``, or (a run older than such pages) the command."""
     name = comparison_name(before.run_id or "", summary.run_id or "")
-    if storage.exists(storage.join(storage.parent(path), name)):
+    if storage.join(storage.parent(path), name) in pages:
         return _link(root, path, name, "compare")
     return f"<code>audio-evals view {html.escape(before.run_id or '')} {html.escape(summary.run_id or '')}</code>"
 
 
-def _row(root: str, path: str, summary: RunSummary, before: tuple[str, RunSummary] | None) -> str:
+def _row(root: str, path: str, summary: RunSummary, before: tuple[str, RunSummary] | None,
+         pages: frozenset[str]) -> str:
     head = summary.headlines[0] if summary.headlines else None
     figure = f"{head.label} {head.value_text}" if head else "—"
     why = unusable(summary)
     status = summary.status + (f' <span class="bad">({html.escape(why)})</span>' if why else "")
     files = summary.files
     links = " · ".join(x for x in (_link(root, path, files.view), _link(root, path, files.report)) if x)
-    compare = _compare(root, path, summary, before[1]) if before is not None else ""
+    compare = _compare(root, path, summary, before[1], pages) if before is not None else ""
     cells = [html.escape(summary.model.name), html.escape(summary.dataset.name), html.escape(figure),
              str(head.n if head else summary.counts.scored), html.escape(summary.created_at or ""), status,
              html.escape(setting(summary)) or "default", links, compare]
@@ -94,7 +97,7 @@ def _row(root: str, path: str, summary: RunSummary, before: tuple[str, RunSummar
 def render_index(root: str, listing: Listing | None = None) -> str:
     """The page listing every run under ``root`` (``listing``, when the caller has just made it)."""
     listing = listing or list_runs(root)
-    rows = [_row(root, path, summary, before) for path, summary, before in listing.runs]
+    rows = [_row(root, path, summary, before, listing.pages) for path, summary, before in listing.runs]
     header = "".join(f"<th>{h}</th>" for h in ("model", "dataset", "headline", "n", "date", "status", "options",
                                                  "files", "compare with the previous run"))
     skipped = "".join(f"<li>{html.escape(path)}: {html.escape(why)}</li>" for path, why in listing.unreadable)

@@ -349,10 +349,7 @@ def read_summary(path: str) -> RunSummary:
 def summaries_under(folder: str, depth: int = 1) -> list[str]:
     """Paths of ``<folder>/*/summary.json`` (``depth`` folder levels down), locally or in an
     object store; the listing is not cached, so a run written a moment ago is found."""
-    fs, root = storage.filesystem(folder)
-    fs.invalidate_cache(root)
-    found = fs.glob(f"{root.rstrip('/')}/{'*/' * depth}{SUMMARY_FILE}")
-    return sorted(fs.unstrip_protocol(p) if storage.is_remote(folder) else p for p in found)
+    return storage.glob(folder, f"{'*/' * depth}{SUMMARY_FILE}")
 
 
 def json_schema() -> dict[str, Any]:
