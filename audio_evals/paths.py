@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+from pathlib import Path
 
 ASSETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 
@@ -31,6 +32,12 @@ def folder_name(name: str) -> str:
     """A folder name for a model or dataset name: never a separator, never '.' or '..'."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
     return "_" if not safe.strip(".") else safe
+
+
+def prefect_home() -> Path:
+    """``PREFECT_HOME`` or ``~/.prefect``, where Prefect keeps its database and profiles (and this
+    project the state files of the servers it starts)."""
+    return Path(os.environ.get("PREFECT_HOME") or "~/.prefect").expanduser()
 
 
 def default_cache_dir() -> str:

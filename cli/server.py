@@ -32,6 +32,9 @@ from pathlib import Path
 
 import psutil
 
+from audio_evals import storage
+from audio_evals.paths import prefect_home
+
 HOST = "127.0.0.1"
 DEFAULT_PORT = 4200
 START_TIMEOUT_S = 120.0
@@ -57,11 +60,6 @@ class LocalServer:
     @property
     def ui_url(self) -> str:
         return self.api_url.removesuffix("/api")
-
-
-def prefect_home() -> Path:
-    """``PREFECT_HOME`` or ``~/.prefect``, where Prefect keeps its database and profiles."""
-    return Path(os.environ.get("PREFECT_HOME") or "~/.prefect").expanduser()
 
 
 def state_path() -> Path:
@@ -161,10 +159,7 @@ def wait_healthy(process: subprocess.Popen, api_url: str, timeout_s: float, name
 
 def _write_state(server: LocalServer) -> None:
     """Written whole or not at all: a CLI call reading it never sees half a file."""
-    path = state_path()
-    partial = path.with_suffix(f".{os.getpid()}.tmp")
-    partial.write_text(json.dumps(asdict(server)), encoding="utf-8")
-    os.replace(partial, path)
+    storage.write_json(str(state_path()), asdict(server))
 
 
 def stop(grace_s: float = 15) -> LocalServer:

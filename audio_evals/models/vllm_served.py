@@ -183,6 +183,7 @@ class ManagedServer:
                     f"vllm_served: the server was not ready after {timeout_s:g} s; log {self.log_path} ends with:\n"
                     f"{self.log_tail()}")
             time.sleep(0.5)
+
     def healthy(self) -> bool:
         for path in ("/health", "/v1/models"):
             try:

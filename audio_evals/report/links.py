@@ -10,7 +10,6 @@ address and pid in ``$PREFECT_HOME/audio-evals-results-server.json``.
 from __future__ import annotations
 
 import json
-import os
 import urllib.parse
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import psutil
 
 from audio_evals import storage
+from audio_evals.paths import prefect_home
 
 STATE_FILE = "audio-evals-results-server.json"
 #: How long a presigned link to an object-store result stays valid (7 days, S3's maximum).
@@ -34,16 +34,12 @@ class ResultsServer:
 
 
 def state_path() -> Path:
-    return Path(os.environ.get("PREFECT_HOME") or "~/.prefect").expanduser() / STATE_FILE
+    return prefect_home() / STATE_FILE
 
 
 def record(server: ResultsServer) -> None:
     """Record the running server (atomically) so links made in any process on this machine use it."""
-    path = state_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.tmp")
-    partial.write_text(json.dumps(asdict(server)), encoding="utf-8")
-    os.replace(partial, path)
+    storage.write_json(str(state_path()), asdict(server))
 
 
 def running() -> ResultsServer | None:
