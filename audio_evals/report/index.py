@@ -17,9 +17,9 @@ import posixpath
 from dataclasses import dataclass
 
 from audio_evals import storage
-from audio_evals.report.runs import Evaluation, record_problem, setting, unusable
+from audio_evals.report.runs import Evaluation, read_runs, setting, unusable
 from audio_evals.report.view import comparison_name
-from audio_evals.run.summary import RunSummary, read_summary, summaries_under
+from audio_evals.run.summary import RunSummary
 
 INDEX_FILE = "index.html"
 
@@ -40,13 +40,7 @@ class Listing:
 
 def list_runs(root: str) -> Listing:
     """Every ``<model>/<dataset>/<run>/summary.json`` under ``root``; unreadable ones with the reason."""
-    runs: list[tuple[str, RunSummary]] = []
-    unreadable = []
-    for path in summaries_under(root, depth=3):
-        try:
-            runs.append((path, read_summary(path)))
-        except (OSError, ValueError) as e:
-            unreadable.append((path, record_problem(e)))
+    runs, unreadable = read_runs(root)
     runs.sort(key=lambda pair: (pair[1].created_at or "", pair[1].run_id or ""))  # ids begin with the microsecond
     last: dict[Evaluation, tuple[str, RunSummary]] = {}
     listed = []

@@ -13,18 +13,9 @@ from dataclasses import dataclass, field
 from audio_evals import storage
 from audio_evals.metrics import metric_class, reported_names
 from audio_evals.report import markup
-from audio_evals.report.runs import Evaluation, dataset_place, latest_usable, record_problem, unusable
+from audio_evals.report.runs import Evaluation, dataset_place, latest_usable, read_runs, unusable
 from audio_evals.run.suites import Suite, SuiteRow
-from audio_evals.run.summary import (
-    ARROW,
-    Measure,
-    MetricResult,
-    RunSummary,
-    format_value,
-    read_summary,
-    speed,
-    summaries_under,
-)
+from audio_evals.run.summary import ARROW, Measure, MetricResult, RunSummary, format_value, speed
 
 NOT_RUN = "not run"
 #: A cell whose only run failed or lost more samples than its fail-rate limit allows.
@@ -219,12 +210,7 @@ def leaderboard_of_results(results_dir: str) -> Leaderboard:
     """
     if not storage.exists(results_dir):
         raise FileNotFoundError(f"no results folder at {results_dir}")
-    runs, skipped = [], []
-    for path in summaries_under(results_dir, depth=3):
-        try:
-            runs.append(read_summary(path))
-        except (OSError, ValueError) as e:  # pydantic's ValidationError and JSON errors are ValueErrors
-            skipped.append(f"skipped {path}: {record_problem(e)}")
-    board = runs_leaderboard(runs, f"Leaderboard of {results_dir}")
-    board.skipped = skipped
+    runs, unreadable = read_runs(results_dir)
+    board = runs_leaderboard([summary for _, summary in runs], f"Leaderboard of {results_dir}")
+    board.skipped = [f"skipped {path}: {why}" for path, why in unreadable]
     return board

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from audio_evals import storage
 from audio_evals.run.command import setting_label
-from audio_evals.run.summary import RunSummary
+from audio_evals.run.summary import RunSummary, read_summary, summaries_under
 
 #: ``RunSpec.max_fail_rate``'s default, for summaries written before options were recorded.
 DEFAULT_MAX_FAIL_RATE = 0.5
@@ -87,3 +87,15 @@ def record_problem(error: Exception) -> str:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         return f"{where}: {first['msg'].removeprefix('Value error, ')}{more}"
     return " ".join(f"{type(error).__name__}: {error}".split())
+
+
+def read_runs(results_dir: str) -> tuple[list[tuple[str, RunSummary]], list[tuple[str, str]]]:
+    """Every ``<model>/<dataset>/<run>/summary.json`` under ``results_dir`` with its summary, and those
+    that cannot be read or fail validation, each with ``record_problem``'s reason."""
+    runs, unreadable = [], []
+    for path in summaries_under(results_dir, depth=3):
+        try:
+            runs.append((path, read_summary(path)))
+        except (OSError, ValueError) as e:  # pydantic's ValidationError and JSON errors are ValueErrors
+            unreadable.append((path, record_problem(e)))
+    return runs, unreadable
