@@ -50,17 +50,21 @@ def wait_for(condition, what: str, within_s: float = 600.0, cli: subprocess.Pope
     return found
 
 
+def ready_server(tmp_path: Path, ready: re.Pattern = re.compile("Application startup complete"),
+                 index: int = 0) -> tuple[int, Path] | None:
+    """The process group and log of the ``index``-th server the CLI started, once its log matches
+    ``ready`` and its process is found by the port in the log's name; None before that."""
+    logs = sorted((tmp_path / "logs").glob("vllm-serve-*.log"), key=os.path.getmtime)
+    if len(logs) <= index or not ready.search(logs[index].read_text(errors="replace")):
+        return None
+    groups = server_groups(f"--port {logs[index].stem.rsplit('-', 1)[1]}")
+    return (groups[0], logs[index]) if groups else None
+
+
 def server_group(tmp_path: Path, cli: subprocess.Popen, ready: re.Pattern = re.compile("Application startup complete"),
                  index: int = 0) -> tuple[int, Path]:
-    """The process group of the ``index``-th server the CLI started, once its log matches ``ready``."""
-    def started():
-        logs = sorted((tmp_path / "logs").glob("vllm-serve-*.log"), key=os.path.getmtime)
-        return logs[index] if len(logs) > index and ready.search(logs[index].read_text(errors="replace")) else None
-
-    log = wait_for(started, "ready server", cli=cli)
-    port = log.stem.rsplit("-", 1)[1]
-    groups = wait_for(lambda: server_groups(f"--port {port}"), "server process", within_s=10)
-    return groups[0], log
+    """``ready_server``, waited for."""
+    return wait_for(lambda: ready_server(tmp_path, ready, index), "ready server", cli=cli)
 
 
 @pytest.fixture(scope="module")
@@ -86,17 +90,26 @@ def test_run_survives_server_killed_mid_shard_resending_only_the_unanswered(tiny
 
 def test_ctrl_c_and_kill_9_of_the_cli_leave_no_vllm_process(tiny_model, tmp_path):
     """Two CLIs at once (their server starts overlap, to start fewer in sequence): one gets Ctrl-C,
-    the other's process group SIGKILL, each as soon as its own server is ready. One request at a
-    time of 2000 tokens each, so that neither run can end before its signal comes."""
+    the other's process group SIGKILL, each as soon as its own server is ready (the two may be ready
+    minutes apart). One request at a time of 2000 tokens each, so that no run ends before its signal."""
     (tmp_path / "ctrl-c").mkdir()
     (tmp_path / "kill-9").mkdir()
     clis = {how: start_cli(tmp_path / how, tiny_model, "-P", "max_tokens=2000", "-P", "ignore_eos=true",
                            "--model-args", "max_concurrency=1")
             for how in ("ctrl-c", "kill-9")}
-    groups = {"ctrl-c": server_group(tmp_path / "ctrl-c", clis["ctrl-c"])[0]}
-    clis["ctrl-c"].send_signal(signal.SIGINT)
-    groups["kill-9"] = server_group(tmp_path / "kill-9", clis["kill-9"])[0]
-    os.killpg(clis["kill-9"].pid, signal.SIGKILL)
+    send = {"ctrl-c": lambda cli: cli.send_signal(signal.SIGINT), "kill-9": lambda cli: os.killpg(cli.pid, signal.SIGKILL)}
+    groups: dict[str, int] = {}
+
+    def signal_the_ready() -> bool:  # whichever server is ready first (one may take minutes longer)
+        for how in [h for h in clis if h not in groups]:
+            if clis[how].poll() is not None:
+                pytest.fail(f"{how}: the CLI ended (code {clis[how].returncode}) before its server was ready")
+            if (found := ready_server(tmp_path / how)) is not None:
+                groups[how] = found[0]
+                send[how](clis[how])
+        return len(groups) == len(clis)
+
+    wait_for(signal_the_ready, "both servers ready")
     out, _ = clis["ctrl-c"].communicate(timeout=120)
     assert clis["ctrl-c"].returncode == 130 and "interrupted: 0 of 1 shards finished" in out, out
     clis["kill-9"].wait(30)
