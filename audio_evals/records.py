@@ -225,6 +225,8 @@ class ShardResult:
     inference_s: float = 0.0
     model_load_s: float = 0.0
     audio_seconds: float = 0.0
+    #: Peak memory (MB) of the model's own process (``Backend.own_process``) when the shard was done; None in-process.
+    engine_peak_rss_mb: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "outputs": [o.to_dict() for o in self.outputs]}

@@ -46,6 +46,12 @@ def _numbers(run_folder: Path) -> tuple[list[Any], list[dict[str, Any]]]:
     return metrics, sorted(rows, key=lambda r: r["id"])
 
 
+def _memory(run_folder: Path) -> tuple[float, float | None]:
+    """The run's peak memory as its summary records it: the flow's process, and the model's own process."""
+    summary = json.loads((run_folder / "summary.json").read_text())
+    return summary["peak_rss_mb"]["total"], summary["shards"].get("engine_peak_rss_mb")
+
+
 def _run_folders(results: Path) -> list[Path]:
     return sorted(p.parent for p in results.rglob("summary.json"))
 
@@ -124,6 +130,8 @@ def main() -> None:
     print(_ratio("CPU  (e)/(b)", _median(ephemeral, "cpu_s"), _median(bare, "cpu_s"), "(beside)"))
     print(_ratio("wall (e)/(b)", _median(ephemeral, "wall_s"), _median(bare, "wall_s"), "(beside)"))
     print(_ratio("peak RSS (s)/(b)", _median(served, "max_rss_mb"), _median(bare, "max_rss_mb"), "<= 1.2"))
+    flow_mb, engine_mb = _memory(_run_folders(tmp / "results-served-0")[0])
+    print(f"{'  (s) by process':34s} flow {flow_mb:.1f} MB, model's own process {engine_mb} MB")
     print(f"{'cached re-run wall (c)':34s} {_median(cached, 'wall_s'):8.2f} s   goal <= 1.5 s, runs "
           f"{[round(m.wall_s, 2) for m in cached]}")
     print("numbers: " + ("identical across runs" + (" and the baseline" if args.baseline else "")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import resource
 import shlex
 import time
 from typing import Any
@@ -13,6 +12,7 @@ from prefect.futures import PrefectFuture, as_completed
 
 from audio_evals import storage
 from audio_evals.data.audio import DEFAULT_MAX_DURATION_S
+from audio_evals.memory import peak_rss_mb
 from audio_evals.models import generation_params, get_backend
 from audio_evals.models.base import BackendUnavailable
 from audio_evals.paths import audio_cache_dir, default_cache_dir
@@ -41,11 +41,6 @@ install_log_redaction()  # Prefect's log records (console and API) of this proce
 
 class StrictModeFailure(RuntimeError):
     """Raised after the report is written when ``strict`` and anything failed."""
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MB (Linux reports kilobytes)."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _release_remote_result(future: PrefectFuture) -> None:
@@ -106,6 +101,8 @@ def _run_shards(plan: EvalPlan, prepared: PreparedRef, fingerprint: dict, transc
                 stats.audio_seconds += result.audio_seconds
                 stats.model_load_s += result.model_load_s
                 longest_load_s = max(longest_load_s, result.model_load_s)
+                if result.engine_peak_rss_mb is not None:
+                    stats.engine_peak_rss_mb = max(stats.engine_peak_rss_mb or 0.0, result.engine_peak_rss_mb)
         else:
             error = future.result(raise_on_failure=False)
             if isinstance(error, BackendUnavailable):

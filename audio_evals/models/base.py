@@ -20,12 +20,15 @@ than memory, ``_release``.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import gc
+import json
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NoReturn
 
 import numpy as np
 
@@ -152,6 +155,107 @@ class ModelRequest:
         )
 
 
+#: Exceptions that keep their kind across the process boundary; any other becomes a RuntimeError.
+_KINDS: dict[str, type[Exception]] = {
+    kind.__name__: kind for kind in (BackendUnavailable, BackendOutOfMemory, ShardIncomplete, TransientBackendError,
+                                     RequestsFailed)
+}
+
+
+def engine_request(row: dict[str, Any]) -> ModelRequest:
+    """A request sent to an engine process, as its child reads it back (``dataclasses.asdict`` form)."""
+    messages = tuple(Message(m["role"], tuple(Content(**c) for c in m["contents"])) for m in row["messages"])
+    return ModelRequest(row["sample_id"], row["audio_path"], row["sample_rate"], messages)
+
+
+def engine_error(error: BaseException) -> dict[str, Any]:
+    """An engine process's exception as it is sent to the parent: its kind, message and the answers it carries."""
+    answered = [o.to_dict() for o in getattr(error, "answered", [])]
+    return {"kind": type(error).__name__, "message": str(error), "answered": answered}
+
+
+def _raise(error: dict[str, Any], name: str) -> NoReturn:
+    kind = _KINDS.get(error["kind"])
+    if kind is None:
+        raise RuntimeError(f"{name} (own process): {error['kind']}: {error['message']}")
+    if issubclass(kind, ShardIncomplete):
+        raise kind(error["message"], [ModelOutput.from_dict(o) for o in error["answered"]])
+    raise kind(error["message"])
+
+
+def init_arguments(backend: Backend) -> dict[str, Any]:
+    """What the backend was built with (its ``init`` fields), to build the same one in the child."""
+    return {f.name: getattr(backend, f.name) for f in dataclasses.fields(backend) if f.init}
+
+
+class EngineProcess:
+    """The parent's handle on the child process of an ``own_process`` backend (``audio_evals.models.engine_process``
+    is the child and says why): ``generate`` one batch at a time."""
+
+    def __init__(self, backend: Backend):
+        self.name = type(backend).__name__
+        plugin = type(backend).__module__.rsplit(".", 1)[-1]
+        self._lock = threading.Lock()
+        self._process = subprocess.Popen([sys.executable, "-m", "audio_evals.models.engine_process"],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        #: The child's peak resident memory (MB) as of its last reply.
+        self.peak_rss_mb = 0.0
+        try:
+            self._send({"plugin": plugin, "arguments": {**init_arguments(backend), "own_process": False}})
+            self._reply()  # the weights are loaded, or why not is raised here
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def _send(self, message: dict[str, Any]) -> None:
+        assert self._process.stdin is not None
+        try:
+            self._process.stdin.write(json.dumps(message) + "\n")
+            self._process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self._ended()
+
+    def _reply(self) -> Any:
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line:
+            self._ended()
+        reply = json.loads(line)
+        self.peak_rss_mb = reply["peak_rss_mb"]
+        if "error" in reply:
+            _raise(reply["error"], self.name)
+        return reply["result"]
+
+    def _ended(self) -> NoReturn:
+        code = self._process.wait()
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        raise RuntimeError(f"{self.name}: its engine process (pid {self._process.pid}) {how} "
+                           "(its output above says why; the next shard starts a new one)")
+
+    def generate(self, requests: list[ModelRequest]) -> list[ModelOutput]:
+        with self._lock:
+            self._send({"generate": [dataclasses.asdict(r) for r in requests]})
+            return [ModelOutput.from_dict(o) for o in self._reply()]
+
+    def alive(self) -> bool:
+        return self._process.poll() is None
+
+    def stop(self) -> None:
+        """End the child (closing its stdin ends it) and reap it."""
+        if self._process.stdin is not None:
+            try:
+                self._process.stdin.close()
+            except OSError:
+                pass
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
 
 
 @dataclass(frozen=True)
@@ -183,6 +287,9 @@ class Backend(abc.ABC):
 
     #: Whether ``generate`` may be called from several threads at once.
     thread_safe: bool = False
+    #: Load and run the model in a child process of its own (``audio_evals.models.engine_process``):
+    #: the orchestrating process never holds the weights. Results are the same either way.
+    own_process: bool = False
     _loaded: Any = field(default=None, init=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
@@ -225,14 +332,23 @@ class Backend(abc.ABC):
         """Free what ``_load`` made beyond memory (a client, a subprocess)."""
 
     def loaded(self) -> Any:
-        """What ``_load`` made, loading it on first use."""
+        """What ``_load`` made, loading it on first use; with ``own_process``, the child process that
+        holds it (started again when the last one died)."""
         with self._lock:
-            if self._loaded is None:
-                self._loaded = self._load()
+            if self._loaded is None or (self.own_process and not self._loaded.alive()):
+                self._loaded = EngineProcess(self) if self.own_process else self._load()
             return self._loaded
+
+    def engine_peak_rss_mb(self) -> float | None:
+        """With ``own_process``, the peak memory of the child holding the model (MB); None in-process,
+        where the caller's own peak covers the model."""
+        loaded = self._loaded
+        return loaded.peak_rss_mb if self.own_process and loaded is not None else None
 
     def generate(self, requests: list[ModelRequest]) -> list[ModelOutput]:
         """One output per request, same order; an out-of-memory error becomes ``BackendOutOfMemory``."""
+        if self.own_process:
+            return self.loaded().generate(requests)  # the child classifies its errors, by this same code
         try:
             return self._generate(self.loaded(), requests)
         except (RuntimeError, ValueError) as e:
@@ -247,6 +363,8 @@ class Backend(abc.ABC):
         """Release weights, GPU memory, subprocesses. Safe to call twice."""
         with self._lock:
             loaded, self._loaded = self._loaded, None
-        if loaded is not None:
+        if loaded is not None and self.own_process:
+            loaded.stop()
+        elif loaded is not None:
             self._release(loaded)
             release_cuda_memory()

@@ -37,6 +37,7 @@ class FasterWhisperBackend(Backend):
     batched: bool = False
     batch_size: int = 8
     thread_safe: bool = True
+    own_process: bool = True
 
     GENERATION_KEYS: ClassVar[frozenset[str]] = _TRANSCRIBE_KEYS
 

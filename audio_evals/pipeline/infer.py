@@ -18,7 +18,6 @@ from audio_evals.cache import blob_record, mismatch
 from audio_evals.data.audio import AudioError
 from audio_evals.models.base import Backend, ModelRequest, ShardIncomplete
 from audio_evals.pipeline.preprocess import decode_to_cache
-from audio_evals.prompts import PromptError, render
 from audio_evals.records import ModelOutput, PreparedSample, Sample, ShardRef, ShardResult
 from audio_evals.registry.entries import PromptEntry, for_language
 
@@ -118,6 +117,8 @@ def infer_shard(shard: ShardRef, backend: Backend, prompt: PromptEntry, audio_di
     everything answered so far, for the next attempt. With ``transcribers`` (speech-out models: per
     language, ``"*"`` = any other) generated audio is transcribed for scoring.
     """
+    from audio_evals.prompts import PromptError, render  # jinja2 (0.1 s): imported by runs that call a model
+
     prepared = [_local(PreparedSample.from_dict(r), audio_dir) for r in _prepared_rows(shard)]
     requests: list[ModelRequest] = []
     earlier = {o.sample_id: o for o in answered or []}
@@ -156,7 +157,7 @@ def infer_shard(shard: ShardRef, backend: Backend, prompt: PromptEntry, audio_di
     return ShardResult(index=shard.index, content_hash=shard.content_hash,
                        outputs=[outputs[p.sample.id] for p in prepared],
                        inference_s=time.perf_counter() - start - load_s, model_load_s=load_s,
-                       audio_seconds=shard.audio_seconds)
+                       audio_seconds=shard.audio_seconds, engine_peak_rss_mb=backend.engine_peak_rss_mb())
 
 
 def infer_key(shard: ShardRef, prompt: PromptEntry, model_fingerprint: dict[str, Any],

@@ -179,6 +179,9 @@ class ShardStats(_Record):
     model_load_s: float = 0.0
     #: Shards whose replies came from ``--inf_file`` (no model calls).
     from_inf_file: int = 0
+    #: Peak memory (MB) of the model's own process (``own_process`` backends) over the shards computed
+    #: now; None when the model ran in the flow's process (``peak_rss_mb`` covers it) or none was computed.
+    engine_peak_rss_mb: float | None = None
 
 
 class CodeVersion(_Record):
@@ -255,7 +258,8 @@ class RunSummary(_Record):
     shards: ShardStats = Field(default_factory=ShardStats)
     #: Wall time per stage (download, preprocess, infer, score, total).
     timings_s: dict[str, float] = Field(default_factory=dict)
-    #: Peak resident memory of the flow process once each stage is done (MB).
+    #: Peak resident memory of the flow process once each stage is done (MB); a model in a process of
+    #: its own is counted apart (``shards.engine_peak_rss_mb``).
     peak_rss_mb: dict[str, float] = Field(default_factory=dict)
     audio_seconds: float = 0.0
     #: Audio seconds of the shards computed now over the infer stage's wall time less model
