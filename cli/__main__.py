@@ -1,5 +1,5 @@
 """``python -m cli``: the ``audio-evals`` console script from a checkout."""
 
-from cli.main import main
+from cli.warm import main
 
 main()

@@ -16,9 +16,19 @@ from flows import progress
 
 #: Piped or redirected output is not folded at 80 columns (rich's width without a terminal): a line
 #: stays whole for ``grep`` and logs; a terminal still gets rich's wrapping at its width.
-console = Console(stderr=False, soft_wrap=not sys.stdout.isatty())
+console = Console(stderr=False)
 #: Warnings beside a command's output (which may be piped: ``leaderboard --markdown > board.md``).
-err_console = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
+err_console = Console(stderr=True)
+
+
+def attach_consoles() -> None:
+    """Decide colour and wrapping for the stdout and stderr this process has now: at import, and again
+    in a run forked by the warm runner (``cli.warm``), which writes to its caller's terminal."""
+    console.__init__(stderr=False, soft_wrap=not sys.stdout.isatty())  # type: ignore[misc]
+    err_console.__init__(stderr=True, soft_wrap=not sys.stderr.isatty())  # type: ignore[misc]
+
+
+attach_consoles()
 
 
 class ShardProgress:

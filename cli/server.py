@@ -40,6 +40,8 @@ DEFAULT_PORT = 4200
 START_TIMEOUT_S = 120.0
 STATE_FILE = "audio-evals-server.json"
 LOG_FILE = "audio-evals-server.log"
+#: Tells the warm runner (``cli.warm``) the pid of the server it serves: it ends once that process is gone.
+RUNNER_SERVER_ENV = "AUDIO_EVALS_RUNNER_SERVER_PID"
 
 
 class ServerError(RuntimeError):
@@ -56,6 +58,8 @@ class LocalServer:
     log: str
     #: The process's creation time, which tells it from a later process that got the same pid.
     created: float
+    #: The warm runner beside it (``cli.warm``), in a session of its own; None when it is not running.
+    runner_pid: int | None = None
 
     @property
     def ui_url(self) -> str:
@@ -139,10 +143,20 @@ def start(port: int = DEFAULT_PORT, timeout_s: float = START_TIMEOUT_S) -> Local
     try:
         wait_healthy(process, server.api_url, timeout_s, "prefect server start", f"see {server.log}")
         _write_state(server)
+        server = _with_runner(server)
+        _write_state(server)
     except BaseException:  # Ctrl-C included: never leave an unrecorded server behind
         _end(server, grace_s=10)
         raise
     return server
+
+
+def _with_runner(server: LocalServer) -> LocalServer:
+    """Start the warm runner (``cli.warm``) for ``server``, with this call's environment; it logs to the server's log."""
+    with open(server.log, "ab") as out:
+        process = subprocess.Popen([sys.executable, "-m", "cli.warm"], env={**os.environ, RUNNER_SERVER_ENV: str(server.pid)},
+                                   stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return LocalServer(**{**asdict(server), "runner_pid": process.pid})
 
 
 def wait_healthy(process: subprocess.Popen, api_url: str, timeout_s: float, name: str, see: str) -> None:
@@ -173,16 +187,17 @@ def stop(grace_s: float = 15) -> LocalServer:
 
 
 def _end(server: LocalServer, grace_s: float) -> None:
-    """SIGTERM the server's process group, SIGKILL it after ``grace_s``; waits are bounded."""
+    """SIGTERM the server's and the runner's process groups, SIGKILL them after ``grace_s``; waits are bounded."""
     leader = _process(server)
     if leader is None:
         return
-    processes = [leader, *leader.children(recursive=True)]
+    runner_process = runner(server)
+    groups = [server.pid, *([runner_process.pid] if runner_process else [])]
+    processes = [leader, *leader.children(recursive=True), *([runner_process] if runner_process else [])]
     for sig, grace in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(server.pid, sig)  # its own session: the group is the server and its children
-        except ProcessLookupError:
-            return
+        for group in groups:  # each in its own session: the group is the process and its children
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, sig)
         deadline = time.monotonic() + grace
         while any(map(_alive, processes)):
             if time.monotonic() > deadline:
@@ -191,6 +206,15 @@ def _end(server: LocalServer, grace_s: float) -> None:
         else:
             return
     raise ServerError(f"the server (pid {server.pid}) did not stop")
+
+
+def runner(server: LocalServer) -> psutil.Process | None:
+    """The server's warm runner while it runs (its pid not given to another process since)."""
+    try:
+        process = psutil.Process(server.runner_pid) if server.runner_pid else None
+        return process if process is not None and _alive(process) and "cli.warm" in process.cmdline() else None
+    except psutil.Error:
+        return None
 
 
 def _alive(process: psutil.Process) -> bool:

@@ -219,8 +219,10 @@ def server_status() -> None:
         console.print("no audio-evals server is running (start one with: audio-evals server start)", markup=False)
         raise typer.Exit(1)
     health = "healthy" if local_server.healthy(running.api_url) else "not answering"
+    runner = local_server.runner(running)
     console.print(f"running (pid {running.pid}, {health}): UI {running.ui_url}, API {running.api_url}, "
-                  f"log {running.log}", markup=False, soft_wrap=True)
+                  f"log {running.log}; warm runner {f'pid {runner.pid}' if runner else 'not running'}",
+                  markup=False, soft_wrap=True)
 
 
 @server.command("stop")
