@@ -23,6 +23,7 @@ socket is the owner's alone (mode 0600 in the Prefect home). It lives in the ser
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
 import os
@@ -45,6 +46,8 @@ SOCKET_FILE = "audio-evals-runner.sock"
 #: processes; Prefect's logging, configured at import); such calls run in the CLI process itself.
 _NOT_HANDED_OVER = ("--task-runner", "--dask-address", "-v", "--verbose", "--debug_mode", "-h", "--help")
 _HEADER = struct.Struct("!I")
+#: In a forked run: the exit code of the call, once it is known.
+_forked_exit: list[int] = []
 
 
 def socket_path() -> Path:
@@ -188,9 +191,21 @@ def _run_forked(conn: socket.socket, request: dict[str, Any], fds: list[int]) ->
     refresh_global_settings_context()
     try:
         run_here(request["argv"])  # it calls sys.exit; atexit handlers run as in a CLI process
+    except SystemExit as e:
+        _forked_exit.append(e.code if isinstance(e.code, int) else int(e.code is not None))
+        raise
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
+
+
+def _end_forked_run() -> None:
+    """The last exit handler (registered before any other): a forked run ends here once the others
+    have run, without the interpreter's teardown of every module the runner imported (0.25 s)."""
+    if _forked_exit:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_forked_exit[0])
 
 
 def serve() -> None:
@@ -199,6 +214,7 @@ def serve() -> None:
     Started by ``audio-evals server start`` with the environment of that call (what a later call
     must share, ``identity``) plus ``server.RUNNER_SERVER_ENV``, the server it serves.
     """
+    atexit.register(_end_forked_run)
     from cli import server
 
     start_env = dict(os.environ)  # to start afresh with, after an edit of the code
@@ -208,11 +224,14 @@ def serve() -> None:
     server.use_running()
     import prefect.task_runners  # noqa: F401
     import sacrebleu  # noqa: F401  (the embedded default's scoring: its metrics and their tokenizer)
+    from prefect.client.orchestration import get_client
 
     import cli.main  # noqa: F401  (the CLI, flows, tasks, Prefect: the imports every call would pay)
     import flows.evaluate  # noqa: F401
     from audio_evals.metrics import wer, wer_oasr  # noqa: F401
 
+    with get_client(sync_client=True) as client:  # Prefect checks once per process; the forks are copies
+        client.raise_for_api_version_mismatch_once()
     sources = _sources()
     path = socket_path()
     path.unlink(missing_ok=True)
