@@ -10,15 +10,17 @@ server, and only the start-up is gone.
 The CLI (``main``, the console script) hands a call over only when nothing could tell the two
 apart. The call must be ``run`` on the thread task runner, without ``--verbose`` (Prefect's logging
 is configured at import). The runner must have been started from the same Python and the same
-code, and with the same ``PREFECT_*`` settings. Every source file it imported must be unchanged:
+code, and with the same ``PREFECT_*``, ``AUDIO_EVALS_*`` and ``PYTHONPATH`` settings (what is read
+at import). Every source file it imported must be unchanged:
 the runner checks them for each call, and after an edit it refuses the call and starts afresh.
 Otherwise, and whenever no runner answers, the CLI runs the call itself, as before.
 
 The CLI forwards Ctrl-C and SIGTERM to the forked run, which handles them as a CLI call does. If
 the CLI dies (``kill -9``), the run sees its socket close and stops as on SIGTERM. The runner
 reports each forked run's exit status, so a run ended by a signal exits as it would have. The
-socket is the owner's alone (mode 0600 in the Prefect home). It lives in the server's process group:
-``audio-evals server stop`` ends it, and it ends itself when the server is gone.
+socket is the owner's alone (mode 0600 in the Prefect home). The runner runs in a session of its own,
+recorded with the server: ``audio-evals server stop`` ends it (and any run it forked), and it ends
+itself when the server is gone.
 """
 
 from __future__ import annotations
