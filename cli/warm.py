@@ -163,8 +163,9 @@ def _read_request(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
 def _run_forked(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
     """In the forked copy: become the CLI call, run it, exit with its code (never returns)."""
     signal.set_wakeup_fd(-1)
-    for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):  # as a CLI process starts
         signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     conn.settimeout(None)
     for target, fd in enumerate(fds):
         os.dup2(fd, target)

@@ -119,10 +119,9 @@ def test_a_child_whose_load_fails_raises_the_load_error_here_and_is_gone(tmp_pat
 
 
 _PARENT = """
-import sys, time
-from audio_evals.registry import load_registry
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises here even where it was ignored at start
 from tests.backends.scripted import ScriptedBackend
-from audio_evals.models import generation_params
 from audio_evals.models.base import ModelRequest
 b = ScriptedBackend(loads_file=sys.argv[1], delay_s=60, own_process=True)
 b.generate([ModelRequest("s0", sys.argv[2], 16000)])

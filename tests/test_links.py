@@ -21,6 +21,12 @@ from audio_evals.report import links
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """SIGINT as a terminal gives it, even where the test run was started with SIGINT ignored (a
+    background job of a shell without job control), which every child would otherwise inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def served(tmp_path, monkeypatch):
     """``audio-evals serve-results`` over a results folder holding one page, in its own process."""
@@ -31,7 +37,7 @@ def served(tmp_path, monkeypatch):
     (results / "view.html").write_text("<p>the samples</p>", encoding="utf-8")
     process = subprocess.Popen([sys.executable, "-m", "cli", "serve-results", str(tmp_path / "results"),
                                 "--port", "0"], cwd=ROOT, env={**os.environ, "PREFECT_HOME": str(home)},
-                               stdout=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_as_in_a_terminal)
     deadline = time.monotonic() + 30
     while links.running() is None and time.monotonic() < deadline:
         time.sleep(0.1)
