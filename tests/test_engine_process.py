@@ -121,8 +121,10 @@ def test_a_child_whose_load_fails_raises_the_load_error_here_and_is_gone(tmp_pat
 _PARENT = """
 import signal, sys
 signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises here even where it was ignored at start
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # numpy's threads, started by the imports, never take it
 from tests.backends.scripted import ScriptedBackend
 from audio_evals.models.base import ModelRequest
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # so it reaches the main thread, in its wait
 b = ScriptedBackend(loads_file=sys.argv[1], delay_s=60, own_process=True)
 b.generate([ModelRequest("s0", sys.argv[2], 16000)])
 """
