@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -91,10 +92,11 @@ def _healthy(api: str) -> bool:
 def _click_view_link(artifact_page: str) -> str:
     """Open the artifact's page in headless Chromium, click its ``view.html`` link, and return the title
     of the page that opened (in the same tab or a new one)."""
-    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+    # Chromium's helper processes may still write to the profile as it is removed: its leftovers are not the test's.
+    with tempfile.TemporaryDirectory(prefix="chromium-", ignore_cleanup_errors=True) as profile:
         browser = subprocess.Popen([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                                     "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             active = Path(profile) / "DevToolsActivePort"
             wait_for("chromium's DevTools port", active.exists, 30)
@@ -119,5 +121,5 @@ def _click_view_link(artifact_page: str) -> str:
 
             return wait_for("the viewer to open", opened, 60, every_s=1)
         finally:
-            browser.kill()
+            os.killpg(browser.pid, signal.SIGKILL)  # the browser and its helper processes
             browser.wait()
