@@ -29,6 +29,7 @@ from audio_evals.run.spec import RunSpec
 from audio_evals.run.summary import FailedShard, RunSummary, ShardStats
 from flows import progress
 from flows.credentials import apply_store_credentials
+from flows.heartbeat import heartbeating
 from flows.redacted import redacting_flow
 from tasks.download import download
 from tasks.infer import infer
@@ -131,7 +132,8 @@ def evaluate(spec: RunSpec = RunSpec()) -> RunSummary:
     Ends Completed with failed shards listed in the summary; with ``strict`` it ends Failed
     (after writing the summary) when any sample or shard failed.
     """
-    return run_evaluation(spec)
+    with heartbeating():
+        return run_evaluation(spec)
 
 
 def run_evaluation(spec: RunSpec) -> RunSummary:

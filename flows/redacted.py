@@ -1,7 +1,8 @@
 """Flows whose run records never hold a secret: Prefect stores their parameters and names masked.
 
 The function itself still receives the real values; only what reaches the Prefect API (flow-run
-parameters, the run name) goes through ``audio_evals.redaction``.
+parameters, the run name) goes through ``audio_evals.redaction``. Called in this process, their
+bodies send the flow run's heartbeats (``flows.heartbeat`` says why).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from prefect.states import State
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from audio_evals.redaction import redact, redact_text
+from flows.heartbeat import heartbeats_from_body
 
 
 def _jsonable(value: Any) -> Any:
@@ -38,6 +40,12 @@ class RedactingFlow(Flow):
         values); what neither can encode is stored as a placeholder, as Prefect does.
         """
         return redact({key: _jsonable(value) for key, value in parameters.items()})
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the flow here; its body (``flows.heartbeat.heartbeating``) sends the heartbeats, so the
+        call returns as soon as the run ends, not on the next whole second of Prefect's heartbeat thread."""
+        with heartbeats_from_body():
+            return super().__call__(*args, **kwargs)
 
     def with_options(self, **options: Any) -> RedactingFlow:
         copy = super().with_options(**options)

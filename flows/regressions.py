@@ -17,6 +17,7 @@ from audio_evals.run.spec import RunSpec
 from audio_evals.run.summary import Regression, RunSummary
 from audio_evals.watch import model_resource
 from flows.evaluate import run_evaluation, run_name
+from flows.heartbeat import heartbeating
 from flows.redacted import redacting_flow
 from tasks.report import run_key
 
@@ -45,6 +46,7 @@ def check_regressions(summary: RunSummary, output: str, key: str) -> list[Regres
 @redacting_flow(name="evaluate-and-check", flow_run_name=run_name, validate_parameters=True)
 def evaluate_and_check(spec: RunSpec = RunSpec()) -> RunSummary:
     """Evaluate (as ``evaluate``, in this one flow run), then flag regressions; the summary gains ``regressions``."""
-    summary = run_evaluation(spec)
-    regressions = check_regressions(summary, spec.output, run_key("regressions", spec))
+    with heartbeating():
+        summary = run_evaluation(spec)
+        regressions = check_regressions(summary, spec.output, run_key("regressions", spec))
     return summary.model_copy(update={"regressions": regressions})
