@@ -14,7 +14,8 @@ The sample's English clips replicated to N utterances, Whisper tiny.en (beam 5, 
 
 Wall and CPU seconds (user + system of each command's process tree; the server's CPU during (s)
 is shown beside, since it works for the run) and the peak RSS of the largest process. ``--pairs``
-repeats (b), (s), (e) interleaved and reports medians, so a loaded machine slows both sides alike.
+repeats (b), (s), (e) interleaved and reports medians, so a loaded machine slows both sides alike,
+and the (s)/(b) ratios within each round with their median (the walls of each round are printed too).
 The numbers must not change: (s), (e) and (c) must give the same summary metrics and per-sample
 rows (latency aside), and so must ``--baseline RUN_FOLDER`` (a run of the same manifest by older
 code) when given.
@@ -84,7 +85,15 @@ def _median(runs: list[Measured], field: str) -> float:
 
 def _line(label: str, runs: list[Measured], extra: str = "") -> str:
     return (f"{label:34s} wall {_median(runs, 'wall_s'):7.2f} s  CPU {_median(runs, 'cpu_s'):7.2f} s  "
-            f"peak RSS {_median(runs, 'max_rss_mb'):6.1f} MB{extra}")
+            f"peak RSS {_median(runs, 'max_rss_mb'):6.1f} MB{extra}\n{'':34s} walls by round "
+            f"{[round(m.wall_s, 2) for m in runs]}")
+
+
+def _by_round(name: str, runs: list[Measured], bare: list[Measured], field: str) -> str:
+    """The ratio within each round, whose two commands ran one after the other: the machine's speed
+    drifts between rounds (the bare loop alone took 38-50 s in one session), less within one."""
+    ratios = [getattr(a, field) / getattr(b, field) for a, b in zip(runs, bare)]
+    return f"{name:34s} by round {[round(r, 3) for r in ratios]}, median {statistics.median(ratios):.3f}"
 
 
 def _ratio(name: str, a: float, b: float, goal: str) -> str:
@@ -150,6 +159,8 @@ def main() -> None:
     print(_ratio("CPU  (s)+server/(b)", _median(served, "cpu_s") + statistics.median(server_cpu),
                  _median(bare, "cpu_s"), "(beside)"))
     print(_ratio("wall (s)/(b)", _median(served, "wall_s"), _median(bare, "wall_s"), "<= 1.02"))
+    print(_by_round("CPU  (s)/(b)", served, bare, "cpu_s"))
+    print(_by_round("wall (s)/(b)", served, bare, "wall_s"))
     print(_ratio("CPU  (i)/(b)", _median(in_cli, "cpu_s"), _median(bare, "cpu_s"), "(beside)"))
     print(_ratio("wall (i)/(b)", _median(in_cli, "wall_s"), _median(bare, "wall_s"), "(beside)"))
     print(_ratio("CPU  (e)/(b)", _median(ephemeral, "cpu_s"), _median(bare, "cpu_s"), "(beside)"))

@@ -8,16 +8,20 @@ from typing import Any
 
 from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture, as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from audio_evals import storage
 from audio_evals.data.audio import DEFAULT_MAX_DURATION_S
 from audio_evals.memory import peak_rss_mb
 from audio_evals.models import generation_params, get_backend
-from audio_evals.models.base import BackendUnavailable
+from audio_evals.models.base import Backend, BackendUnavailable
 from audio_evals.paths import audio_cache_dir, default_cache_dir
 from audio_evals.pipeline import predictions
+from audio_evals.pipeline.infer import any_uncached
 from audio_evals.pipeline.preflight import preflight
+from audio_evals.pipeline.preprocess import will_decode
 from audio_evals.pipeline.subset import draw_subset
 from audio_evals.records import ModelOutput, PreparedRef, ShardResult
 from audio_evals.redaction import install_log_redaction, redact, remember_secret_params
@@ -32,6 +36,7 @@ from flows.credentials import apply_store_credentials
 from flows.heartbeat import heartbeating
 from flows.redacted import redacting_flow
 from tasks.download import download
+from tasks.gpu import needs_gpu
 from tasks.infer import infer
 from tasks.preprocess import preprocess
 from tasks.report import report, run_key
@@ -55,6 +60,15 @@ def _release_remote_result(future: PrefectFuture) -> None:
     release = getattr(getattr(future, "wrapped_future", None), "release", None)
     if callable(release):
         release()
+
+
+def _loads_here(backend: Backend, plan: EvalPlan) -> bool:
+    """Whether this process may start the model's own process before any shard runs: the shards run
+    in this process (threads, not Dask workers), and the model is not a GPU one, which loads only
+    once it holds a slot of the ``gpu`` limit."""
+    context = FlowRunContext.get()
+    return (backend.own_process and not needs_gpu(plan.model) and context is not None
+            and isinstance(context.task_runner, ThreadPoolTaskRunner))
 
 
 def _run_shards(plan: EvalPlan, prepared: PreparedRef, fingerprint: dict, transcriber_fingerprints: dict,
@@ -179,9 +193,20 @@ def run_evaluation(spec: RunSpec) -> RunSummary:
         # The cap in force is recorded with the options, and so are the absolute folders.
         spec = spec.replace(max_duration_s=spec.max_duration_s or requirements.max_duration_s or DEFAULT_MAX_DURATION_S,
                             cache_dir=cache_dir, registry_paths=[storage.absolute(p) for p in spec.registry_paths])
+        # The model's own process loads its weights while this one still prepares the data, where the
+        # shards will call it: new audio (``will_decode``) or shards without a cached result.
+        engine_early = not spec.inf_file and _loads_here(backend, plan)
+        transcriber_fingerprints = {} if spec.inf_file else {
+            lang: get_backend(m, generation_params(m)).fingerprint() for lang, m in plan.transcribers.items()}
+        if engine_early and will_decode(chosen, cache_dir, requirements.sample_rate, spec.shard_size,
+                                        spec.max_duration_s, plan.skip_key(), spec.fresh):
+            backend.start_loading()
         prepared = preprocess(
             chosen, plan, cache_dir, requirements.sample_rate, spec.shard_size, spec.max_duration_s, spec.fresh,
         )
+        if engine_early and (spec.fresh or any_uncached(prepared.shards, plan.prompt, fingerprint,
+                                                        transcriber_fingerprints, cache_dir)):
+            backend.start_loading()
         timings["preprocess"] = time.perf_counter() - t
         peak_rss["preprocess"] = peak_rss_mb()
         logger.info("%s: %d samples in %d shards (%d failed, %d skipped)", plan.dataset.name,
@@ -204,8 +229,6 @@ def run_evaluation(spec: RunSpec) -> RunSummary:
                                                    description=f"Shards of {run_id}")
             progress.publish("start", {"total": len(prepared.shards), "samples": prepared.n_prepared})
             effective_workers = spec.workers if backend.thread_safe else 1
-            transcriber_fingerprints = {lang: get_backend(m, generation_params(m)).fingerprint()
-                                        for lang, m in plan.transcribers.items()}
             outputs, failed_shards, shard_stats, load_s = _run_shards(plan, prepared, fingerprint, transcriber_fingerprints,
                                                                audio_cache_dir(cache_dir), effective_workers, spec.fresh,
                                                                spec.shard_retries, spec.retry_delay_s, cache_dir,

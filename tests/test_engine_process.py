@@ -118,6 +118,27 @@ def test_a_child_whose_load_fails_raises_the_load_error_here_and_is_gone(tmp_pat
     assert type(raised.value).__name__ == "BackendUnavailable"
 
 
+
+def test_a_child_started_early_is_the_one_that_answers_and_its_load_error_is_raised_when_waited_for(tmp_path):
+    """``start_loading`` returns before the load ends (the load takes 2 s; the call returns with no load
+    recorded), the next call is answered by that child, and a failed early load raises its own error."""
+    loads = tmp_path / "loads"
+    backend = ScriptedBackend(loads_file=str(loads), load_s=2, default_answer="a", own_process=True)
+    try:
+        backend.start_loading()
+        assert _pids(loads) == []
+        backend.start_loading()  # a second call starts no second child
+        assert [o.text for o in backend.generate(_requests(2))] == ["a", "a"]
+        assert len(_pids(loads)) == 1
+    finally:
+        backend.close()
+    broken = FasterWhisperBackend(model_path=str(tmp_path / "no-such-model"))
+    broken.start_loading()
+    with pytest.raises(Exception, match="no model folder") as raised:
+        broken.loaded()
+    assert type(raised.value).__name__ == "BackendUnavailable"
+
+
 _PARENT = """
 import signal, sys
 signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises here even where it was ignored at start

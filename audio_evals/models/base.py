@@ -190,7 +190,11 @@ def init_arguments(backend: Backend) -> dict[str, Any]:
 
 class EngineProcess:
     """The parent's handle on the child process of an ``own_process`` backend (``audio_evals.models.engine_process``
-    is the child and says why): ``generate`` one batch at a time."""
+    is the child and says why): ``generate`` one batch at a time.
+
+    Starting it returns at once, while the child loads the weights: ``wait_ready`` (and the first
+    ``generate``) wait for its reply, so a run can load the model while it still prepares its data.
+    """
 
     def __init__(self, backend: Backend):
         self.name = type(backend).__name__
@@ -200,12 +204,28 @@ class EngineProcess:
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         #: The child's peak resident memory (MB) as of its last reply.
         self.peak_rss_mb = 0.0
+        #: Whether the child said its weights are loaded.
+        self.ready = False
         try:
             self._send({"plugin": plugin, "arguments": {**init_arguments(backend), "own_process": False}})
-            self._reply()  # the weights are loaded, or why not is raised here
         except BaseException:
             self.stop()
             raise
+
+    def wait_ready(self) -> None:
+        """Wait until the weights are loaded; why they could not be is raised here (the child is then stopped)."""
+        with self._lock:
+            self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        if self.ready:
+            return
+        try:
+            self._reply()
+        except BaseException:
+            self.stop()
+            raise
+        self.ready = True
 
     @property
     def pid(self) -> int:
@@ -238,6 +258,7 @@ class EngineProcess:
 
     def generate(self, requests: list[ModelRequest]) -> list[ModelOutput]:
         with self._lock:
+            self._wait_ready()
             self._send({"generate": [dataclasses.asdict(r) for r in requests]})
             return [ModelOutput.from_dict(o) for o in self._reply()]
 
@@ -331,13 +352,36 @@ class Backend(abc.ABC):
     def _release(self, loaded: Any) -> None:
         """Free what ``_load`` made beyond memory (a client, a subprocess)."""
 
+    def start_loading(self) -> None:
+        """With ``own_process``, start the child that loads the weights and return at once (``loaded``
+        then waits for it), so a run overlaps the load with work of its own. In-process backends
+        load on first use."""
+        if self.own_process:
+            with self._lock:
+                self._engine()
+
+    def _engine(self) -> EngineProcess:
+        """The child process, started anew when there is none or the last one died after it was ready
+        (one that died while loading is kept, so that ``wait_ready`` raises why)."""
+        if self._loaded is None or (self._loaded.ready and not self._loaded.alive()):
+            self._loaded = EngineProcess(self)
+        return self._loaded
+
     def loaded(self) -> Any:
         """What ``_load`` made, loading it on first use; with ``own_process``, the child process that
         holds it (started again when the last one died)."""
         with self._lock:
-            if self._loaded is None or (self.own_process and not self._loaded.alive()):
-                self._loaded = EngineProcess(self) if self.own_process else self._load()
-            return self._loaded
+            if not self.own_process:
+                if self._loaded is None:
+                    self._loaded = self._load()
+                return self._loaded
+            engine = self._engine()
+            try:
+                engine.wait_ready()
+            except BaseException:
+                self._loaded = None
+                raise
+            return engine
 
     def engine_peak_rss_mb(self) -> float | None:
         """With ``own_process``, the peak memory of the child holding the model (MB); None in-process,

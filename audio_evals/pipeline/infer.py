@@ -97,7 +97,8 @@ def transcribe_generated(outputs: list[ModelOutput], langs: dict[str, str | None
 
 
 def load_model(backend: Backend) -> float:
-    """Load the backend's weights now, if it has not yet; the seconds it took.
+    """Load the backend's weights now, if it has not yet; the seconds it waited for them (a load
+    the flow started early, ``Backend.start_loading``, is waited for here).
 
     Timed apart from inference so RTFx leaves model loading out, as the Open ASR Leaderboard
     measures it. ``Backend.loaded`` loads once under a lock (a loaded model returns at once).
@@ -167,6 +168,15 @@ def infer_key(shard: ShardRef, prompt: PromptEntry, model_fingerprint: dict[str,
         model_fingerprint, transcriber_fingerprints or None, prompt.model_dump(mode="json")["messages"],
         shard.content_hash,
     ])
+
+
+def any_uncached(shards: list[ShardRef], prompt: PromptEntry, model_fingerprint: dict[str, Any],
+                 transcriber_fingerprints: dict[str, dict[str, Any]] | None, cache_dir: str) -> bool:
+    """Whether some shard has no cached result, so the model will be called: a check of the entries'
+    existence, made before the shards run; ``cached_result`` verifies what it reads."""
+    return any(not storage.exists(cache.entry_path(cache_dir, "infer",
+                                                   infer_key(s, prompt, model_fingerprint, transcriber_fingerprints)))
+               for s in shards)
 
 
 def cached_result(cache_dir: str, key: str) -> ShardResult | None:

@@ -89,6 +89,19 @@ def _cached(index_path: str, dataset: DatasetRef) -> PreparedRef | None:
     return ref if all(verified(path, record) for path, record in files) else None
 
 
+def _key(dataset: DatasetRef, sample_rate: int, shard_size: int, max_duration_s: float | None, skip_key: str) -> str:
+    """The prepared dataset's cache key: its rows, and how they are decoded, capped, skipped and sharded."""
+    return storage.stable_hash([dataset.fingerprint, sample_rate, shard_size, max_duration_s, skip_key])
+
+
+def will_decode(dataset: DatasetRef, cache_dir: str, sample_rate: int, shard_size: int,
+                max_duration_s: float | None = None, skip_key: str = "", fresh: bool = False) -> bool:
+    """Whether ``preprocess`` with these arguments decodes anew (``fresh``, or no index from an earlier
+    run): a check of one file's existence, made before it runs so that other work can start beside it."""
+    key = _key(dataset, sample_rate, shard_size, max_duration_s, skip_key)
+    return fresh or not storage.exists(storage.join(cache_dir, "prepared", key[:24], "index.json"))
+
+
 def preprocess(
     dataset: DatasetRef,
     cache_dir: str,
@@ -112,7 +125,7 @@ def preprocess(
         raise ValueError("shard_size must be at least 1")
     if max_duration_s is not None and not 0 < max_duration_s < float("inf"):
         raise ValueError(f"max_duration_s must be a positive number of seconds, not {max_duration_s}")
-    key = storage.stable_hash([dataset.fingerprint, sample_rate, shard_size, max_duration_s, skip_key])
+    key = _key(dataset, sample_rate, shard_size, max_duration_s, skip_key)
     folder = storage.join(cache_dir, "prepared", key[:24])
     index_path = storage.join(folder, "index.json")
     cached = None if fresh else _cached(index_path, dataset)

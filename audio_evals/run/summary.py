@@ -175,7 +175,7 @@ class ShardStats(_Record):
     failed: int = 0
     inference_s: float = 0.0
     audio_seconds: float = 0.0
-    #: Seconds spent loading the model, summed over shards (a shard finding it loaded adds ~0).
+    #: Seconds spent waiting for the model to load, summed over shards (a shard finding it loaded adds ~0).
     model_load_s: float = 0.0
     #: Shards whose replies came from ``--inf_file`` (no model calls).
     from_inf_file: int = 0
@@ -265,8 +265,9 @@ class RunSummary(_Record):
     #: Audio seconds of the shards computed now over the infer stage's wall time less model
     #: loading, as the Open ASR Leaderboard measures it (None when every shard was cached).
     rtfx: float | None = None
-    #: Seconds of the infer stage's wall time spent loading the model: the longest load of one
-    #: shard (shards loading at once overlap; a shard finding the model loaded takes ~0).
+    #: Seconds of the infer stage's wall time spent waiting for the model to load: the longest wait of
+    #: one shard (shards loading at once overlap; a shard finding the model loaded takes ~0; a load
+    #: started beside preprocessing counts only what was left of it).
     model_load_s: float | None = None
     #: The options the run was started with (what ``audio-evals retry`` re-runs).
     options: dict[str, Any] = Field(default_factory=dict)
