@@ -19,7 +19,6 @@ from audio_evals.models import generation_params, get_backend
 from audio_evals.models.base import Backend, BackendUnavailable
 from audio_evals.paths import audio_cache_dir, default_cache_dir
 from audio_evals.pipeline import predictions
-from audio_evals.pipeline.infer import any_uncached
 from audio_evals.pipeline.preflight import preflight
 from audio_evals.pipeline.preprocess import will_decode
 from audio_evals.pipeline.subset import draw_subset
@@ -193,20 +192,15 @@ def run_evaluation(spec: RunSpec) -> RunSummary:
         # The cap in force is recorded with the options, and so are the absolute folders.
         spec = spec.replace(max_duration_s=spec.max_duration_s or requirements.max_duration_s or DEFAULT_MAX_DURATION_S,
                             cache_dir=cache_dir, registry_paths=[storage.absolute(p) for p in spec.registry_paths])
-        # The model's own process loads its weights while this one still prepares the data, where the
-        # shards will call it: new audio (``will_decode``) or shards without a cached result.
-        engine_early = not spec.inf_file and _loads_here(backend, plan)
-        transcriber_fingerprints = {} if spec.inf_file else {
-            lang: get_backend(m, generation_params(m)).fingerprint() for lang, m in plan.transcribers.items()}
-        if engine_early and will_decode(chosen, cache_dir, requirements.sample_rate, spec.shard_size,
-                                        spec.max_duration_s, plan.skip_key(), spec.fresh):
+        # New audio (``will_decode``) means shards that call the model: its own process loads the
+        # weights while this one decodes. Otherwise the first shard that misses the cache loads it.
+        if not spec.inf_file and _loads_here(backend, plan) and will_decode(
+                chosen, cache_dir, requirements.sample_rate, spec.shard_size, spec.max_duration_s, plan.skip_key(),
+                spec.fresh):
             backend.start_loading()
         prepared = preprocess(
             chosen, plan, cache_dir, requirements.sample_rate, spec.shard_size, spec.max_duration_s, spec.fresh,
         )
-        if engine_early and (spec.fresh or any_uncached(prepared.shards, plan.prompt, fingerprint,
-                                                        transcriber_fingerprints, cache_dir)):
-            backend.start_loading()
         timings["preprocess"] = time.perf_counter() - t
         peak_rss["preprocess"] = peak_rss_mb()
         logger.info("%s: %d samples in %d shards (%d failed, %d skipped)", plan.dataset.name,
@@ -229,6 +223,8 @@ def run_evaluation(spec: RunSpec) -> RunSummary:
                                                    description=f"Shards of {run_id}")
             progress.publish("start", {"total": len(prepared.shards), "samples": prepared.n_prepared})
             effective_workers = spec.workers if backend.thread_safe else 1
+            transcriber_fingerprints = {lang: get_backend(m, generation_params(m)).fingerprint()
+                                        for lang, m in plan.transcribers.items()}
             outputs, failed_shards, shard_stats, load_s = _run_shards(plan, prepared, fingerprint, transcriber_fingerprints,
                                                                audio_cache_dir(cache_dir), effective_workers, spec.fresh,
                                                                spec.shard_retries, spec.retry_delay_s, cache_dir,

@@ -170,15 +170,6 @@ def infer_key(shard: ShardRef, prompt: PromptEntry, model_fingerprint: dict[str,
     ])
 
 
-def any_uncached(shards: list[ShardRef], prompt: PromptEntry, model_fingerprint: dict[str, Any],
-                 transcriber_fingerprints: dict[str, dict[str, Any]] | None, cache_dir: str) -> bool:
-    """Whether some shard has no cached result, so the model will be called: a check of the entries'
-    existence, made before the shards run; ``cached_result`` verifies what it reads."""
-    return any(not storage.exists(cache.entry_path(cache_dir, "infer",
-                                                   infer_key(s, prompt, model_fingerprint, transcriber_fingerprints)))
-               for s in shards)
-
-
 def cached_result(cache_dir: str, key: str) -> ShardResult | None:
     """The shard's cached result, if its entry is intact and holds this key."""
     entry = cache.read_entry(cache.entry_path(cache_dir, "infer", key), key)

@@ -99,7 +99,12 @@ def will_decode(dataset: DatasetRef, cache_dir: str, sample_rate: int, shard_siz
     """Whether ``preprocess`` with these arguments decodes anew (``fresh``, or no index from an earlier
     run): a check of one file's existence, made before it runs so that other work can start beside it."""
     key = _key(dataset, sample_rate, shard_size, max_duration_s, skip_key)
-    return fresh or not storage.exists(storage.join(cache_dir, "prepared", key[:24], "index.json"))
+    return fresh or not storage.exists(storage.join(_folder(cache_dir, key), "index.json"))
+
+
+def _folder(cache_dir: str, key: str) -> str:
+    """Where the prepared dataset of ``key`` keeps its index and shards."""
+    return storage.join(cache_dir, "prepared", key[:24])
 
 
 def preprocess(
@@ -126,7 +131,7 @@ def preprocess(
     if max_duration_s is not None and not 0 < max_duration_s < float("inf"):
         raise ValueError(f"max_duration_s must be a positive number of seconds, not {max_duration_s}")
     key = _key(dataset, sample_rate, shard_size, max_duration_s, skip_key)
-    folder = storage.join(cache_dir, "prepared", key[:24])
+    folder = _folder(cache_dir, key)
     index_path = storage.join(folder, "index.json")
     cached = None if fresh else _cached(index_path, dataset)
     if cached is not None:
